@@ -1,0 +1,105 @@
+//! The usage event: one per proxied request, in the column shape of the ClickHouse `requests`
+//! table (and of the embedded JSON-lines sink), as the contract lists the columns.
+
+use serde::Serialize;
+
+/// The five token figures of the contract. `input` includes cached input, `output` includes
+/// reasoning; `cache_read`, `cache_write` and `reasoning` are parts of those, never added on top.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TokenCounts {
+    /// All input tokens, cached ones included.
+    pub input: u64,
+    /// All output tokens, reasoning included.
+    pub output: u64,
+    /// The part of `input` read from the provider's prompt cache.
+    pub cache_read: u64,
+    /// The part of `input` written to the provider's prompt cache.
+    pub cache_write: u64,
+    /// The part of `output` spent on reasoning.
+    pub reasoning: u64,
+}
+
+impl TokenCounts {
+    /// The figures with their `type` label values, in the contract's order.
+    pub fn by_type(&self) -> [(&'static str, u64); 5] {
+        [
+            ("input", self.input),
+            ("output", self.output),
+            ("cache_read", self.cache_read),
+            ("cache_write", self.cache_write),
+            ("reasoning", self.reasoning),
+        ]
+    }
+}
+
+/// Where a request's token figures came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UsageSource {
+    /// Reported by the provider, used exactly.
+    Provider,
+    /// Estimated from what passed through, because the provider's report did not arrive.
+    Estimated,
+    /// Nothing could be said (the request never reached a provider, or nothing came back).
+    None,
+}
+
+impl UsageSource {
+    /// The value stored in the `usage_source` column.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            UsageSource::Provider => "provider",
+            UsageSource::Estimated => "estimated",
+            UsageSource::None => "none",
+        }
+    }
+}
+
+/// One request, as metered. Field names are the contract's column names.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestEvent {
+    /// Request start, milliseconds since the Unix epoch (UTC).
+    pub ts_ms: u64,
+    /// The id sent back to the client as `x-tailmeter-request-id`.
+    pub request_id: String,
+    /// W3C trace id of the request's span, empty when tracing is off.
+    pub trace_id: String,
+    /// The caller's identity: a login, tags joined with `,`, `anonymous` or `__unidentified__`.
+    pub identity: String,
+    /// The caller's login name, empty for tagged nodes.
+    pub login: String,
+    /// The caller's tags, sorted.
+    pub tags: Vec<String>,
+    /// The caller's node name, empty when unknown.
+    pub node: String,
+    /// The caller's source address.
+    pub src_ip: String,
+    /// The configured provider name, `__unknown__` when the request was not routed.
+    pub provider: String,
+    /// The configured model name, `__unknown__` when the client's model is not configured.
+    pub model: String,
+    /// The model the provider said it used, empty when it did not say.
+    pub response_model: String,
+    /// The endpoint label (`chat_completions`, `messages`, …).
+    pub endpoint: String,
+    /// Whether the response was streamed.
+    pub stream: bool,
+    /// The HTTP status sent to the client (0 when none could be sent).
+    pub status: u16,
+    /// Token figures.
+    pub tokens: TokenCounts,
+    /// Cost in USD from the configured prices.
+    pub cost_usd: f64,
+    /// Whether the model has a configured price.
+    pub priced: bool,
+    /// Wall time from request start to the end of the response.
+    pub duration_ms: f64,
+    /// Time from request start to the first response body byte, when one arrived.
+    pub ttft_ms: Option<f64>,
+    /// Where the token figures came from.
+    pub usage_source: UsageSource,
+    /// Why the provider's usage is missing, when it is (`client_disconnect`, `upstream_error`, …).
+    pub usage_missing_reason: Option<&'static str>,
+    /// The client's `User-Agent`.
+    pub user_agent: String,
+}

@@ -1,0 +1,148 @@
+//! Refusals in the caller's own API format. A client SDK shows the `message` of an error body it
+//! can parse, so every refusal names what was asked, who asked, why it was refused and what the
+//! caller may do instead, in the shape that SDK expects.
+
+use bytes::Bytes;
+use serde_json::json;
+
+/// The error body shapes of the dialects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorFormat {
+    /// `{"error":{"message","type","param","code"}}`
+    OpenAi,
+    /// `{"type":"error","error":{"type","message"}}`
+    Anthropic,
+}
+
+/// Why tailmeter refused or failed a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 400: the body is not JSON, or has no usable `model`.
+    InvalidRequest,
+    /// 404: no route for the path or the model.
+    NotFound,
+    /// 403: the caller is not granted the model, or could not be identified.
+    PermissionDenied,
+    /// 411: a chunked body too large to route; the client must send Content-Length.
+    LengthRequired,
+    /// 413: the body is over `max_request_body`.
+    TooLarge,
+    /// 429: a budget with `on_exceed = "reject"` is spent.
+    BudgetExhausted,
+    /// 502: the provider could not be reached or failed before answering.
+    BadGateway,
+    /// 503: tailmeter is shutting down.
+    Unavailable,
+    /// 504: the provider did not answer in time.
+    GatewayTimeout,
+}
+
+impl ErrorKind {
+    /// The HTTP status of this kind of error.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorKind::InvalidRequest => 400,
+            ErrorKind::PermissionDenied => 403,
+            ErrorKind::NotFound => 404,
+            ErrorKind::LengthRequired => 411,
+            ErrorKind::TooLarge => 413,
+            ErrorKind::BudgetExhausted => 429,
+            ErrorKind::BadGateway => 502,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::GatewayTimeout => 504,
+        }
+    }
+
+    fn openai_type(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest
+            | ErrorKind::NotFound
+            | ErrorKind::LengthRequired
+            | ErrorKind::TooLarge => "invalid_request_error",
+            ErrorKind::PermissionDenied => "permission_error",
+            ErrorKind::BudgetExhausted => "insufficient_quota",
+            ErrorKind::BadGateway | ErrorKind::Unavailable | ErrorKind::GatewayTimeout => {
+                "server_error"
+            }
+        }
+    }
+
+    fn anthropic_type(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest | ErrorKind::LengthRequired => "invalid_request_error",
+            ErrorKind::PermissionDenied => "permission_error",
+            ErrorKind::NotFound => "not_found_error",
+            ErrorKind::TooLarge => "request_too_large",
+            ErrorKind::BudgetExhausted => "rate_limit_error",
+            ErrorKind::BadGateway | ErrorKind::GatewayTimeout => "api_error",
+            ErrorKind::Unavailable => "overloaded_error",
+        }
+    }
+}
+
+/// A refusal or failure to send to the client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// What went wrong, which fixes the status.
+    pub kind: ErrorKind,
+    /// A short machine-readable code (`model_not_found`, `model_not_granted`, …).
+    pub code: &'static str,
+    /// The sentence the client's user reads.
+    pub message: String,
+    /// Seconds for a `retry-after` header.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error of `kind` with `code` and `message`.
+    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The HTTP status to answer with.
+    pub fn status(&self) -> u16 {
+        self.kind.status()
+    }
+
+    /// The JSON body in `format`.
+    pub fn body(&self, format: ErrorFormat) -> Bytes {
+        let value = match format {
+            ErrorFormat::OpenAi => json!({
+                "error": {
+                    "message": self.message,
+                    "type": self.kind.openai_type(),
+                    "param": null,
+                    "code": self.code,
+                }
+            }),
+            ErrorFormat::Anthropic => json!({
+                "type": "error",
+                "error": { "type": self.kind.anthropic_type(), "message": self.message },
+            }),
+        };
+        Bytes::from(value.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_each_format() {
+        let e = ApiError::new(ErrorKind::NotFound, "model_not_found", "no such model");
+        let openai: serde_json::Value = serde_json::from_slice(&e.body(ErrorFormat::OpenAi)).unwrap();
+        assert_eq!(openai["error"]["code"], "model_not_found");
+        assert_eq!(openai["error"]["message"], "no such model");
+        let anthropic: serde_json::Value =
+            serde_json::from_slice(&e.body(ErrorFormat::Anthropic)).unwrap();
+        assert_eq!(anthropic["type"], "error");
+        assert_eq!(anthropic["error"]["type"], "not_found_error");
+        assert_eq!(e.status(), 404);
+    }
+}

@@ -1,0 +1,344 @@
+//! The validated configuration: the types the rest of tailmeter reads.
+//!
+//! Everything here has already been through `${VAR}` substitution and
+//! validation, so consumers never re-check it. Secrets (`api_key`,
+//! `password`) are kept out of `Debug` by hand-written impls, so a config
+//! that reaches a log line cannot leak them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Stand-in printed wherever a secret would otherwise appear.
+const REDACTED: &str = "<redacted>";
+
+/// The whole configuration file, resolved and validated.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Config {
+    /// `[server]`: listeners and process limits.
+    pub server: Server,
+    /// `[identity]`: how callers are identified.
+    pub identity: Identity,
+    /// `[[providers]]`, in file order (the first one offering a bare model name wins).
+    pub providers: Vec<Provider>,
+    /// `[[grants]]`; empty means every caller may use every model.
+    pub grants: Vec<Grant>,
+    /// `[[budgets]]`.
+    pub budgets: Vec<Budget>,
+    /// `[prices.MODEL]`, keyed by model name as listed in a provider's `models`.
+    pub prices: BTreeMap<String, Price>,
+    /// `[metrics]`.
+    pub metrics: Metrics,
+    /// `[clickhouse]`; `None` sends events to the embedded sink.
+    pub clickhouse: Option<ClickHouse>,
+    /// `[otlp]`; `None` exports no traces.
+    pub otlp: Option<Otlp>,
+    /// `[events]`: the embedded sink.
+    pub events: Events,
+    /// `[log]`.
+    pub log: Log,
+}
+
+/// `[server]`: where tailmeter listens and how the process is sized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// The LLM API clients point at (`listen`).
+    pub listen: SocketAddr,
+    /// `/metrics`, `/healthz`, `/readyz` (`admin_listen`).
+    pub admin_listen: SocketAddr,
+    /// Largest request body accepted, in bytes (`max_request_body`).
+    pub max_request_body: u64,
+    /// How long in-flight streams may finish after SIGTERM (`shutdown_grace`).
+    pub shutdown_grace: Duration,
+    /// Worker threads (`threads`); defaults to the number of CPUs.
+    pub threads: usize,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            admin_listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 9090)),
+            max_request_body: 32 * 1024 * 1024,
+            shutdown_grace: Duration::from_secs(30),
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
+        }
+    }
+}
+
+/// `[identity]`: how a caller's identity is resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// tailscaled LocalAPI socket; empty turns whois off.
+    pub tailscale_socket: String,
+    /// Honour `Tailscale-User-Login` from loopback peers.
+    pub trust_serve_headers: bool,
+    /// What an unidentified caller gets.
+    pub unknown: UnknownPolicy,
+    /// `[[identity.static]]`: fixed identities by source address, consulted before whois.
+    pub static_: Vec<StaticIdentity>,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Identity {
+            tailscale_socket: "/var/run/tailscale/tailscaled.sock".to_owned(),
+            trust_serve_headers: false,
+            unknown: UnknownPolicy::Reject,
+            static_: Vec::new(),
+        }
+    }
+}
+
+/// What an unidentified caller gets (`unknown`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownPolicy {
+    /// Answer 403 (`"reject"`).
+    Reject,
+    /// Proceed as identity `anonymous` (`"anonymous"`).
+    Anonymous,
+}
+
+/// One `[[identity.static]]` entry: a source range mapped to an identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticIdentity {
+    /// Source addresses this entry covers (a bare address means /32 or /128).
+    pub cidr: ipnet::IpNet,
+    /// Who those addresses are.
+    pub who: Who,
+}
+
+/// A static identity: a user, or a tagged node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    /// A user's login name (`login`).
+    Login(String),
+    /// A tagged node's tags (`tags`), each starting with `tag:`, sorted and deduplicated.
+    Tags(Vec<String>),
+}
+
+/// One `[[providers]]` entry: an upstream and the models it serves.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Provider {
+    /// Unique name, used in `provider/model` and in labels.
+    pub name: String,
+    /// Which API dialect it speaks.
+    pub kind: ProviderKind,
+    /// Where to send requests.
+    pub base_url: BaseUrl,
+    /// The provider's key, injected upstream; never printed.
+    pub api_key: String,
+    /// Exact model names it serves, in file order, without duplicates.
+    pub models: Vec<String>,
+}
+
+impl fmt::Debug for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Provider")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("api_key", &REDACTED)
+            .field("models", &self.models)
+            .finish()
+    }
+}
+
+/// A provider's API dialect (`kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProviderKind {
+    /// `"openai"`
+    OpenAi,
+    /// `"anthropic"`
+    Anthropic,
+    /// `"gemini"`
+    Gemini,
+    /// `"bedrock"`
+    Bedrock,
+    /// `"openai-compatible"`
+    OpenAiCompatible,
+}
+
+impl ProviderKind {
+    /// Every kind, in the order the docs list them.
+    pub const ALL: [ProviderKind; 5] = [
+        ProviderKind::OpenAi,
+        ProviderKind::Anthropic,
+        ProviderKind::Gemini,
+        ProviderKind::Bedrock,
+        ProviderKind::OpenAiCompatible,
+    ];
+
+    /// The name used in the config file.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::Bedrock => "bedrock",
+            ProviderKind::OpenAiCompatible => "openai-compatible",
+        }
+    }
+}
+
+/// A parsed `base_url`: http or https, a host, a port, and a path prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    /// `https` (true) or `http` (false).
+    pub tls: bool,
+    /// Host name (lowercased) or IP address; IPv6 without brackets.
+    pub host: String,
+    /// Port, defaulted to 443/80 from the scheme.
+    pub port: u16,
+    /// Path prefix without a trailing `/`; `""` when none.
+    pub path_prefix: String,
+}
+
+impl BaseUrl {
+    /// `host`, or `host:port` when the port is not the scheme's default (IPv6 in brackets).
+    pub fn authority(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let default_port = if self.tls { 443 } else { 80 };
+        if self.port == default_port {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+impl fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}{}", self.authority(), self.path_prefix)
+    }
+}
+
+/// One `[[grants]]` entry: who may use which models.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// Identities, tags, or `*`.
+    pub src: Vec<String>,
+    /// Globs over `provider/model` (`*` wildcard), or `*` alone.
+    pub models: Vec<String>,
+}
+
+/// One `[[budgets]]` entry: a token allowance over a window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Budget {
+    /// Unique name, used in labels.
+    pub name: String,
+    /// Whose usage counts against it.
+    pub subject: BudgetSubject,
+    /// Input + output tokens allowed per window (> 0).
+    pub tokens: u64,
+    /// Window length (> 0).
+    pub window: Duration,
+    /// What happens once it is used up.
+    pub on_exceed: OnExceed,
+}
+
+/// Whose usage a budget counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BudgetSubject {
+    /// Every caller carrying this tag (`tag = "tag:…"`).
+    Tag(String),
+    /// One identity (`identity = "…"`).
+    Identity(String),
+}
+
+/// What a budget does once exhausted (`on_exceed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnExceed {
+    /// Keep serving; the gauges show it (`"alert"`, the default).
+    Alert,
+    /// Answer 429 until the window frees tokens (`"reject"`).
+    Reject,
+}
+
+/// `[prices.MODEL]`: USD per million tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Price {
+    /// Uncached input.
+    pub input: f64,
+    /// Output, reasoning included.
+    pub output: f64,
+    /// Cache reads; `None` falls back to `input`.
+    pub cache_read: Option<f64>,
+    /// Cache writes; `None` falls back to `input`.
+    pub cache_write: Option<f64>,
+}
+
+/// `[metrics]`: bounds on label sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metrics {
+    /// Distinct identities labelled before the rest count as `__other__`.
+    pub max_identities: usize,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            max_identities: 1000,
+        }
+    }
+}
+
+/// `[clickhouse]`: the usage-event sink.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClickHouse {
+    /// HTTP interface URL (no credentials: those go in `user`/`password`).
+    pub url: String,
+    /// Database holding the `requests` table.
+    pub database: String,
+    /// User, when not the server default.
+    pub user: Option<String>,
+    /// Password; never printed.
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for ClickHouse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClickHouse")
+            .field("url", &self.url)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| REDACTED))
+            .finish()
+    }
+}
+
+/// `[otlp]`: where traces go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Otlp {
+    /// OTLP/gRPC endpoint URL.
+    pub endpoint: String,
+}
+
+/// `[events]`: the embedded default sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Events {
+    /// Directory the JSON-lines event files go to.
+    pub dir: PathBuf,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Events {
+            dir: PathBuf::from("./tailmeter-data"),
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Log {
+    /// Filter directive such as `info`; `RUST_LOG` wins when set.
+    pub level: Option<String>,
+}

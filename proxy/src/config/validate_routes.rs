@@ -1,0 +1,205 @@
+//! Checks on what callers may reach: providers, grants, budgets and prices.
+//!
+//! These sections refer to each other (a price names a model some provider
+//! offers; names are used in labels and in `provider/model`), so their
+//! checks live together, apart from the plain settings in `validate`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::error::{ConfigError, KeyPath};
+use super::model::{Budget, BudgetSubject, Grant, OnExceed, Price, Provider, ProviderKind};
+use super::raw::{RawBudget, RawGrant, RawPrice, RawProvider};
+use super::size::parse_duration;
+use super::url::parse_base_url;
+use super::validate::{check_tag, Ctx};
+
+/// `[[providers]]`: unique names, known kinds, parsable URLs, keys and models present.
+pub(super) fn providers(
+    raw: &[RawProvider],
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<Vec<Provider>, ConfigError> {
+    let kinds: Vec<(&str, ProviderKind)> =
+        ProviderKind::ALL.iter().map(|k| (k.as_str(), *k)).collect();
+    let mut seen: HashMap<String, KeyPath> = HashMap::new();
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, entry) in raw.iter().enumerate() {
+        let path = path.index(i);
+        let name_path = path.key("name");
+        let name = ctx.non_empty(&name_path, ctx.required(&name_path, &entry.name)?)?;
+        if name.contains('/') || name.contains(char::is_whitespace) {
+            return Err(ctx.error(
+                &name_path,
+                format!("`{name}` may not contain `/` or spaces: it is used in `provider/model`"),
+            ));
+        }
+        if let Some(first) = seen.get(&name) {
+            let at = ctx
+                .index
+                .line_of(first)
+                .map_or(String::new(), |l| format!(" at line {l}"));
+            return Err(ctx.error(
+                &name_path,
+                format!("provider `{name}` is already defined{at}"),
+            ));
+        }
+        seen.insert(name.clone(), name_path);
+
+        let kind_path = path.key("kind");
+        let kind = ctx.choice(&kind_path, ctx.required(&kind_path, &entry.kind)?, &kinds)?;
+
+        let url_path = path.key("base_url");
+        let url = ctx.text(&url_path, ctx.required(&url_path, &entry.base_url)?)?;
+        let base_url = parse_base_url(&url).map_err(|e| ctx.error(&url_path, e))?;
+
+        let key_path = path.key("api_key");
+        let api_key = ctx.non_empty(&key_path, ctx.required(&key_path, &entry.api_key)?)?;
+
+        let models_path = path.key("models");
+        let models =
+            ctx.non_empty_list(&models_path, ctx.required(&models_path, &entry.models)?)?;
+        for (j, model) in models.iter().enumerate() {
+            if model.contains(char::is_whitespace) {
+                return Err(ctx.error(
+                    &models_path.index(j),
+                    format!("model `{model}` contains spaces"),
+                ));
+            }
+            if models[..j].contains(model) {
+                return Err(ctx.error(
+                    &models_path.index(j),
+                    format!("model `{model}` is listed twice"),
+                ));
+            }
+        }
+        out.push(Provider {
+            name,
+            kind,
+            base_url,
+            api_key,
+            models,
+        });
+    }
+    Ok(out)
+}
+
+/// `[[grants]]`: sources and model globs present; globs are over `provider/model`.
+pub(super) fn grants(
+    raw: &[RawGrant],
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<Vec<Grant>, ConfigError> {
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, entry) in raw.iter().enumerate() {
+        let path = path.index(i);
+        let src_path = path.key("src");
+        let src = ctx.non_empty_list(&src_path, ctx.required(&src_path, &entry.src)?)?;
+        let models_path = path.key("models");
+        let models =
+            ctx.non_empty_list(&models_path, ctx.required(&models_path, &entry.models)?)?;
+        // Grants match `provider/model`: a glob with neither `/` nor `*` matches nothing.
+        if let Some(j) = models.iter().position(|glob| !glob.contains(['/', '*'])) {
+            let glob = &models[j];
+            return Err(ctx.error(
+                &models_path.index(j),
+                format!("`{glob}` names no provider: globs match provider/model, e.g. `*/{glob}`"),
+            ));
+        }
+        out.push(Grant { src, models });
+    }
+    Ok(out)
+}
+
+/// `[[budgets]]`: unique names, exactly one subject, positive tokens and window.
+pub(super) fn budgets(
+    raw: &[RawBudget],
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<Vec<Budget>, ConfigError> {
+    let mut out: Vec<Budget> = Vec::with_capacity(raw.len());
+    for (i, entry) in raw.iter().enumerate() {
+        let path = path.index(i);
+        let name_path = path.key("name");
+        let name = ctx.non_empty(&name_path, ctx.required(&name_path, &entry.name)?)?;
+        if out.iter().any(|b| b.name == name) {
+            return Err(ctx.error(&name_path, format!("budget `{name}` is already defined")));
+        }
+        let subject = match (&entry.tag, &entry.identity) {
+            (Some(tag), None) => {
+                let tag_path = path.key("tag");
+                let tag = ctx.text(&tag_path, tag)?;
+                check_tag(&tag_path, &tag, ctx)?;
+                BudgetSubject::Tag(tag)
+            }
+            (None, Some(identity)) => {
+                BudgetSubject::Identity(ctx.non_empty(&path.key("identity"), identity)?)
+            }
+            _ => return Err(ctx.error(&path, "give exactly one of `tag` or `identity`")),
+        };
+        let tokens_path = path.key("tokens");
+        let tokens = ctx.positive(&tokens_path, *ctx.required(&tokens_path, &entry.tokens)?)?;
+        let window_path = path.key("window");
+        let window = ctx.text(&window_path, ctx.required(&window_path, &entry.window)?)?;
+        let window = parse_duration(&window).map_err(|e| ctx.error(&window_path, e))?;
+        if window.is_zero() {
+            return Err(ctx.error(&window_path, "must be longer than 0"));
+        }
+        let on_exceed = match &entry.on_exceed {
+            Some(on_exceed) => ctx.choice(
+                &path.key("on_exceed"),
+                on_exceed,
+                &[("alert", OnExceed::Alert), ("reject", OnExceed::Reject)],
+            )?,
+            None => OnExceed::Alert,
+        };
+        out.push(Budget {
+            name,
+            subject,
+            tokens,
+            window,
+            on_exceed,
+        });
+    }
+    Ok(out)
+}
+
+/// `[prices.MODEL]`: non-negative figures, keyed by a model name some provider offers.
+pub(super) fn prices(
+    raw: &BTreeMap<String, RawPrice>,
+    providers: &[Provider],
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<BTreeMap<String, Price>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (model, entry) in raw {
+        let path = path.key(model);
+        let offered = |name: &str| providers.iter().any(|p| p.models.iter().any(|m| m == name));
+        if !offered(model) {
+            let hint = match model.split_once('/') {
+                Some((_, bare)) if offered(bare) => {
+                    format!("prices are keyed by the bare model name: use `{bare}`")
+                }
+                _ => "a typo, or a model missing from `models`?".to_owned(),
+            };
+            return Err(ctx.error(&path, format!("no provider offers model `{model}`: {hint}")));
+        }
+        let figure = |key: &str, value: Option<f64>| match value {
+            Some(v) if !(v.is_finite() && v >= 0.0) => Err(ctx.error(
+                &path.key(key),
+                format!("must be a non-negative number of USD per million tokens, not {v}"),
+            )),
+            _ => Ok(value),
+        };
+        let required = |key: &str, value: Option<f64>| {
+            figure(key, value)?.ok_or_else(|| ctx.error(&path.key(key), "is required but missing"))
+        };
+        let price = Price {
+            input: required("input", entry.input)?,
+            output: required("output", entry.output)?,
+            cache_read: figure("cache_read", entry.cache_read)?,
+            cache_write: figure("cache_write", entry.cache_write)?,
+        };
+        out.insert(model.clone(), price);
+    }
+    Ok(out)
+}

@@ -1,0 +1,25 @@
+//! tailmeter: an LLM metering gateway for a tailnet.
+//!
+//! A Pingora reverse proxy that routes each LLM API call by its `model`, swaps the caller's
+//! credential for the provider's key, streams the response through untouched while reading the
+//! token usage out of it, and attributes every token to the caller's identity. The request's
+//! path through the proxy is [`service::Proxy`]; each concern it calls lives in its own module.
+#![forbid(unsafe_code)]
+
+pub mod access;
+pub mod admin;
+pub mod api_error;
+pub mod body;
+pub mod config;
+pub mod endpoint;
+pub mod gateway;
+pub mod identity;
+pub mod local;
+pub mod meter;
+pub mod pricing;
+pub mod refusal;
+pub mod routing;
+pub mod server;
+pub mod service;
+pub mod upstream;
+pub mod usage;

@@ -1,0 +1,69 @@
+//! The `tailmeter` command: `serve` runs the gateway, `check` validates a configuration.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tailmeter::config;
+
+#[derive(Parser)]
+#[command(name = "tailmeter", version, about = "An LLM metering gateway for your tailnet")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy and the admin listener.
+    Serve {
+        /// The configuration file.
+        #[arg(long, env = "TAILMETER_CONFIG", default_value = "tailmeter.toml")]
+        config: PathBuf,
+    },
+    /// Validate a configuration and print what it resolves to.
+    Check {
+        /// The configuration file.
+        #[arg(long, env = "TAILMETER_CONFIG", default_value = "tailmeter.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config: path } => match config::load(&path) {
+            Ok(config) => {
+                println!("{}: ok\n{}", path.display(), config.summary());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Serve { config: path } => match config::load(&path) {
+            Ok(config) => {
+                init_logging(config.log.level.as_deref());
+                tailmeter::server::run(&config);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` wins over `[log] level`, which defaults to `info`.
+fn init_logging(level: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level.unwrap_or("info")))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

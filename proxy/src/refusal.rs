@@ -1,0 +1,177 @@
+//! The refusals tailmeter answers with, each worded so the caller's user can act on it: the
+//! model asked for, the identity that asked, the reason, and what that caller may use instead.
+
+use std::fmt::Write;
+use std::net::IpAddr;
+
+use pingora::{Error, ErrorSource, ErrorType};
+
+use crate::api_error::{ApiError, ErrorKind};
+use crate::endpoint::Endpoint;
+use crate::gateway::Gateway;
+use crate::identity::Caller;
+use crate::local;
+use crate::routing::Route;
+
+/// At most this many alternatives are listed in a message.
+const MAX_LISTED: usize = 20;
+/// A client string quoted in a message is cut to this many characters.
+const MAX_QUOTED: usize = 100;
+
+/// The models `caller` may use on `endpoint`, as a sentence fragment.
+fn alternatives(gateway: &Gateway, caller: &Caller, endpoint: Endpoint) -> String {
+    let routes = local::callable(gateway, caller, endpoint.error_format());
+    if routes.is_empty() {
+        return "this identity is granted no models on this endpoint; ask the gateway's operator for a grant".to_owned();
+    }
+    let mut out = String::from("models you may use: ");
+    for (i, route) in routes.iter().take(MAX_LISTED).enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(local::client_name(gateway, route));
+    }
+    if routes.len() > MAX_LISTED {
+        let _ = write!(out, " and {} more (GET /v1/models)", routes.len() - MAX_LISTED);
+    }
+    out
+}
+
+/// A client-supplied string, shortened for quoting.
+fn quoted(text: &str) -> String {
+    match text.char_indices().nth(MAX_QUOTED) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// 404 for a path tailmeter does not serve, with a hint for the usual base-URL mistakes.
+pub fn unknown_path(method: &str, path: &str) -> ApiError {
+    let hint = if path.contains("/v1/v1/") {
+        " — the path has /v1 twice: the client's base URL probably ends in /v1 and the client adds another; remove one"
+    } else if !path.starts_with("/v1/") && !path.starts_with("/tailmeter/") {
+        " — tailmeter serves the providers' APIs under /v1/ (for example /v1/chat/completions); check the client's base URL"
+    } else {
+        ""
+    };
+    ApiError::new(
+        ErrorKind::NotFound,
+        "unknown_path",
+        format!(
+            "tailmeter does not serve {method} {}{hint}. Endpoints: POST /v1/chat/completions, /v1/responses, /v1/embeddings, /v1/messages, /v1/messages/count_tokens; GET /v1/models, /tailmeter/whoami",
+            quoted(path)
+        ),
+    )
+}
+
+/// 503 while the gateway shuts down.
+pub fn draining() -> ApiError {
+    ApiError::new(
+        ErrorKind::Unavailable,
+        "shutting_down",
+        "this tailmeter gateway is shutting down; retry shortly",
+    )
+}
+
+/// 403 for a caller no identity rule resolves, under `unknown = "reject"`.
+pub fn unidentified(src: Option<IpAddr>) -> ApiError {
+    let src = src.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
+    ApiError::new(
+        ErrorKind::PermissionDenied,
+        "unidentified_caller",
+        format!(
+            "tailmeter could not identify the caller at {src} (identity __unidentified__): no identity.static entry matches it and identity.unknown is \"reject\"; ask the gateway's operator to add an identity for this address"
+        ),
+    )
+}
+
+/// 400 for a body without a `model`.
+pub fn missing_model(gateway: &Gateway, caller: &Caller, endpoint: Endpoint) -> ApiError {
+    ApiError::new(
+        ErrorKind::InvalidRequest,
+        "missing_model",
+        format!(
+            "the request body has no \"model\" (identity {}); {}",
+            caller.identity,
+            alternatives(gateway, caller, endpoint)
+        ),
+    )
+}
+
+/// 404 for a model no provider is configured with.
+pub fn unknown_model(gateway: &Gateway, caller: &Caller, endpoint: Endpoint, requested: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::NotFound,
+        "model_not_found",
+        format!(
+            "model \"{}\" is not configured on this gateway (identity {}); {}",
+            quoted(requested),
+            caller.identity,
+            alternatives(gateway, caller, endpoint)
+        ),
+    )
+}
+
+/// 404 for a model whose provider does not speak this endpoint's API.
+pub fn wrong_api(gateway: &Gateway, caller: &Caller, endpoint: Endpoint, route: &Route) -> ApiError {
+    ApiError::new(
+        ErrorKind::NotFound,
+        "model_not_on_endpoint",
+        format!(
+            "model \"{}\" is served by provider {} ({} API), which this endpoint ({}) cannot reach (identity {}); {}",
+            route.qualified,
+            route.upstream.name,
+            route.upstream.kind.as_str(),
+            endpoint.label(),
+            caller.identity,
+            alternatives(gateway, caller, endpoint)
+        ),
+    )
+}
+
+/// 403 for a model the caller is not granted.
+pub fn not_granted(gateway: &Gateway, caller: &Caller, endpoint: Endpoint, route: &Route) -> ApiError {
+    ApiError::new(
+        ErrorKind::PermissionDenied,
+        "model_not_granted",
+        format!(
+            "identity {} is not granted model \"{}\": no [[grants]] entry names this caller for it; {}",
+            caller.identity,
+            route.qualified,
+            alternatives(gateway, caller, endpoint)
+        ),
+    )
+}
+
+/// The answer for a proxying failure before any response header was sent; None when the client
+/// itself is gone and nothing can be answered.
+pub fn from_proxy_error(e: &Error, route: Option<&Route>) -> Option<ApiError> {
+    let provider = route.map_or_else(
+        || "the provider".to_owned(),
+        |r| format!("provider {} ({})", r.upstream.name, r.upstream.base.authority()),
+    );
+    let etype = e.etype();
+    if *e.esource() == ErrorSource::Downstream
+        && matches!(etype, ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed)
+    {
+        return None;
+    }
+    let (kind, code, what) = match etype {
+        ErrorType::ConnectTimedout | ErrorType::TLSHandshakeTimedout => {
+            (ErrorKind::GatewayTimeout, "upstream_connect_timeout", "timed out connecting to")
+        }
+        ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            (ErrorKind::GatewayTimeout, "upstream_timeout", "timed out waiting for")
+        }
+        ErrorType::ConnectRefused => (ErrorKind::BadGateway, "upstream_unreachable", "was refused a connection by"),
+        ErrorType::ConnectNoRoute | ErrorType::ConnectError | ErrorType::SocketError => {
+            (ErrorKind::BadGateway, "upstream_unreachable", "could not connect to")
+        }
+        ErrorType::TLSHandshakeFailure | ErrorType::InvalidCert | ErrorType::HandshakeError => {
+            (ErrorKind::BadGateway, "upstream_tls_failed", "could not establish TLS with")
+        }
+        ErrorType::HTTPStatus(413) => (ErrorKind::TooLarge, "request_too_large", "had the request refused as too large by"),
+        _ => (ErrorKind::BadGateway, "upstream_failed", "got no valid response from"),
+    };
+    Some(ApiError::new(kind, code, format!("tailmeter {what} {provider}: {etype:?}")))
+}

@@ -1,0 +1,377 @@
+//! The one `ProxyHttp` of tailmeter. Each phase does one job and reads as a short list of calls
+//! into named modules: `request_filter` identifies the caller, reads and checks the request and
+//! picks its route; `upstream_peer` connects; `upstream_request_filter` swaps credentials;
+//! `response_body_filter` taps usage as bytes pass; `logging` records the request exactly once,
+//! whether it succeeded or failed.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::HttpPeer;
+use pingora::protocols::Digest;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+use crate::api_error::{ApiError, ErrorFormat};
+use crate::endpoint::Endpoint;
+use crate::gateway::Gateway;
+use crate::identity::Caller;
+use crate::meter::{Ending, Meter};
+use crate::routing::Route;
+use crate::{local, refusal};
+
+mod record;
+
+/// The header carrying tailmeter's request id on every response.
+pub const REQUEST_ID_HEADER: &str = "x-tailmeter-request-id";
+
+/// The proxy service.
+pub struct Proxy {
+    gateway: Arc<Gateway>,
+}
+
+impl Proxy {
+    /// A proxy over shared gateway state.
+    pub fn new(gateway: Arc<Gateway>) -> Self {
+        Self { gateway }
+    }
+}
+
+/// Per-request state, made by `new_ctx` and carried through every phase.
+pub struct RequestCtx {
+    request_id: String,
+    started_ms: u64,
+    meter: Meter,
+    endpoint: Option<Endpoint>,
+    src_ip: Option<IpAddr>,
+    caller: Option<Caller>,
+    route: Option<Route>,
+    stream: bool,
+    upstream_body: Option<Bytes>,
+    strip_injected_usage: bool,
+    user_agent: String,
+    local_status: Option<u16>,
+    connected: bool,
+    _inflight: Option<InflightGuard>,
+}
+
+/// Counts a request in `tailmeter_inflight_requests` for as long as it lives.
+struct InflightGuard(prometheus::IntGauge);
+
+impl InflightGuard {
+    fn new(gauge: &prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Proxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            request_id: uuid::Uuid::now_v7().simple().to_string(),
+            started_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            meter: Meter::start(),
+            endpoint: None,
+            src_ip: None,
+            caller: None,
+            route: None,
+            stream: false,
+            upstream_body: None,
+            strip_injected_usage: false,
+            user_agent: String::new(),
+            local_status: None,
+            connected: false,
+            _inflight: None,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let req = session.req_header();
+        ctx.user_agent = header_str(req, "user-agent").to_owned();
+        ctx.src_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        let Some(endpoint) = Endpoint::classify(&req.method, req.uri.path()) else {
+            let refusal = refusal::unknown_path(req.method.as_str(), req.uri.path());
+            return self.refuse(session, ctx, refusal, ErrorFormat::OpenAi).await;
+        };
+        ctx.endpoint = Some(endpoint);
+        let format = endpoint.error_format();
+        if self.gateway.is_draining() {
+            return self.refuse(session, ctx, refusal::draining(), format).await;
+        }
+        let Some(caller) = ctx.src_ip.and_then(|ip| self.gateway.resolver.resolve(ip)) else {
+            let refusal = refusal::unidentified(ctx.src_ip);
+            return self.refuse(session, ctx, refusal, format).await;
+        };
+        let answer = match endpoint {
+            Endpoint::ListModels => {
+                let format = if session.req_header().headers.contains_key("anthropic-version") {
+                    ErrorFormat::Anthropic
+                } else {
+                    ErrorFormat::OpenAi
+                };
+                local::list_models(&self.gateway, &caller, format)
+            }
+            Endpoint::WhoAmI => {
+                let src = ctx.src_ip.map(|ip| ip.to_string()).unwrap_or_default();
+                local::whoami(&self.gateway, &caller, &src)
+            }
+            _ => {
+                let prepared = self.prepare_upstream(session, ctx, endpoint, &caller).await;
+                ctx.caller = Some(caller);
+                return match prepared {
+                    Ok(()) => Ok(false),
+                    Err(refusal) => self.refuse(session, ctx, refusal, format).await,
+                };
+            }
+        };
+        ctx.caller = Some(caller);
+        let body = Bytes::from(answer.to_string());
+        self.answer(session, ctx, 200, body, None).await
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        let route = ctx
+            .route
+            .as_ref()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route chosen"))?;
+        route.upstream.peer().await.map_err(|e| {
+            Error::because(
+                ErrorType::ConnectNoRoute,
+                format!("resolving provider {} ({})", route.upstream.name, route.upstream.base.host),
+                e,
+            )
+        })
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        _peer: &HttpPeer,
+        #[cfg(unix)] _fd: std::os::unix::io::RawFd,
+        #[cfg(windows)] _sock: std::os::windows::io::RawSocket,
+        _digest: Option<&Digest>,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.connected = true;
+        Ok(())
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let (Some(route), Some(body)) = (ctx.route.as_ref(), ctx.upstream_body.as_ref()) else {
+            return Err(Error::explain(ErrorType::InternalError, "request not prepared"));
+        };
+        route.upstream.rewrite_request(upstream_request, body.len())
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // The body was read whole in request_filter; Pingora replays its tail here, and the
+        // whole (possibly rewritten) body goes in its place.
+        if let Some(full) = ctx.upstream_body.as_ref() {
+            *body = end_of_stream.then(|| full.clone());
+        }
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let content_type = upstream_response
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .map_or(&b""[..], |v| v.as_bytes());
+        ctx.meter.on_response_header(
+            upstream_response.status.as_u16(),
+            content_type,
+            ctx.strip_injected_usage,
+        );
+        if ctx.meter.rewrites_body() {
+            upstream_response.remove_header(&http::header::CONTENT_LENGTH);
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        upstream_response.insert_header(REQUEST_ID_HEADER, &ctx.request_id)
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        ctx.meter.on_body(body, end_of_stream);
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+        let failed = FailToProxy {
+            error_code: 0,
+            can_reuse_downstream: false,
+        };
+        if let Some(written) = session.response_written() {
+            // Headers already went out (a stream broke mid-way): nothing more can be said.
+            return FailToProxy {
+                error_code: written.status.as_u16(),
+                ..failed
+            };
+        }
+        let Some(refusal) = refusal::from_proxy_error(e, ctx.route.as_ref()) else {
+            return failed; // the client is gone
+        };
+        let status = refusal.status();
+        let format = ctx.endpoint.map_or(ErrorFormat::OpenAi, Endpoint::error_format);
+        if let Err(write_error) = self.refuse(session, ctx, refusal, format).await {
+            tracing::debug!(error = %write_error, "could not send the error response");
+        }
+        FailToProxy {
+            error_code: status,
+            ..failed
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .or(ctx.local_status)
+            .unwrap_or(0);
+        let ending = match e {
+            _ if !ctx.connected => Ending::NotSent,
+            None => Ending::Complete,
+            Some(e) if *e.esource() == ErrorSource::Downstream => Ending::ClientGone,
+            Some(_) => Ending::UpstreamFailed,
+        };
+        record::record(&self.gateway, ctx, status, ending);
+    }
+}
+
+impl Proxy {
+    /// Reads and checks the request for a proxied endpoint and chooses its route.
+    async fn prepare_upstream(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        endpoint: Endpoint,
+        caller: &Caller,
+    ) -> std::result::Result<(), ApiError> {
+        let body = crate::body::read_whole_body(session, self.gateway.max_request_body).await?;
+        let fields = crate::body::parse_fields(&body)?;
+        let gateway = &self.gateway;
+        let Some(requested) = fields.model.as_deref() else {
+            return Err(refusal::missing_model(gateway, caller, endpoint));
+        };
+        let route = gateway
+            .routes
+            .resolve(requested)
+            .ok_or_else(|| refusal::unknown_model(gateway, caller, endpoint, requested))?;
+        if !endpoint.served_by(route.upstream.kind) {
+            return Err(refusal::wrong_api(gateway, caller, endpoint, route));
+        }
+        if gateway.access.check(caller, route).is_none() {
+            return Err(refusal::not_granted(gateway, caller, endpoint, route));
+        }
+        let mut upstream_body = if requested == &*route.model {
+            body.clone()
+        } else {
+            Bytes::from(crate::body::with_model(&body, &route.model)?)
+        };
+        ctx.stream = fields.stream == Some(true);
+        if endpoint == Endpoint::ChatCompletions && ctx.stream {
+            if let Some(rewritten) = crate::usage::openai_chat::inject_include_usage(&upstream_body) {
+                upstream_body = Bytes::from(rewritten);
+                ctx.strip_injected_usage = true;
+            }
+        }
+        if let Some(dialect) = endpoint.dialect() {
+            ctx.meter.expect_usage(dialect);
+        }
+        ctx.route = Some(route.clone());
+        ctx.upstream_body = Some(upstream_body);
+        ctx._inflight = Some(InflightGuard::new(&gateway.metrics.inflight));
+        Ok(())
+    }
+
+    /// Answers `refusal` in `format` and ends the request.
+    async fn refuse(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        refusal: ApiError,
+        format: ErrorFormat,
+    ) -> Result<bool> {
+        let body = refusal.body(format);
+        self.answer(session, ctx, refusal.status(), body, refusal.retry_after)
+            .await
+    }
+
+    /// Writes a JSON response tailmeter made itself.
+    async fn answer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        status: u16,
+        body: Bytes,
+        retry_after: Option<u64>,
+    ) -> Result<bool> {
+        ctx.local_status = Some(status);
+        let mut resp = ResponseHeader::build(status, Some(4))?;
+        resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+        resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+        resp.insert_header(REQUEST_ID_HEADER, &ctx.request_id)?;
+        if let Some(seconds) = retry_after {
+            resp.insert_header(http::header::RETRY_AFTER, seconds.to_string())?;
+        }
+        if !session.as_downstream_mut().is_body_done() {
+            // An unread body would be parsed as the next request on this connection.
+            session.set_keepalive(None);
+        }
+        session.write_response_header(Box::new(resp), false).await?;
+        session.write_response_body(Some(body), true).await?;
+        Ok(true)
+    }
+}
+
+/// A request header as text, empty when absent or not UTF-8.
+fn header_str<'a>(req: &'a RequestHeader, name: &str) -> &'a str {
+    req.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}

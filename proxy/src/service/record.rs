@@ -1,0 +1,95 @@
+//! The one record of a request: built once in the `logging` phase from the request's context,
+//! counted in the metrics and written as the access-log line.
+
+use tailmeter_exporters::RequestEvent;
+
+use super::RequestCtx;
+use crate::endpoint::Endpoint;
+use crate::gateway::Gateway;
+use crate::identity::UNIDENTIFIED;
+use crate::meter::Ending;
+
+/// Label value for a provider or model the request never resolved to.
+const UNKNOWN: &str = "__unknown__";
+
+/// Meters the finished request: metrics and the access log.
+pub(super) fn record(gateway: &Gateway, ctx: &mut RequestCtx, status: u16, ending: Ending) {
+    let Some(endpoint) = ctx.endpoint.filter(|e| e.is_proxied()) else {
+        log_unmetered(ctx, status);
+        return;
+    };
+    let event = build_event(gateway, ctx, endpoint, status, ending);
+    gateway.metrics.record(&event);
+    tracing::info!(
+        target: "tailmeter::access",
+        request_id = %event.request_id,
+        identity = %event.identity,
+        provider = %event.provider,
+        model = %event.model,
+        endpoint = %event.endpoint,
+        stream = event.stream,
+        status = event.status,
+        input = event.tokens.input,
+        output = event.tokens.output,
+        cache_read = event.tokens.cache_read,
+        cache_write = event.tokens.cache_write,
+        reasoning = event.tokens.reasoning,
+        cost_usd = event.cost_usd,
+        usage_source = event.usage_source.as_str(),
+        usage_missing = event.usage_missing_reason.unwrap_or(""),
+        duration_ms = format_args!("{:.1}", event.duration_ms),
+        ttft_ms = format_args!("{:.1}", event.ttft_ms.unwrap_or(0.0)),
+        "request"
+    );
+}
+
+fn build_event(
+    gateway: &Gateway,
+    ctx: &mut RequestCtx,
+    endpoint: Endpoint,
+    status: u16,
+    ending: Ending,
+) -> RequestEvent {
+    let metered = ctx.meter.finish(ending);
+    let (provider, model) = ctx.route.as_ref().map_or((UNKNOWN, UNKNOWN), |route| {
+        (route.upstream.name.as_str(), &*route.model)
+    });
+    let cost = gateway.prices.cost(model, &metered.tokens);
+    let caller = ctx.caller.as_ref();
+    RequestEvent {
+        ts_ms: ctx.started_ms,
+        request_id: ctx.request_id.clone(),
+        trace_id: String::new(),
+        identity: caller.map_or_else(|| UNIDENTIFIED.to_owned(), |c| c.identity.clone()),
+        login: caller.and_then(|c| c.login.clone()).unwrap_or_default(),
+        tags: caller.map(|c| c.tags.clone()).unwrap_or_default(),
+        node: caller.and_then(|c| c.node.clone()).unwrap_or_default(),
+        src_ip: ctx.src_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        provider: provider.to_owned(),
+        model: model.to_owned(),
+        response_model: metered.response_model.unwrap_or_default(),
+        endpoint: endpoint.label().to_owned(),
+        stream: ctx.stream || ctx.meter.is_streaming(),
+        status,
+        tokens: metered.tokens,
+        cost_usd: cost.unwrap_or(0.0),
+        priced: cost.is_some(),
+        duration_ms: ctx.meter.elapsed_ms(),
+        ttft_ms: ctx.meter.ttft_ms(),
+        usage_source: metered.source,
+        usage_missing_reason: metered.missing_reason,
+        user_agent: std::mem::take(&mut ctx.user_agent),
+    }
+}
+
+/// Requests tailmeter answered itself without metering (model lists, whoami, unknown paths).
+fn log_unmetered(ctx: &RequestCtx, status: u16) {
+    tracing::debug!(
+        target: "tailmeter::access",
+        request_id = %ctx.request_id,
+        identity = ctx.caller.as_ref().map_or(UNIDENTIFIED, |c| c.identity.as_str()),
+        endpoint = ctx.endpoint.map_or("unknown", Endpoint::label),
+        status,
+        "local request"
+    );
+}

@@ -1,0 +1,156 @@
+//! A provider as the proxy talks to it: where to connect, how to rewrite the request line and
+//! headers, and which credential to send. Client credentials never pass: every header or query
+//! parameter that can carry one is removed before the provider's own key is set.
+
+use std::time::Duration;
+
+use pingora::http::RequestHeader;
+use pingora::upstreams::peer::HttpPeer;
+
+use crate::config::{BaseUrl, Provider, ProviderKind};
+
+/// Request headers that carry a client's credential or identity claim; never forwarded.
+const CLIENT_CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    "tailscale-user-login",
+    "tailscale-user-name",
+    "tailscale-user-profile-pic",
+    "tailscale-headers-info",
+];
+
+/// The Anthropic API version sent when the client did not name one.
+const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// A configured provider, ready to proxy to.
+pub struct Upstream {
+    /// The provider's configured name (the `provider` label).
+    pub name: String,
+    /// Its API family.
+    pub kind: ProviderKind,
+    /// Where it lives.
+    pub base: BaseUrl,
+    /// The models it serves, as configured.
+    pub models: Vec<String>,
+    api_key: String,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("base", &self.base)
+            .field("api_key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Upstream {
+    /// The upstream for a `[[providers]]` entry.
+    pub fn new(provider: &Provider) -> Self {
+        Self {
+            name: provider.name.clone(),
+            kind: provider.kind,
+            base: provider.base_url.clone(),
+            models: provider.models.clone(),
+            api_key: provider.api_key.clone(),
+        }
+    }
+
+    /// The peer to connect to, resolving the host name without blocking a worker thread.
+    pub async fn peer(&self) -> std::io::Result<Box<HttpPeer>> {
+        let addr = tokio::net::lookup_host((self.base.host.as_str(), self.base.port))
+            .await?
+            .next()
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{} did not resolve to any address", self.base.host),
+                )
+            })?;
+        let mut peer = HttpPeer::new(addr, self.base.tls, self.base.host.clone());
+        let options = &mut peer.options;
+        options.connection_timeout = Some(Duration::from_secs(10));
+        options.total_connection_timeout = Some(Duration::from_secs(20));
+        // Generous: a non-streamed completion can think for minutes before its first byte.
+        options.read_timeout = Some(Duration::from_secs(600));
+        options.write_timeout = Some(Duration::from_secs(60));
+        options.idle_timeout = Some(Duration::from_secs(90));
+        Ok(Box::new(peer))
+    }
+
+    /// Rewrites the request for this provider: path under the base URL's prefix, Host, the
+    /// provider's credential instead of the client's, identity encoding (so usage can be read),
+    /// and the framing of the body tailmeter sends.
+    pub fn rewrite_request(&self, req: &mut RequestHeader, body_len: usize) -> pingora::Result<()> {
+        let path = upstream_path(&self.base.path_prefix, req.uri.path(), req.uri.query());
+        let uri = path
+            .parse::<http::Uri>()
+            .map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "bad upstream path", e))?;
+        req.set_uri(uri);
+        for name in CLIENT_CREDENTIAL_HEADERS {
+            req.remove_header(*name);
+        }
+        req.insert_header(http::header::HOST, self.base.authority())?;
+        match self.kind {
+            ProviderKind::Anthropic => {
+                req.insert_header("x-api-key", &self.api_key)?;
+                if req.headers.get("anthropic-version").is_none() {
+                    req.insert_header("anthropic-version", DEFAULT_ANTHROPIC_VERSION)?;
+                }
+            }
+            ProviderKind::Gemini => {
+                req.insert_header("x-goog-api-key", &self.api_key)?;
+            }
+            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible | ProviderKind::Bedrock => {
+                req.insert_header("authorization", format!("Bearer {}", self.api_key))?;
+            }
+        }
+        req.insert_header(http::header::ACCEPT_ENCODING, "identity")?;
+        req.remove_header(&http::header::TRANSFER_ENCODING);
+        req.insert_header(http::header::CONTENT_LENGTH, body_len.to_string())?;
+        Ok(())
+    }
+}
+
+/// The path and query to send upstream: the base URL's prefix joined to the client's path
+/// (without doubling a `/v1` the prefix already ends with), and without a `key=` parameter.
+pub fn upstream_path(prefix: &str, path: &str, query: Option<&str>) -> String {
+    let path = match prefix.strip_suffix("/v1") {
+        Some(_) if path.starts_with("/v1/") => &path[3..],
+        _ => path,
+    };
+    let mut out = String::with_capacity(prefix.len() + path.len() + query.map_or(0, str::len) + 1);
+    out.push_str(prefix);
+    out.push_str(path);
+    let mut first = true;
+    for pair in query.unwrap_or("").split('&') {
+        if pair.is_empty() || pair == "key" || pair.starts_with("key=") {
+            continue;
+        }
+        out.push(if first { '?' } else { '&' });
+        out.push_str(pair);
+        first = false;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joins_prefix_and_drops_client_key() {
+        assert_eq!(upstream_path("", "/v1/messages", Some("beta=true")), "/v1/messages?beta=true");
+        assert_eq!(upstream_path("/api", "/v1/chat/completions", None), "/api/v1/chat/completions");
+        assert_eq!(upstream_path("/api/v1", "/v1/chat/completions", None), "/api/v1/chat/completions");
+        assert_eq!(
+            upstream_path("", "/v1beta/models/x:generateContent", Some("key=secret&alt=sse")),
+            "/v1beta/models/x:generateContent?alt=sse"
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! The one small trait every dialect implements, and the shared bookkeeping
+//! behind it.
+//!
+//! A dialect module only says how to read its wire format (a private [`Wire`]
+//! implementation); what it learns goes into one [`Seen`], and [`Reader`]
+//! turns any `Wire` into an [`Extractor`], so the accessors are written once.
+
+use std::borrow::Cow;
+
+use super::{anthropic, openai_chat, openai_embeddings, openai_responses, Dialect, Usage};
+
+/// The one small trait every dialect implements.
+pub trait Extractor: Send + Sync {
+    /// One complete server-sent event: its `event:` name (empty if none) and its data (multi-line data joined with '\n').
+    fn on_event(&mut self, event: &str, data: &[u8]);
+    /// A whole non-streamed JSON response body.
+    fn on_body(&mut self, body: &[u8]);
+    /// What has been learned so far (running totals: later reports replace earlier ones as each dialect requires).
+    fn usage(&self) -> Usage;
+    /// The model the provider said it used, if seen (e.g. "gpt-4o-2024-08-06").
+    fn response_model(&self) -> Option<&str>;
+    /// An error the provider reported inside the body/stream (an `event: error`, a `response.failed`), if any, as a short type string like "overloaded_error".
+    fn provider_error(&self) -> Option<&str>;
+    /// Bytes of text content seen so far (escaped JSON string lengths of the
+    /// content/delta fields), for estimating output when usage is missing.
+    /// 0 for an extractor that does not count.
+    fn content_bytes(&self) -> u64 {
+        0
+    }
+}
+
+/// The extractor for `dialect`.
+pub fn extractor(dialect: Dialect) -> Box<dyn Extractor> {
+    match dialect {
+        Dialect::OpenAiChat => Box::<Reader<openai_chat::Chat>>::default(),
+        Dialect::OpenAiResponses => Box::<Reader<openai_responses::Responses>>::default(),
+        Dialect::OpenAiEmbeddings => Box::<Reader<openai_embeddings::Embeddings>>::default(),
+        Dialect::AnthropicMessages => Box::<Reader<anthropic::Messages>>::default(),
+    }
+}
+
+/// What has been learned from one response, whatever its dialect.
+#[derive(Debug, Default)]
+pub(super) struct Seen {
+    /// Usage so far.
+    pub(super) usage: Usage,
+    model: Option<String>,
+    error: Option<String>,
+    /// Escaped length of text content seen so far.
+    pub(super) content_bytes: u64,
+}
+
+impl Seen {
+    /// True once the response model is known (later reports are not parsed for it).
+    pub(super) fn has_model(&self) -> bool {
+        self.model.is_some()
+    }
+
+    /// Records the response model; the first one reported wins.
+    pub(super) fn model(&mut self, model: Option<Cow<'_, str>>) {
+        if self.model.is_none() {
+            self.model = model.map(Cow::into_owned);
+        }
+    }
+
+    /// Records a provider-reported error; the first one wins.
+    pub(super) fn error(&mut self, error: Option<String>) {
+        if self.error.is_none() {
+            self.error = error;
+        }
+    }
+}
+
+/// How one dialect reads its wire format into [`Seen`].
+pub(super) trait Wire: Default + Send + Sync + 'static {
+    /// One complete server-sent event.
+    fn event(&mut self, seen: &mut Seen, event: &str, data: &[u8]);
+    /// A whole non-streamed body.
+    fn body(&mut self, seen: &mut Seen, body: &[u8]);
+}
+
+/// Any [`Wire`] as an [`Extractor`].
+#[derive(Default)]
+struct Reader<W> {
+    wire: W,
+    seen: Seen,
+}
+
+impl<W: Wire> Extractor for Reader<W> {
+    fn on_event(&mut self, event: &str, data: &[u8]) {
+        self.wire.event(&mut self.seen, event, data);
+    }
+
+    fn on_body(&mut self, body: &[u8]) {
+        self.wire.body(&mut self.seen, body);
+    }
+
+    fn usage(&self) -> Usage {
+        self.seen.usage
+    }
+
+    fn response_model(&self) -> Option<&str> {
+        self.seen.model.as_deref()
+    }
+
+    fn provider_error(&self) -> Option<&str> {
+        self.seen.error.as_deref()
+    }
+
+    fn content_bytes(&self) -> u64 {
+        self.seen.content_bytes
+    }
+}

@@ -1,0 +1,116 @@
+//! Token usage, read out of provider responses as they pass through the proxy.
+//!
+//! Metering is the product: every response body is watched (never delayed or
+//! changed) by a [`UsageTap`], which splits server-sent events with
+//! [`sse::SseReader`] or buffers a bounded JSON body, and hands them to the
+//! [`Extractor`] of the response's [`Dialect`]. Each dialect lives in its own
+//! module with private wire structs and an `impl From<WireUsage> for Usage`,
+//! so every provider lands in the one [`Usage`] type, whose `Option`s keep
+//! "not reported" apart from zero until [`Usage::normalize`].
+//!
+//! Hot path: most stream events are content deltas. They are classified by
+//! event name or a cheap byte scan ([`json`]) and never parsed; only events
+//! that can carry usage, the model or an error are deserialized, into small
+//! borrowed structs.
+
+mod anthropic;
+mod extractor;
+mod json;
+pub mod openai_chat;
+mod openai_embeddings;
+mod openai_responses;
+pub mod sse;
+mod tap;
+
+#[cfg(test)]
+mod tests;
+
+pub use extractor::{extractor, Extractor};
+pub use tap::UsageTap;
+
+/// Token figures as the provider reported them; None = the provider did not report it.
+///
+/// Figures are already in the contract's terms (each dialect converts on the
+/// way in): `input` includes cached input (read and write), `output` includes
+/// reasoning; `cache_read`, `cache_write` and `reasoning` are parts of those.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// All input tokens, cached included.
+    pub input: Option<u64>,
+    /// All output tokens, reasoning included.
+    pub output: Option<u64>,
+    /// Input tokens read from the prompt cache.
+    pub cache_read: Option<u64>,
+    /// Input tokens written to the prompt cache.
+    pub cache_write: Option<u64>,
+    /// Output tokens spent on reasoning.
+    pub reasoning: Option<u64>,
+}
+
+/// The contract's five normalized figures: input includes cached input (read and write), output includes reasoning.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tokens {
+    /// All input tokens, cached included.
+    pub input: u64,
+    /// All output tokens, reasoning included.
+    pub output: u64,
+    /// Part of `input` read from the prompt cache.
+    pub cache_read: u64,
+    /// Part of `input` written to the prompt cache.
+    pub cache_write: u64,
+    /// Part of `output` spent on reasoning.
+    pub reasoning: u64,
+}
+
+impl Usage {
+    /// None when neither input nor output was reported.
+    ///
+    /// The figures are used exactly as reported; a part the provider did not
+    /// report counts as 0 within a total it did report.
+    pub fn normalize(&self) -> Option<Tokens> {
+        if self.input.is_none() && self.output.is_none() {
+            return None;
+        }
+        Some(Tokens {
+            input: self.input.unwrap_or(0),
+            output: self.output.unwrap_or(0),
+            cache_read: self.cache_read.unwrap_or(0),
+            cache_write: self.cache_write.unwrap_or(0),
+            reasoning: self.reasoning.unwrap_or(0),
+        })
+    }
+
+    /// True when the provider reported no figure at all.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Takes every figure `later` reports; keeps the ones it does not.
+    fn update(&mut self, later: Usage) {
+        latest(&mut self.input, later.input);
+        latest(&mut self.output, later.output);
+        latest(&mut self.cache_read, later.cache_read);
+        latest(&mut self.cache_write, later.cache_write);
+        latest(&mut self.reasoning, later.reasoning);
+    }
+}
+
+/// Which wire format a response is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `POST /v1/chat/completions` (also OpenAI-compatible servers).
+    OpenAiChat,
+    /// `POST /v1/responses`.
+    OpenAiResponses,
+    /// `POST /v1/embeddings`.
+    OpenAiEmbeddings,
+    /// `POST /v1/messages`.
+    AnthropicMessages,
+}
+
+/// A running total's field: a later report replaces it, a missing one keeps it.
+fn latest(slot: &mut Option<u64>, later: Option<u64>) {
+    if later.is_some() {
+        *slot = later;
+    }
+}

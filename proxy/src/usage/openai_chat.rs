@@ -1,0 +1,120 @@
+//! OpenAI chat completions, and the OpenAI-compatible servers that copy it.
+//!
+//! Streams carry `"usage":null` in every chunk except a final usage-only
+//! chunk (`"choices":[]`), sent only when the request asked for
+//! `stream_options.include_usage`; the proxy asks on the client's behalf
+//! ([`inject_include_usage`]) and takes the addition back out of what the
+//! client sees ([`IncludeUsageStripper`]). A non-streamed body has a
+//! top-level `usage`. `cached_tokens` is part of `prompt_tokens`,
+//! `reasoning_tokens` part of `completion_tokens`; compatible servers may
+//! send the details objects as null or not at all.
+
+mod inject;
+mod strip;
+
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+pub use inject::inject_include_usage;
+pub use strip::IncludeUsageStripper;
+
+use super::extractor::{Seen, Wire};
+use super::json::{self, WireError};
+use super::Usage;
+
+const USAGE: &[u8] = b"\"usage\"";
+const ERROR: &[u8] = b"\"error\"";
+const CHOICES: &[u8] = b"\"choices\"";
+/// Members whose strings are generated text: content, reasoning (as OpenAI-compatible
+/// servers spell it), tool-call arguments, refusals.
+const TEXT: &[&[u8]] = &[
+    b"\"content\"",
+    b"\"reasoning_content\"",
+    b"\"reasoning\"",
+    b"\"arguments\"",
+    b"\"refusal\"",
+];
+
+/// A stream chunk or a whole body: only the members metering needs.
+#[derive(Deserialize)]
+struct Chunk<'a> {
+    #[serde(borrow)]
+    model: Option<Cow<'a, str>>,
+    usage: Option<WireUsage>,
+    #[serde(borrow)]
+    error: Option<WireError<'a>>,
+}
+
+#[derive(Deserialize)]
+struct WireUsage {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    prompt_tokens_details: Option<PromptDetails>,
+    completion_tokens_details: Option<CompletionDetails>,
+}
+
+#[derive(Deserialize)]
+struct PromptDetails {
+    cached_tokens: Option<u64>,
+    /// OpenRouter: prompt tokens written to the cache (part of `prompt_tokens`).
+    cache_write_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct CompletionDetails {
+    reasoning_tokens: Option<u64>,
+}
+
+impl From<WireUsage> for Usage {
+    fn from(wire: WireUsage) -> Self {
+        let prompt = wire.prompt_tokens_details.as_ref();
+        Usage {
+            input: wire.prompt_tokens,
+            output: wire.completion_tokens,
+            cache_read: prompt.and_then(|d| d.cached_tokens),
+            cache_write: prompt.and_then(|d| d.cache_write_tokens),
+            reasoning: wire.completion_tokens_details.and_then(|d| d.reasoning_tokens),
+        }
+    }
+}
+
+/// Reads chat completions.
+#[derive(Default)]
+pub(super) struct Chat;
+
+impl Wire for Chat {
+    fn event(&mut self, seen: &mut Seen, event: &str, data: &[u8]) {
+        if data == b"[DONE]" {
+            return;
+        }
+        seen.content_bytes += json::text_len(data, TEXT);
+        let worth_parsing = !seen.has_model()
+            || event == "error"
+            || json::has_object(data, USAGE)
+            || json::has_object(data, ERROR);
+        if worth_parsing {
+            read(seen, data);
+        }
+    }
+
+    fn body(&mut self, seen: &mut Seen, body: &[u8]) {
+        seen.content_bytes += json::text_len(body, TEXT);
+        read(seen, body);
+    }
+}
+
+/// Takes the model, usage and error out of one chunk or body.
+fn read(seen: &mut Seen, data: &[u8]) {
+    let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(data) else {
+        return;
+    };
+    seen.model(chunk.model);
+    if let Some(usage) = chunk.usage {
+        seen.usage.update(usage.into());
+    }
+    seen.error(chunk.error.map(|e| e.short()));
+}

@@ -1,0 +1,98 @@
+"""Session fixtures: the built binaries, provider-sim, and tailmeter instances.
+
+`tailmeter` is the main instance every SDK test talks to. `tailmeter_limits`
+is a second one with a 1 MiB body limit and a provider whose base_url is a
+closed port, for the error tests. `launch_tailmeter` starts throwaway
+instances for lifecycle tests. All listen on OS-assigned ports on 127.0.0.1,
+run in a temporary directory, and are stopped (SIGTERM, then kill) at the end.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import config as cfg
+from harness.clients import Tailmeter
+from harness.procs import REPO, find_binary, free_port, start_sim, start_tailmeter, wait_ready
+from harness.sim import Sim
+
+PROVIDER_OPENAI_KEY = "sk-provider-e2e-openai-31f0c2"
+PROVIDER_ANTHROPIC_KEY = "sk-ant-provider-e2e-77ab19"
+
+
+@pytest.fixture(scope="session")
+def binaries() -> dict[str, Path]:
+    return {
+        "tailmeter": find_binary("tailmeter", "TAILMETER_BIN"),
+        "sim": find_binary("provider-sim", "PROVIDER_SIM_BIN"),
+    }
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return Path(os.environ.get("PROVIDER_SIM_FIXTURES", REPO / "tests" / "fixtures"))
+
+
+@pytest.fixture(scope="session")
+def sim(binaries: dict[str, Path], fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+    workdir = tmp_path_factory.mktemp("sim")
+    proc, port = start_sim(binaries["sim"], fixtures_dir, PROVIDER_OPENAI_KEY, PROVIDER_ANTHROPIC_KEY, workdir)
+    yield Sim(port, PROVIDER_OPENAI_KEY, PROVIDER_ANTHROPIC_KEY)
+    proc.stop()
+
+
+def _launch(binary: Path, workdir: Path, providers: list[cfg.Provider], max_body: str) -> Tailmeter:
+    listen, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    path = workdir / "tailmeter.toml"
+    path.write_text(cfg.render(cfg.TailmeterConfig(listen, admin, providers, max_body)))
+    env = {cfg.OPENAI_KEY_ENV: PROVIDER_OPENAI_KEY, cfg.ANTHROPIC_KEY_ENV: PROVIDER_ANTHROPIC_KEY}
+    proc = start_tailmeter(binary, path, workdir, env)
+    try:
+        wait_ready(proc, admin)
+    except RuntimeError:
+        proc.stop()
+        raise
+    return Tailmeter(proc, listen, admin)
+
+
+@pytest.fixture(scope="session")
+def tailmeter(binaries: dict[str, Path], sim: Sim, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tailmeter]:
+    tm = _launch(binaries["tailmeter"], tmp_path_factory.mktemp("tailmeter"), cfg.standard_providers(sim.base_url), "32MiB")
+    yield tm
+    tm.proc.stop()
+
+
+
+@pytest.fixture(scope="session")
+def tailmeter_limits(
+    binaries: dict[str, Path], sim: Sim, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Tailmeter]:
+    closed = f"http://127.0.0.1:{free_port()}"
+    dead = cfg.Provider("dead", "openai", closed, f"${{{cfg.OPENAI_KEY_ENV}}}", [cfg.DEAD_MODEL])
+    providers = cfg.standard_providers(sim.base_url) + [dead]
+    tm = _launch(binaries["tailmeter"], tmp_path_factory.mktemp("tailmeter-limits"), providers, cfg.LIMITS_MAX_BODY_TOML)
+    yield tm
+    tm.proc.stop()
+
+
+@pytest.fixture
+def launch_tailmeter(
+    binaries: dict[str, Path], sim: Sim, tmp_path: Path
+) -> Iterator[Callable[[], Tailmeter]]:
+    """Start a private instance (stopped at teardown if the test did not stop it)."""
+    started: list[Tailmeter] = []
+
+    def launch() -> Tailmeter:
+        workdir = tmp_path / f"tm{len(started)}"
+        workdir.mkdir()
+        tm = _launch(binaries["tailmeter"], workdir, cfg.standard_providers(sim.base_url), "32MiB")
+        started.append(tm)
+        return tm
+
+    yield launch
+    for tm in started:
+        tm.proc.stop()

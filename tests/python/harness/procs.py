@@ -1,0 +1,142 @@
+"""Start, watch and stop the binaries under test (provider-sim, tailmeter).
+
+Every wait is bounded; every process logs to a file (never a pipe, which a
+chatty process could fill and block on), and that log is quoted when a start
+fails so the cause is in the test report.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx2
+
+REPO = Path(__file__).resolve().parents[3]
+START_TIMEOUT_S = 30.0
+STOP_GRACE_S = 10.0
+
+
+def find_binary(name: str, env_var: str) -> Path:
+    """Path of a built binary: `$env_var`, else `$CARGO_TARGET_DIR/debug`, else `target/debug`."""
+    explicit = os.environ.get(env_var)
+    if explicit:
+        path = Path(explicit)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise FileNotFoundError(f"{env_var}={explicit} is not an executable file")
+        return path
+    candidates = []
+    target_dir = os.environ.get("CARGO_TARGET_DIR")
+    if target_dir:
+        candidates.append(Path(target_dir) / "debug" / name)
+    candidates.append(REPO / "target" / "debug" / name)
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+    looked = ", ".join(str(p) for p in candidates)
+    raise FileNotFoundError(
+        f"{name} binary not found (looked at {looked}); run `cargo build --workspace` or set {env_var}"
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Process:
+    """A child process whose stdout and stderr go to one log file."""
+
+    def __init__(self, name: str, argv: list[str], log_path: Path, cwd: Path, env: dict[str, str]):
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.popen = subprocess.Popen(
+            argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd, env=env
+        )
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_text(self, limit: int = 20_000) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        text = self.log_path.read_text(errors="replace")
+        return text if len(text) <= limit else "…" + text[-limit:]
+
+    def describe_failure(self, what: str) -> str:
+        code = self.popen.poll()
+        state = f"exited with {code}" if code is not None else "still running"
+        return f"{self.name} {what} ({state}); command: {' '.join(self.argv)}\n--- {self.name} log ---\n{self.log_text()}"
+
+    def stop(self, grace_s: float = STOP_GRACE_S) -> int | None:
+        """SIGTERM, wait up to `grace_s`, then SIGKILL; return the exit code (None if it had to be killed)."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=grace_s)
+                self._log.close()
+                return None
+        self._log.close()
+        return self.popen.returncode
+
+
+LISTENING = re.compile(rb"listening on (127\.0\.0\.1):(\d+)")
+
+
+def start_sim(binary: Path, fixtures: Path, openai_key: str, anthropic_key: str, workdir: Path) -> tuple[Process, int]:
+    """Start provider-sim on an OS-assigned port; return it and the port it printed."""
+    argv = [
+        str(binary), "--listen", "127.0.0.1:0", "--fixtures", str(fixtures),
+        "--openai-key", openai_key, "--anthropic-key", anthropic_key,
+    ]
+    proc = Process("provider-sim", argv, workdir / "provider-sim.log", workdir, dict(os.environ))
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        match = LISTENING.search(proc.log_path.read_bytes())
+        if match:
+            return proc, int(match.group(2))
+        if not proc.alive():
+            break
+        time.sleep(0.05)
+    message = proc.describe_failure("did not print `listening on 127.0.0.1:PORT`")
+    proc.stop()
+    raise RuntimeError(message)
+
+
+def wait_ready(proc: Process, admin: str, timeout_s: float = START_TIMEOUT_S) -> None:
+    """Poll GET http://ADMIN/readyz until 200; raise with the process log when it never comes."""
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    with httpx2.Client(timeout=2.0, trust_env=False) as http:
+        while time.monotonic() < deadline:
+            if not proc.alive():
+                break
+            try:
+                resp = http.get(f"http://{admin}/readyz")
+                if resp.status_code == 200:
+                    return
+                last = f"HTTP {resp.status_code}: {resp.text[:200]}"
+            except httpx2.TransportError as err:
+                last = repr(err)
+            time.sleep(0.1)
+    raise RuntimeError(proc.describe_failure(f"not ready at http://{admin}/readyz within {timeout_s}s (last: {last})"))
+
+
+def start_tailmeter(binary: Path, config: Path, workdir: Path, env: dict[str, str]) -> Process:
+    """Start `tailmeter serve --config FILE` in `workdir` (where any default event sink lands)."""
+    full_env = dict(os.environ)
+    full_env.update(env)
+    argv = [str(binary), "serve", "--config", str(config)]
+    return Process("tailmeter", argv, workdir / "tailmeter.log", workdir, full_env)

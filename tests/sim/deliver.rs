@@ -1,0 +1,184 @@
+//! Turning an answer into an HTTP response under the requested faults: which
+//! pieces the body is written in, how long to pause between them, and whether
+//! the connection is dropped before the body ends.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderValue, Response, StatusCode};
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::time::{sleep, Sleep};
+
+use crate::faults::Faults;
+use crate::sse::split_events;
+
+/// What a body is, which decides its content type and framing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    /// JSON, sent with a `content-length`.
+    Json,
+    /// An event stream, sent chunked, one write per event by default.
+    Sse,
+    /// Anything else, with this content type and a `content-length`.
+    Other(&'static str),
+}
+
+/// An answer before faults shape its delivery.
+#[derive(Debug)]
+pub struct Reply {
+    /// Response status.
+    pub status: StatusCode,
+    /// What the body is.
+    pub kind: Kind,
+    /// The full body.
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// A 200 answer.
+    pub fn ok(kind: Kind, body: impl Into<Bytes>) -> Self {
+        Self {
+            status: StatusCode::OK,
+            kind,
+            body: body.into(),
+        }
+    }
+
+    /// A JSON answer with a status.
+    pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Self {
+        Self {
+            status,
+            kind: Kind::Json,
+            body: body.into(),
+        }
+    }
+}
+
+/// The response for `reply` under `faults`; `error_event` is the event a
+/// stream ends with under the `error-event` fault.
+pub fn deliver(reply: Reply, faults: &Faults, error_event: Bytes) -> Response<PlannedBody> {
+    let mut pieces = if reply.kind == Kind::Sse {
+        split_events(&reply.body)
+    } else {
+        vec![reply.body]
+    };
+    if faults.error_event && reply.kind == Kind::Sse {
+        pieces.truncate(pieces.len() / 2);
+        pieces.push(error_event);
+    }
+    if let Some(size) = faults.chunk_bytes {
+        pieces = Bytes::from(pieces.concat())
+            .chunks(size)
+            .map(Bytes::copy_from_slice)
+            .collect();
+    }
+    let total = pieces.iter().map(Bytes::len).sum::<usize>();
+    let length = (reply.kind != Kind::Sse).then_some(total as u64);
+    if let Some(limit) = faults.cut_after {
+        pieces = truncate(pieces, limit);
+    }
+    let body = PlannedBody {
+        pieces: pieces.into(),
+        delay: faults.chunk_delay,
+        timer: None,
+        end: match faults.cut_after {
+            Some(_) => End::Abort { flushed: false },
+            None => End::Finish,
+        },
+        length,
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = reply.status;
+    let content_type = match reply.kind {
+        Kind::Json => "application/json",
+        Kind::Sse => "text/event-stream; charset=utf-8",
+        Kind::Other(content_type) => content_type,
+    };
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if reply.status == StatusCode::TOO_MANY_REQUESTS {
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+/// The first `limit` bytes of `pieces`, keeping the piece boundaries.
+fn truncate(pieces: Vec<Bytes>, mut limit: usize) -> Vec<Bytes> {
+    let mut kept = Vec::new();
+    for piece in pieces {
+        if limit == 0 {
+            break;
+        }
+        let take = piece.len().min(limit);
+        limit -= take;
+        kept.push(piece.slice(..take));
+    }
+    kept
+}
+
+/// How a planned body ends once its pieces are written.
+#[derive(Debug)]
+enum End {
+    /// A proper end (`content-length` reached or the last chunk).
+    Finish,
+    /// An error, so hyper drops the connection; `flushed` once the body has
+    /// returned `Pending` after its last piece, which makes hyper flush what
+    /// it buffered before it sees the error.
+    Abort { flushed: bool },
+}
+
+/// A response body written as planned pieces with pauses between them.
+#[derive(Debug)]
+pub struct PlannedBody {
+    pieces: VecDeque<Bytes>,
+    delay: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    end: End,
+    length: Option<u64>,
+}
+
+impl Body for PlannedBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        if let Some(timer) = this.timer.as_mut() {
+            ready!(timer.as_mut().poll(cx));
+            this.timer = None;
+        }
+        if let Some(piece) = this.pieces.pop_front() {
+            let more = !this.pieces.is_empty() || matches!(this.end, End::Abort { .. });
+            if more && !this.delay.is_zero() {
+                this.timer = Some(Box::pin(sleep(this.delay)));
+            }
+            return Poll::Ready(Some(Ok(Frame::data(piece))));
+        }
+        match this.end {
+            End::Finish => Poll::Ready(None),
+            End::Abort { flushed: false } => {
+                this.end = End::Abort { flushed: true };
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            End::Abort { flushed: true } => Poll::Ready(Some(Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "cut-after fault",
+            )))),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.length
+            .map_or_else(SizeHint::default, SizeHint::with_exact)
+    }
+}

@@ -1,0 +1,122 @@
+//! `provider-sim`: a stand-in for the LLM providers on loopback, for
+//! tailmeter's tests and README demo. It replays real recorded provider
+//! responses from a fixtures directory, checks the provider credentials the
+//! proxy must inject, records every request it receives, and fails on demand
+//! through the `x-sim-fault` header. See README.md beside this file.
+
+#![forbid(unsafe_code)]
+
+mod anthropic;
+mod deliver;
+mod dialect;
+mod faults;
+mod fixtures;
+mod openai;
+mod record;
+mod routes;
+mod service;
+mod sse;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::dialect::Keys;
+use crate::fixtures::Fixtures;
+use crate::record::Recorder;
+use crate::service::State;
+
+/// Command line of `provider-sim`.
+#[derive(Debug, Parser)]
+#[command(about = "Simulated OpenAI, Anthropic and Gemini APIs replaying recorded responses")]
+struct Args {
+    /// Address to listen on; port 0 lets the OS choose.
+    #[arg(long)]
+    listen: SocketAddr,
+    /// Directory holding the recorded fixtures.
+    #[arg(long)]
+    fixtures: PathBuf,
+    /// Key OpenAI routes require as `Authorization: Bearer`.
+    #[arg(long)]
+    openai_key: String,
+    /// Key Anthropic routes require as `x-api-key`.
+    #[arg(long)]
+    anthropic_key: String,
+    /// Key Gemini routes require as `x-goog-api-key` or `?key=`.
+    #[arg(long)]
+    gemini_key: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("provider-sim: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves until SIGTERM or SIGINT.
+async fn run(args: Args) -> Result<(), String> {
+    let state = Arc::new(State {
+        fixtures: Fixtures::load(&args.fixtures)?,
+        keys: Keys {
+            openai: args.openai_key,
+            anthropic: args.anthropic_key,
+            gemini: args.gemini_key,
+        },
+        recorder: Recorder::default(),
+    });
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("bind {}: {e}", args.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    // Handlers go in before the port is announced, so a test that signals
+    // right after reading the line never meets the default (killing) action.
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on {local}")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| format!("stdout: {e}"))?;
+    drop(stdout);
+
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => return Ok(()),
+            _ = interrupt.recv() => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => serve_connection(stream, Arc::clone(&state)),
+                Err(error) => {
+                    eprintln!("provider-sim: accept: {error}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+        }
+    }
+}
+
+/// Serves one HTTP/1.1 connection (keep-alive included) on its own task.
+fn serve_connection(stream: TcpStream, state: Arc<State>) {
+    tokio::spawn(async move {
+        let service = service_fn(move |request| service::handle(Arc::clone(&state), request));
+        // Faults drop connections on purpose and clients hang up mid-stream:
+        // a connection ending in error is expected, so it is not reported.
+        let _ = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    });
+}

@@ -1,0 +1,137 @@
+//! The provider endpoints the simulator answers and the fixture each serves.
+
+use bytes::Bytes;
+use http::Method;
+use serde_json::Value;
+
+use crate::deliver::{Kind, Reply};
+use crate::dialect::Dialect;
+use crate::fixtures::Fixtures;
+
+/// One simulated provider endpoint.
+#[derive(Debug, PartialEq)]
+pub enum Route {
+    /// POST /v1/chat/completions
+    ChatCompletions,
+    /// POST /v1/responses
+    Responses,
+    /// POST /v1/embeddings
+    Embeddings,
+    /// POST /v1/messages
+    Messages,
+    /// POST /v1/messages/count_tokens
+    CountTokens,
+    /// POST /v1beta/models/{model}:generateContent or :streamGenerateContent
+    /// (also under /v1/).
+    Gemini {
+        /// The model named in the path.
+        model: String,
+        /// Whether the action is streamGenerateContent.
+        stream: bool,
+    },
+}
+
+impl Route {
+    /// The endpoint for a method and path (without query), if simulated.
+    pub fn resolve(method: &Method, path: &str) -> Option<Self> {
+        if method != Method::POST {
+            return None;
+        }
+        match path {
+            "/v1/chat/completions" => Some(Self::ChatCompletions),
+            "/v1/responses" => Some(Self::Responses),
+            "/v1/embeddings" => Some(Self::Embeddings),
+            "/v1/messages" => Some(Self::Messages),
+            "/v1/messages/count_tokens" => Some(Self::CountTokens),
+            _ => {
+                let rest = path
+                    .strip_prefix("/v1beta/models/")
+                    .or_else(|| path.strip_prefix("/v1/models/"))?;
+                let (model, action) = rest.rsplit_once(':')?;
+                let stream = match action {
+                    "generateContent" => false,
+                    "streamGenerateContent" => true,
+                    _ => return None,
+                };
+                Some(Self::Gemini {
+                    model: model.to_owned(),
+                    stream,
+                })
+            }
+        }
+    }
+
+    /// The provider dialect of this endpoint.
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Self::ChatCompletions | Self::Responses | Self::Embeddings => Dialect::OpenAi,
+            Self::Messages | Self::CountTokens => Dialect::Anthropic,
+            Self::Gemini { .. } => Dialect::Gemini,
+        }
+    }
+
+    /// The model named in the path (Gemini), if any.
+    pub fn path_model(&self) -> Option<&str> {
+        match self {
+            Self::Gemini { model, .. } => Some(model),
+            _ => None,
+        }
+    }
+
+    /// The answer to a well-formed, authorized request with JSON body `request`.
+    pub fn serve(&self, fixtures: &Fixtures, request: &Value) -> Reply {
+        let wants_stream = request.get("stream") == Some(&Value::Bool(true));
+        let pick = |stream: &Bytes, json: &Bytes| {
+            if wants_stream {
+                Reply::ok(Kind::Sse, stream.clone())
+            } else {
+                Reply::ok(Kind::Json, json.clone())
+            }
+        };
+        match self {
+            Self::ChatCompletions => {
+                let include_usage =
+                    request.pointer("/stream_options/include_usage") == Some(&Value::Bool(true));
+                let stream = if include_usage {
+                    &fixtures.chat_stream_usage
+                } else {
+                    &fixtures.chat_stream
+                };
+                pick(stream, &fixtures.chat_json)
+            }
+            Self::Responses => pick(&fixtures.responses_stream, &fixtures.responses_json),
+            Self::Embeddings => Reply::ok(Kind::Json, fixtures.embeddings_json.clone()),
+            Self::Messages => pick(&fixtures.messages_stream, &fixtures.messages_json),
+            Self::CountTokens => Reply::ok(Kind::Json, r#"{"input_tokens":20}"#),
+            Self::Gemini { stream: true, .. } => {
+                Reply::ok(Kind::Sse, fixtures.gemini_stream.clone())
+            }
+            Self::Gemini { stream: false, .. } => {
+                Reply::ok(Kind::Json, fixtures.gemini_json.clone())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_gemini_paths_and_rejects_others() {
+        let gemini = Route::resolve(
+            &Method::POST,
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+        );
+        assert_eq!(
+            gemini,
+            Some(Route::Gemini {
+                model: "gemini-2.5-flash".into(),
+                stream: true
+            })
+        );
+        assert_eq!(Route::resolve(&Method::GET, "/v1/chat/completions"), None);
+        assert_eq!(Route::resolve(&Method::POST, "/v1/models/x:embed"), None);
+        assert_eq!(Route::resolve(&Method::POST, "/v2/messages"), None);
+    }
+}

@@ -1,0 +1,135 @@
+//! One request, end to end: read and record it, answer the simulator's own
+//! `/_sim/requests`, check credentials, pick the fixture (or the fault's
+//! error) and hand the answer to delivery under the requested faults.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use serde_json::Value;
+
+use crate::deliver::{deliver, Kind, PlannedBody, Reply};
+use crate::dialect::{Dialect, Keys};
+use crate::faults::Faults;
+use crate::fixtures::Fixtures;
+use crate::record::{Record, Recorder};
+use crate::routes::Route;
+
+/// Largest request body read; larger ones get 413.
+const MAX_BODY: usize = 64 << 20;
+/// Request header naming a fixture file to serve instead of the default.
+const FIXTURE_HEADER: &str = "x-sim-fixture";
+/// The simulator's own request log endpoint.
+const REQUESTS_PATH: &str = "/_sim/requests";
+
+/// What every connection shares.
+#[derive(Debug)]
+pub struct State {
+    /// The loaded fixtures.
+    pub fixtures: Fixtures,
+    /// The accepted keys.
+    pub keys: Keys,
+    /// The request log.
+    pub recorder: Recorder,
+}
+
+/// Answers one request.
+pub async fn handle(
+    state: Arc<State>,
+    request: Request<Incoming>,
+) -> Result<Response<PlannedBody>, Infallible> {
+    let (parts, body) = request.into_parts();
+    let route = Route::resolve(&parts.method, parts.uri.path());
+    let dialect = route.as_ref().map_or(Dialect::OpenAi, Route::dialect);
+    let no_faults = Faults::default();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => {
+            let (status, message) = if error.is::<LengthLimitError>() {
+                (StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+            } else {
+                (StatusCode::BAD_REQUEST, "unreadable request body")
+            };
+            let reply = dialect.error(status, message);
+            return Ok(deliver(reply, &no_faults, Bytes::new()));
+        }
+    };
+    if parts.uri.path() == REQUESTS_PATH {
+        return Ok(deliver(
+            requests_log(&state, &parts.method),
+            &no_faults,
+            Bytes::new(),
+        ));
+    }
+    let request_json: Option<Value> = serde_json::from_slice(&body).ok();
+    let model = request_json
+        .as_ref()
+        .and_then(|json| json.get("model"))
+        .and_then(Value::as_str)
+        .or_else(|| route.as_ref().and_then(Route::path_model))
+        .map(str::to_owned);
+    state.recorder.push(Record::new(&parts, &body, model));
+
+    let faults = match Faults::from_headers(&parts.headers) {
+        Ok(faults) => faults,
+        Err(message) => {
+            let reply = dialect.error(StatusCode::BAD_REQUEST, &message);
+            return Ok(deliver(reply, &no_faults, Bytes::new()));
+        }
+    };
+    let reply = match route {
+        Some(route) => answer(&state, &route, &parts, &faults, request_json.as_ref()),
+        None => dialect.error(
+            StatusCode::NOT_FOUND,
+            &format!("Invalid URL ({} {})", parts.method, parts.uri.path()),
+        ),
+    };
+    if let Some(stall) = faults.stall {
+        tokio::time::sleep(stall).await;
+    }
+    Ok(deliver(reply, &faults, dialect.stream_error_event()))
+}
+
+/// The answer of a simulated endpoint, before delivery faults.
+fn answer(
+    state: &State,
+    route: &Route,
+    parts: &Parts,
+    faults: &Faults,
+    request_json: Option<&Value>,
+) -> Reply {
+    let dialect = route.dialect();
+    if let Err(reason) = dialect.authorize(&state.keys, &parts.headers, parts.uri.query()) {
+        return dialect.error(StatusCode::UNAUTHORIZED, reason);
+    }
+    if let Some(status) = faults.status {
+        return dialect.error(status, "simulated failure");
+    }
+    if let Some(name) = parts.headers.get(FIXTURE_HEADER) {
+        let named = name
+            .to_str()
+            .map_err(|_| format!("{FIXTURE_HEADER} is not ASCII"))
+            .and_then(|name| state.fixtures.named(name));
+        return named.unwrap_or_else(|message| dialect.error(StatusCode::BAD_REQUEST, &message));
+    }
+    match request_json {
+        Some(json) => route.serve(&state.fixtures, json),
+        None => dialect.error(StatusCode::BAD_REQUEST, "request body is not JSON"),
+    }
+}
+
+/// `GET /_sim/requests` lists the log, `DELETE` clears it.
+fn requests_log(state: &State, method: &Method) -> Reply {
+    match *method {
+        Method::GET => Reply::ok(Kind::Json, state.recorder.to_json()),
+        Method::DELETE => {
+            state.recorder.clear();
+            Reply::ok(Kind::Json, "[]")
+        }
+        _ => Dialect::OpenAi.error(StatusCode::METHOD_NOT_ALLOWED, "use GET or DELETE"),
+    }
+}
