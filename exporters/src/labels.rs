@@ -26,7 +26,7 @@ impl BoundedLabels {
 
     /// `value` itself when it has (or can still get) its own series, else [`OTHER`].
     pub fn admit<'a>(&self, value: &'a str) -> &'a str {
-        if self.seen.read().map_or(false, |seen| seen.contains(value)) {
+        if self.seen.read().is_ok_and(|seen| seen.contains(value)) {
             return value;
         }
         let Ok(mut seen) = self.seen.write() else {

@@ -200,9 +200,7 @@ impl Metrics {
             .with_label_values(&labels)
             .observe(event.duration_ms / 1000.0);
         if let Some(ttft) = event.ttft_ms {
-            self.ttft
-                .with_label_values(&labels)
-                .observe(ttft / 1000.0);
+            self.ttft.with_label_values(&labels).observe(ttft / 1000.0);
         }
     }
 

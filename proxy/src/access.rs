@@ -93,8 +93,14 @@ mod tests {
     #[test]
     fn globs() {
         assert!(glob_match("openai/*", "openai/gpt-4o"));
-        assert!(glob_match("anthropic/claude-haiku-*", "anthropic/claude-haiku-4-5"));
-        assert!(!glob_match("anthropic/claude-haiku-*", "anthropic/claude-sonnet-4-5"));
+        assert!(glob_match(
+            "anthropic/claude-haiku-*",
+            "anthropic/claude-haiku-4-5"
+        ));
+        assert!(!glob_match(
+            "anthropic/claude-haiku-*",
+            "anthropic/claude-sonnet-4-5"
+        ));
         assert!(glob_match("*", "x/y"));
         assert!(glob_match("*/gpt-*-mini", "openai/gpt-4.1-mini"));
         assert!(!glob_match("openai/gpt-4o", "openai/gpt-4o-mini"));

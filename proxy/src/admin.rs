@@ -26,7 +26,9 @@ fn respond(status: u16, content_type: &str, body: Vec<u8>) -> http::Response<Vec
     let mut response = http::Response::new(body);
     *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
     if let Ok(value) = http::HeaderValue::from_str(content_type) {
-        response.headers_mut().insert(http::header::CONTENT_TYPE, value);
+        response
+            .headers_mut()
+            .insert(http::header::CONTENT_TYPE, value);
     }
     let len = response.body().len();
     response
@@ -40,7 +42,11 @@ impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
         let req = session.req_header();
         if req.method != http::Method::GET {
-            return respond(405, "text/plain", b"admin endpoints are GET only\n".to_vec());
+            return respond(
+                405,
+                "text/plain",
+                b"admin endpoints are GET only\n".to_vec(),
+            );
         }
         match req.uri.path() {
             "/metrics" => respond(

@@ -136,7 +136,8 @@ mod tests {
     #[test]
     fn renders_each_format() {
         let e = ApiError::new(ErrorKind::NotFound, "model_not_found", "no such model");
-        let openai: serde_json::Value = serde_json::from_slice(&e.body(ErrorFormat::OpenAi)).unwrap();
+        let openai: serde_json::Value =
+            serde_json::from_slice(&e.body(ErrorFormat::OpenAi)).unwrap();
         assert_eq!(openai["error"]["code"], "model_not_found");
         assert_eq!(openai["error"]["message"], "no such model");
         let anthropic: serde_json::Value =

@@ -25,7 +25,9 @@ pub async fn read_whole_body(session: &mut Session, limit: u64) -> Result<Bytes,
         ApiError::new(
             ErrorKind::TooLarge,
             "request_too_large",
-            format!("the request body is larger than this gateway's max_request_body of {limit} bytes"),
+            format!(
+                "the request body is larger than this gateway's max_request_body of {limit} bytes"
+            ),
         )
     };
     let declared: Option<u64> = session
@@ -59,7 +61,9 @@ pub async fn read_whole_body(session: &mut Session, limit: u64) -> Result<Bytes,
         }
         body.extend_from_slice(&chunk);
     }
-    if downstream.retry_buffer_truncated() || (!body.is_empty() && downstream.get_retry_buffer().is_none()) {
+    if downstream.retry_buffer_truncated()
+        || (!body.is_empty() && downstream.get_retry_buffer().is_none())
+    {
         return Err(ApiError::new(
             ErrorKind::LengthRequired,
             "length_required",
@@ -94,13 +98,24 @@ pub fn parse_fields(body: &[u8]) -> Result<RequestFields<'_>, ApiError> {
 /// The body with its top-level `model` replaced by `model` (used when the client named the
 /// model as `provider/model`: the provider sees the bare name). Member order is preserved.
 pub fn with_model(body: &[u8], model: &str) -> Result<Vec<u8>, ApiError> {
-    let mut value: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(body).map_err(|e| {
-            ApiError::new(ErrorKind::InvalidRequest, "invalid_json", format!("the request body is not a JSON object: {e}"))
+    let mut value: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+        .map_err(|e| {
+            ApiError::new(
+                ErrorKind::InvalidRequest,
+                "invalid_json",
+                format!("the request body is not a JSON object: {e}"),
+            )
         })?;
-    value.insert("model".to_owned(), serde_json::Value::String(model.to_owned()));
+    value.insert(
+        "model".to_owned(),
+        serde_json::Value::String(model.to_owned()),
+    );
     serde_json::to_vec(&value).map_err(|e| {
-        ApiError::new(ErrorKind::InvalidRequest, "invalid_json", format!("the request body could not be re-encoded: {e}"))
+        ApiError::new(
+            ErrorKind::InvalidRequest,
+            "invalid_json",
+            format!("the request body could not be re-encoded: {e}"),
+        )
     })
 }
 
@@ -116,7 +131,10 @@ mod tests {
         assert_eq!(fields.stream, Some(true));
         let rewritten = with_model(body, "gpt-4o").unwrap();
         let text = String::from_utf8(rewritten).unwrap();
-        assert!(text.starts_with(r#"{"stream":true,"model":"gpt-4o","messages""#), "{text}");
+        assert!(
+            text.starts_with(r#"{"stream":true,"model":"gpt-4o","messages""#),
+            "{text}"
+        );
         assert_eq!(parse_fields(b"[1,2]").unwrap_err().code, "invalid_json");
         assert!(parse_fields(b"{}").unwrap().model.is_none());
     }

@@ -80,7 +80,7 @@ impl Resolver {
             .map(|entry| (entry.cidr, Caller::from_who(&entry.who, None)))
             .collect();
         // Most specific first, so the first match is the longest prefix.
-        statics.sort_by(|a, b| b.0.prefix_len().cmp(&a.0.prefix_len()));
+        statics.sort_by_key(|(net, _)| std::cmp::Reverse(net.prefix_len()));
         Self {
             statics,
             unknown: config.unknown,
@@ -139,7 +139,9 @@ mod tests {
         assert_eq!(tagged.login, None);
         let user = resolver.resolve("127.0.0.5".parse().unwrap()).unwrap();
         assert_eq!(user.identity, "everyone@example.com");
-        let mapped = resolver.resolve("::ffff:127.0.0.2".parse().unwrap()).unwrap();
+        let mapped = resolver
+            .resolve("::ffff:127.0.0.2".parse().unwrap())
+            .unwrap();
         assert_eq!(mapped.identity, "tag:ci,tag:k8s");
     }
 
@@ -149,7 +151,10 @@ mod tests {
         assert_eq!(reject.resolve("10.1.2.3".parse().unwrap()), None);
         let anonymous = Resolver::new(&config(UnknownPolicy::Anonymous));
         assert_eq!(
-            anonymous.resolve("10.1.2.3".parse().unwrap()).unwrap().identity,
+            anonymous
+                .resolve("10.1.2.3".parse().unwrap())
+                .unwrap()
+                .identity,
             "anonymous"
         );
     }

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use tailmeter::config;
 
 #[derive(Parser)]
-#[command(name = "tailmeter", version, about = "An LLM metering gateway for your tailnet")]
+#[command(
+    name = "tailmeter",
+    version,
+    about = "An LLM metering gateway for your tailnet"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -65,5 +69,6 @@ fn init_logging(level: Option<&str>) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }

@@ -179,7 +179,9 @@ impl Meter {
             Ending::ClientGone => "client_disconnect",
             Ending::UpstreamFailed | Ending::NotSent => "upstream_failed",
             Ending::Complete if tap.provider_error().is_some() => "upstream_error_event",
-            Ending::Complete if self.upstream_status.is_some_and(|s| s >= 400) => "upstream_error_status",
+            Ending::Complete if self.upstream_status.is_some_and(|s| s >= 400) => {
+                "upstream_error_status"
+            }
             Ending::Complete => "not_reported",
         };
         Metered {

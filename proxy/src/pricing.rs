@@ -44,10 +44,21 @@ mod tests {
         let mut by_model = BTreeMap::new();
         by_model.insert(
             "m".to_owned(),
-            Price { input: 2.0, output: 8.0, cache_read: Some(0.5), cache_write: None },
+            Price {
+                input: 2.0,
+                output: 8.0,
+                cache_read: Some(0.5),
+                cache_write: None,
+            },
         );
         let prices = Prices::new(by_model);
-        let tokens = TokenCounts { input: 1000, output: 100, cache_read: 400, cache_write: 100, reasoning: 50 };
+        let tokens = TokenCounts {
+            input: 1000,
+            output: 100,
+            cache_read: 400,
+            cache_write: 100,
+            reasoning: 50,
+        };
         // 500 uncached * 2 + 400 * 0.5 + 100 * 2 (fallback) + 100 * 8 = 2200 per million
         let cost = prices.cost("m", &tokens).unwrap();
         assert!((cost - 0.0022).abs() < 1e-12, "{cost}");

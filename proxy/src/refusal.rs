@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use pingora::{Error, ErrorSource, ErrorType};
 
-use crate::api_error::{ApiError, ErrorKind};
+use crate::api_error::{ApiError, ErrorFormat, ErrorKind};
 use crate::endpoint::Endpoint;
 use crate::gateway::Gateway;
 use crate::identity::Caller;
@@ -18,13 +18,38 @@ const MAX_LISTED: usize = 20;
 /// A client string quoted in a message is cut to this many characters.
 const MAX_QUOTED: usize = 100;
 
-/// The models `caller` may use on `endpoint`, as a sentence fragment.
+/// The models `caller` may use on `endpoint` (or, when none, through the other API family),
+/// as a sentence fragment.
 fn alternatives(gateway: &Gateway, caller: &Caller, endpoint: Endpoint) -> String {
-    let routes = local::callable(gateway, caller, endpoint.error_format());
-    if routes.is_empty() {
-        return "this identity is granted no models on this endpoint; ask the gateway's operator for a grant".to_owned();
+    let format = endpoint.error_format();
+    let here = local::callable(gateway, caller, format);
+    if !here.is_empty() {
+        return format!("models you may use: {}", names(gateway, &here));
     }
-    let mut out = String::from("models you may use: ");
+    let (other_format, other_api) = match format {
+        ErrorFormat::OpenAi => (
+            ErrorFormat::Anthropic,
+            "the Anthropic Messages API (/v1/messages)",
+        ),
+        ErrorFormat::Anthropic => (
+            ErrorFormat::OpenAi,
+            "the OpenAI-style endpoints (/v1/chat/completions, /v1/responses, /v1/embeddings)",
+        ),
+    };
+    let elsewhere = local::callable(gateway, caller, other_format);
+    if elsewhere.is_empty() {
+        "this identity is granted no models; ask the gateway's operator for a grant".to_owned()
+    } else {
+        format!(
+            "this identity may use no models on this endpoint, but may use {} through {other_api}",
+            names(gateway, &elsewhere)
+        )
+    }
+}
+
+/// Client names of `routes`, comma-separated, at most [`MAX_LISTED`] of them.
+fn names(gateway: &Gateway, routes: &[&Route]) -> String {
+    let mut out = String::new();
     for (i, route) in routes.iter().take(MAX_LISTED).enumerate() {
         if i > 0 {
             out.push_str(", ");
@@ -32,7 +57,11 @@ fn alternatives(gateway: &Gateway, caller: &Caller, endpoint: Endpoint) -> Strin
         out.push_str(local::client_name(gateway, route));
     }
     if routes.len() > MAX_LISTED {
-        let _ = write!(out, " and {} more (GET /v1/models)", routes.len() - MAX_LISTED);
+        let _ = write!(
+            out,
+            " and {} more (GET /v1/models)",
+            routes.len() - MAX_LISTED
+        );
     }
     out
 }
@@ -99,7 +128,12 @@ pub fn missing_model(gateway: &Gateway, caller: &Caller, endpoint: Endpoint) -> 
 }
 
 /// 404 for a model no provider is configured with.
-pub fn unknown_model(gateway: &Gateway, caller: &Caller, endpoint: Endpoint, requested: &str) -> ApiError {
+pub fn unknown_model(
+    gateway: &Gateway,
+    caller: &Caller,
+    endpoint: Endpoint,
+    requested: &str,
+) -> ApiError {
     ApiError::new(
         ErrorKind::NotFound,
         "model_not_found",
@@ -113,7 +147,12 @@ pub fn unknown_model(gateway: &Gateway, caller: &Caller, endpoint: Endpoint, req
 }
 
 /// 404 for a model whose provider does not speak this endpoint's API.
-pub fn wrong_api(gateway: &Gateway, caller: &Caller, endpoint: Endpoint, route: &Route) -> ApiError {
+pub fn wrong_api(
+    gateway: &Gateway,
+    caller: &Caller,
+    endpoint: Endpoint,
+    route: &Route,
+) -> ApiError {
     ApiError::new(
         ErrorKind::NotFound,
         "model_not_on_endpoint",
@@ -130,7 +169,12 @@ pub fn wrong_api(gateway: &Gateway, caller: &Caller, endpoint: Endpoint, route: 
 }
 
 /// 403 for a model the caller is not granted.
-pub fn not_granted(gateway: &Gateway, caller: &Caller, endpoint: Endpoint, route: &Route) -> ApiError {
+pub fn not_granted(
+    gateway: &Gateway,
+    caller: &Caller,
+    endpoint: Endpoint,
+    route: &Route,
+) -> ApiError {
     ApiError::new(
         ErrorKind::PermissionDenied,
         "model_not_granted",
@@ -148,30 +192,63 @@ pub fn not_granted(gateway: &Gateway, caller: &Caller, endpoint: Endpoint, route
 pub fn from_proxy_error(e: &Error, route: Option<&Route>) -> Option<ApiError> {
     let provider = route.map_or_else(
         || "the provider".to_owned(),
-        |r| format!("provider {} ({})", r.upstream.name, r.upstream.base.authority()),
+        |r| {
+            format!(
+                "provider {} ({})",
+                r.upstream.name,
+                r.upstream.base.authority()
+            )
+        },
     );
     let etype = e.etype();
     if *e.esource() == ErrorSource::Downstream
-        && matches!(etype, ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed)
+        && matches!(
+            etype,
+            ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed
+        )
     {
         return None;
     }
     let (kind, code, what) = match etype {
-        ErrorType::ConnectTimedout | ErrorType::TLSHandshakeTimedout => {
-            (ErrorKind::GatewayTimeout, "upstream_connect_timeout", "timed out connecting to")
-        }
-        ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
-            (ErrorKind::GatewayTimeout, "upstream_timeout", "timed out waiting for")
-        }
-        ErrorType::ConnectRefused => (ErrorKind::BadGateway, "upstream_unreachable", "was refused a connection by"),
-        ErrorType::ConnectNoRoute | ErrorType::ConnectError | ErrorType::SocketError => {
-            (ErrorKind::BadGateway, "upstream_unreachable", "could not connect to")
-        }
-        ErrorType::TLSHandshakeFailure | ErrorType::InvalidCert | ErrorType::HandshakeError => {
-            (ErrorKind::BadGateway, "upstream_tls_failed", "could not establish TLS with")
-        }
-        ErrorType::HTTPStatus(413) => (ErrorKind::TooLarge, "request_too_large", "had the request refused as too large by"),
-        _ => (ErrorKind::BadGateway, "upstream_failed", "got no valid response from"),
+        ErrorType::ConnectTimedout | ErrorType::TLSHandshakeTimedout => (
+            ErrorKind::GatewayTimeout,
+            "upstream_connect_timeout",
+            "timed out connecting to",
+        ),
+        ErrorType::ReadTimedout | ErrorType::WriteTimedout => (
+            ErrorKind::GatewayTimeout,
+            "upstream_timeout",
+            "timed out waiting for",
+        ),
+        ErrorType::ConnectRefused => (
+            ErrorKind::BadGateway,
+            "upstream_unreachable",
+            "was refused a connection by",
+        ),
+        ErrorType::ConnectNoRoute | ErrorType::ConnectError | ErrorType::SocketError => (
+            ErrorKind::BadGateway,
+            "upstream_unreachable",
+            "could not connect to",
+        ),
+        ErrorType::TLSHandshakeFailure | ErrorType::InvalidCert | ErrorType::HandshakeError => (
+            ErrorKind::BadGateway,
+            "upstream_tls_failed",
+            "could not establish TLS with",
+        ),
+        ErrorType::HTTPStatus(413) => (
+            ErrorKind::TooLarge,
+            "request_too_large",
+            "had the request refused as too large by",
+        ),
+        _ => (
+            ErrorKind::BadGateway,
+            "upstream_failed",
+            "got no valid response from",
+        ),
     };
-    Some(ApiError::new(kind, code, format!("tailmeter {what} {provider}: {etype:?}")))
+    Some(ApiError::new(
+        kind,
+        code,
+        format!("tailmeter {what} {provider}: {etype:?}"),
+    ))
 }

@@ -32,8 +32,11 @@ pub fn run(config: &Config) {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let mut proxy =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, Proxy::new(gateway.clone()), "tailmeter proxy");
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Proxy::new(gateway.clone()),
+        "tailmeter proxy",
+    );
     proxy.add_tcp(&config.server.listen.to_string());
     let mut admin = Service::new("tailmeter admin".to_owned(), AdminApp::new(gateway.clone()));
     admin.add_tcp(&config.server.admin_listen.to_string());
@@ -65,7 +68,10 @@ struct DrainOnSignal {
 impl ShutdownSignalWatch for DrainOnSignal {
     async fn recv(&self) -> ShutdownSignal {
         use tokio::signal::unix::{signal, SignalKind};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 let name = tokio::select! {
                     _ = term.recv() => "SIGTERM",
@@ -85,7 +91,10 @@ impl ShutdownSignalWatch for DrainOnSignal {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         if inflight.get() > 0 {
-            tracing::warn!(inflight = inflight.get(), "grace period over; cutting remaining requests");
+            tracing::warn!(
+                inflight = inflight.get(),
+                "grace period over; cutting remaining requests"
+            );
         }
         ShutdownSignal::GracefulTerminate
     }

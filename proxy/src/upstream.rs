@@ -88,9 +88,9 @@ impl Upstream {
     /// and the framing of the body tailmeter sends.
     pub fn rewrite_request(&self, req: &mut RequestHeader, body_len: usize) -> pingora::Result<()> {
         let path = upstream_path(&self.base.path_prefix, req.uri.path(), req.uri.query());
-        let uri = path
-            .parse::<http::Uri>()
-            .map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "bad upstream path", e))?;
+        let uri = path.parse::<http::Uri>().map_err(|e| {
+            pingora::Error::because(pingora::ErrorType::InternalError, "bad upstream path", e)
+        })?;
         req.set_uri(uri);
         for name in CLIENT_CREDENTIAL_HEADERS {
             req.remove_header(*name);
@@ -145,11 +145,24 @@ mod tests {
 
     #[test]
     fn joins_prefix_and_drops_client_key() {
-        assert_eq!(upstream_path("", "/v1/messages", Some("beta=true")), "/v1/messages?beta=true");
-        assert_eq!(upstream_path("/api", "/v1/chat/completions", None), "/api/v1/chat/completions");
-        assert_eq!(upstream_path("/api/v1", "/v1/chat/completions", None), "/api/v1/chat/completions");
         assert_eq!(
-            upstream_path("", "/v1beta/models/x:generateContent", Some("key=secret&alt=sse")),
+            upstream_path("", "/v1/messages", Some("beta=true")),
+            "/v1/messages?beta=true"
+        );
+        assert_eq!(
+            upstream_path("/api", "/v1/chat/completions", None),
+            "/api/v1/chat/completions"
+        );
+        assert_eq!(
+            upstream_path("/api/v1", "/v1/chat/completions", None),
+            "/api/v1/chat/completions"
+        );
+        assert_eq!(
+            upstream_path(
+                "",
+                "/v1beta/models/x:generateContent",
+                Some("key=secret&alt=sse")
+            ),
             "/v1beta/models/x:generateContent?alt=sse"
         );
     }

@@ -20,6 +20,7 @@ from harness.clients import (
     REQUEST_ID,
     Capture,
     Tailmeter,
+    anthropic_client,
     assert_upstream_openai_auth,
     http_client,
     openai_client,
@@ -207,8 +208,13 @@ def test_provider_slash_model_reaches_provider_bare(tailmeter: Tailmeter, sim: S
 
 @pytest.mark.parametrize("src,identity", [(SRC_ALICE, ALICE), (SRC_K8S, K8S), (SRC_CI, CI_K8S)])
 def test_models_lists_exactly_the_granted(tailmeter: Tailmeter, src: str, identity: str) -> None:
-    page = openai_client(tailmeter, src).models.list()
-    assert {m.id for m in page.data} == GRANTED[identity]
+    """Each list shape shows granted models only; together the two show every granted model.
+    (tailmeter lists in each shape the models callable through that API family.)"""
+    openai_ids = {m.id for m in openai_client(tailmeter, src).models.list().data}
+    anthropic_ids = {m.id for m in anthropic_client(tailmeter, src).models.list().data}
+    assert openai_ids <= GRANTED[identity], f"OpenAI list shows ungranted models: {openai_ids}"
+    assert anthropic_ids <= GRANTED[identity], f"Anthropic list shows ungranted models: {anthropic_ids}"
+    assert openai_ids | anthropic_ids == GRANTED[identity]
 
 
 def test_sdk_error_type_for_ungranted_model(tailmeter: Tailmeter) -> None:

@@ -103,10 +103,15 @@ impl ProxyHttp for Proxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let req = session.req_header();
         ctx.user_agent = header_str(req, "user-agent").to_owned();
-        ctx.src_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        ctx.src_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
         let Some(endpoint) = Endpoint::classify(&req.method, req.uri.path()) else {
             let refusal = refusal::unknown_path(req.method.as_str(), req.uri.path());
-            return self.refuse(session, ctx, refusal, ErrorFormat::OpenAi).await;
+            return self
+                .refuse(session, ctx, refusal, ErrorFormat::OpenAi)
+                .await;
         };
         ctx.endpoint = Some(endpoint);
         let format = endpoint.error_format();
@@ -119,7 +124,11 @@ impl ProxyHttp for Proxy {
         };
         let answer = match endpoint {
             Endpoint::ListModels => {
-                let format = if session.req_header().headers.contains_key("anthropic-version") {
+                let format = if session
+                    .req_header()
+                    .headers
+                    .contains_key("anthropic-version")
+                {
                     ErrorFormat::Anthropic
                 } else {
                     ErrorFormat::OpenAi
@@ -144,7 +153,11 @@ impl ProxyHttp for Proxy {
         self.answer(session, ctx, 200, body, None).await
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
         let route = ctx
             .route
             .as_ref()
@@ -152,7 +165,10 @@ impl ProxyHttp for Proxy {
         route.upstream.peer().await.map_err(|e| {
             Error::because(
                 ErrorType::ConnectNoRoute,
-                format!("resolving provider {} ({})", route.upstream.name, route.upstream.base.host),
+                format!(
+                    "resolving provider {} ({})",
+                    route.upstream.name, route.upstream.base.host
+                ),
                 e,
             )
         })
@@ -179,7 +195,10 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let (Some(route), Some(body)) = (ctx.route.as_ref(), ctx.upstream_body.as_ref()) else {
-            return Err(Error::explain(ErrorType::InternalError, "request not prepared"));
+            return Err(Error::explain(
+                ErrorType::InternalError,
+                "request not prepared",
+            ));
         };
         route.upstream.rewrite_request(upstream_request, body.len())
     }
@@ -240,7 +259,12 @@ impl ProxyHttp for Proxy {
         Ok(None)
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
         let failed = FailToProxy {
             error_code: 0,
             can_reuse_downstream: false,
@@ -256,7 +280,9 @@ impl ProxyHttp for Proxy {
             return failed; // the client is gone
         };
         let status = refusal.status();
-        let format = ctx.endpoint.map_or(ErrorFormat::OpenAi, Endpoint::error_format);
+        let format = ctx
+            .endpoint
+            .map_or(ErrorFormat::OpenAi, Endpoint::error_format);
         if let Err(write_error) = self.refuse(session, ctx, refusal, format).await {
             tracing::debug!(error = %write_error, "could not send the error response");
         }
@@ -301,6 +327,8 @@ impl Proxy {
             .routes
             .resolve(requested)
             .ok_or_else(|| refusal::unknown_model(gateway, caller, endpoint, requested))?;
+        // Known from here on, so even a refusal is labelled with the configured model.
+        ctx.route = Some(route.clone());
         if !endpoint.served_by(route.upstream.kind) {
             return Err(refusal::wrong_api(gateway, caller, endpoint, route));
         }
@@ -314,7 +342,8 @@ impl Proxy {
         };
         ctx.stream = fields.stream == Some(true);
         if endpoint == Endpoint::ChatCompletions && ctx.stream {
-            if let Some(rewritten) = crate::usage::openai_chat::inject_include_usage(&upstream_body) {
+            if let Some(rewritten) = crate::usage::openai_chat::inject_include_usage(&upstream_body)
+            {
                 upstream_body = Bytes::from(rewritten);
                 ctx.strip_injected_usage = true;
             }
@@ -322,7 +351,6 @@ impl Proxy {
         if let Some(dialect) = endpoint.dialect() {
             ctx.meter.expect_usage(dialect);
         }
-        ctx.route = Some(route.clone());
         ctx.upstream_body = Some(upstream_body);
         ctx._inflight = Some(InflightGuard::new(&gateway.metrics.inflight));
         Ok(())

@@ -55,8 +55,14 @@ impl WireUsage {
     /// Takes every field `later` reports; keeps the ones it does not.
     fn update(&mut self, later: WireUsage) {
         latest(&mut self.input_tokens, later.input_tokens);
-        latest(&mut self.cache_creation_input_tokens, later.cache_creation_input_tokens);
-        latest(&mut self.cache_read_input_tokens, later.cache_read_input_tokens);
+        latest(
+            &mut self.cache_creation_input_tokens,
+            later.cache_creation_input_tokens,
+        );
+        latest(
+            &mut self.cache_read_input_tokens,
+            later.cache_read_input_tokens,
+        );
         latest(&mut self.output_tokens, later.output_tokens);
         if later.output_tokens_details.is_some() {
             self.output_tokens_details = later.output_tokens_details;

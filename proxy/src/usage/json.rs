@@ -58,7 +58,10 @@ pub(super) fn string_end(data: &[u8], open: usize) -> Option<usize> {
 /// The first offset at or after `at` that is not JSON whitespace.
 pub(super) fn skip_ws(data: &[u8], at: usize) -> usize {
     let rest = data.get(at..).unwrap_or_default();
-    at + rest.iter().take_while(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')).count()
+    at + rest
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .count()
 }
 
 /// The event's name or, when the stream gave it none, the `type` of its data.
@@ -87,12 +90,17 @@ pub(super) struct WireError<'a> {
 impl WireError<'_> {
     /// The most specific of its `type` and `code` ("error" when it has neither).
     pub(super) fn short(&self) -> String {
-        let kind = self.kind.as_deref().filter(|k| !k.is_empty() && *k != "error");
+        let kind = self
+            .kind
+            .as_deref()
+            .filter(|k| !k.is_empty() && *k != "error");
         let code = match &self.code {
             Some(serde_json::Value::String(code)) => Some(code.clone()),
             Some(serde_json::Value::Number(code)) => Some(code.to_string()),
             _ => None,
         };
-        kind.map(str::to_owned).or(code).unwrap_or_else(|| "error".to_owned())
+        kind.map(str::to_owned)
+            .or(code)
+            .unwrap_or_else(|| "error".to_owned())
     }
 }

@@ -77,7 +77,9 @@ impl From<WireUsage> for Usage {
             output: wire.completion_tokens,
             cache_read: prompt.and_then(|d| d.cached_tokens),
             cache_write: prompt.and_then(|d| d.cache_write_tokens),
-            reasoning: wire.completion_tokens_details.and_then(|d| d.reasoning_tokens),
+            reasoning: wire
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens),
         }
     }
 }

@@ -74,7 +74,9 @@ impl Wire for Responses {
         match json::event_kind(event, data).as_ref() {
             kind if kind.ends_with(".delta") => seen.content_bytes += json::text_len(data, DELTA),
             "response.completed" | "response.incomplete" | "response.failed" => read(seen, data),
-            "response.created" | "response.in_progress" | "response.queued" if !seen.has_model() => {
+            "response.created" | "response.in_progress" | "response.queued"
+                if !seen.has_model() =>
+            {
                 read(seen, data)
             }
             "error" => read_error(seen, data),
@@ -100,9 +102,13 @@ fn read(seen: &mut Seen, data: &[u8]) {
 
 /// An `error` event: `{"type":"error","code",…}`, or with a nested `error` object.
 fn read_error(seen: &mut Seen, data: &[u8]) {
-    let nested = serde_json::from_slice::<Event<'_>>(data).ok().and_then(|e| e.error);
+    let nested = serde_json::from_slice::<Event<'_>>(data)
+        .ok()
+        .and_then(|e| e.error);
     let error = nested.or_else(|| serde_json::from_slice::<WireError<'_>>(data).ok());
-    seen.error(Some(error.map_or_else(|| "error".to_owned(), |e| e.short())));
+    seen.error(Some(
+        error.map_or_else(|| "error".to_owned(), |e| e.short()),
+    ));
 }
 
 fn take(seen: &mut Seen, response: Response<'_>) {

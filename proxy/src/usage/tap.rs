@@ -11,7 +11,11 @@ enum Input {
     /// `text/event-stream`: event by event.
     Stream(SseReader),
     /// Anything else: buffered whole, up to `limit` bytes, and parsed at the end.
-    Body { buf: Vec<u8>, limit: usize, over: bool },
+    Body {
+        buf: Vec<u8>,
+        limit: usize,
+        over: bool,
+    },
 }
 
 /// Watches a response body as it passes (never delays or changes it) and extracts usage.
@@ -47,7 +51,9 @@ impl UsageTap {
     pub fn feed(&mut self, chunk: &[u8]) {
         let extractor = &mut self.extractor;
         match &mut self.input {
-            Input::Stream(reader) => reader.feed(chunk, |event, data| extractor.on_event(event, data)),
+            Input::Stream(reader) => {
+                reader.feed(chunk, |event, data| extractor.on_event(event, data))
+            }
             Input::Body { buf, limit, over } => {
                 if *over {
                     return;

@@ -8,12 +8,18 @@ const LIMIT: usize = 1 << 20;
 
 /// A fixture's wire bytes: the file without its `# source:` line.
 pub(super) fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}{name}", concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/"));
+    let path = format!(
+        "{}{name}",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/")
+    );
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     if !bytes.starts_with(b"# source:") {
         return bytes;
     }
-    let body = bytes.iter().position(|&b| b == b'\n').map_or(bytes.len(), |nl| nl + 1);
+    let body = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |nl| nl + 1);
     bytes[body..].to_vec()
 }
 
@@ -38,7 +44,13 @@ struct Expected {
     error: Option<&'static str>,
 }
 
-fn tokens(input: u64, output: u64, cache_read: u64, cache_write: u64, reasoning: u64) -> Option<Tokens> {
+fn tokens(
+    input: u64,
+    output: u64,
+    cache_read: u64,
+    cache_write: u64,
+    reasoning: u64,
+) -> Option<Tokens> {
     Some(Tokens {
         input,
         output,
@@ -71,7 +83,10 @@ fn check_bytes(body: &[u8], dialect: Dialect, streaming: bool, expected: Expecte
         assert_eq!(tap.content_bytes(), whole.content_bytes(), "{how}");
     };
     for i in 0..=body.len() {
-        same(&run(dialect, streaming, &[&body[..i], &body[i..]]), &format!("split at {i}"));
+        same(
+            &run(dialect, streaming, &[&body[..i], &body[i..]]),
+            &format!("split at {i}"),
+        );
     }
     let bytes: Vec<&[u8]> = body.chunks(1).collect();
     same(&run(dialect, streaming, &bytes), "1-byte chunks");
@@ -90,8 +105,15 @@ fn openai_chat_stream_usage() {
         model: Some("gpt-4o-2024-08-06"),
         error: None,
     };
-    let content = check("openai_chat_stream_usage.sse", Dialect::OpenAiChat, expected);
-    assert_eq!(content, "The capital of Mexico is Mexico City.".len() as u64);
+    let content = check(
+        "openai_chat_stream_usage.sse",
+        Dialect::OpenAiChat,
+        expected,
+    );
+    assert_eq!(
+        content,
+        "The capital of Mexico is Mexico City.".len() as u64
+    );
 }
 
 #[test]
@@ -101,7 +123,11 @@ fn openai_chat_stream_usage_reasoning() {
         model: Some("gpt-5-nano-2025-08-07"),
         error: None,
     };
-    check("openai_chat_stream_usage_reasoning.sse", Dialect::OpenAiChat, expected);
+    check(
+        "openai_chat_stream_usage_reasoning.sse",
+        Dialect::OpenAiChat,
+        expected,
+    );
 }
 
 #[test]
@@ -111,7 +137,11 @@ fn openai_chat_nonstream_usage_reasoning() {
         model: Some("gpt-5-nano-2025-08-07"),
         error: None,
     };
-    check("openai_chat_nonstream_usage_reasoning.json", Dialect::OpenAiChat, expected);
+    check(
+        "openai_chat_nonstream_usage_reasoning.json",
+        Dialect::OpenAiChat,
+        expected,
+    );
 }
 
 #[test]
@@ -121,7 +151,11 @@ fn openai_compat_openrouter_stream_usage() {
         model: Some("anthropic/claude-4.6-sonnet-20260217"),
         error: None,
     };
-    let content = check("openai_compat_openrouter_stream_usage.sse", Dialect::OpenAiChat, expected);
+    let content = check(
+        "openai_compat_openrouter_stream_usage.sse",
+        Dialect::OpenAiChat,
+        expected,
+    );
     assert_eq!(content, "Hello!".len() as u64);
 }
 
@@ -139,7 +173,11 @@ fn openai_compat_hf_novita_stream_usage_with_null_details() {
     )
     .usage();
     assert_eq!((tap_usage.cache_read, tap_usage.reasoning), (None, None));
-    check("openai_compat_hf_novita_stream_usage.sse", Dialect::OpenAiChat, expected);
+    check(
+        "openai_compat_hf_novita_stream_usage.sse",
+        Dialect::OpenAiChat,
+        expected,
+    );
 }
 
 #[test]
@@ -149,7 +187,11 @@ fn openai_compat_vllm_stream_usage() {
         model: Some("meta-llama/Llama-3.3-70B-Instruct"),
         error: None,
     };
-    check("openai_compat_vllm_stream_usage.sse", Dialect::OpenAiChat, expected);
+    check(
+        "openai_compat_vllm_stream_usage.sse",
+        Dialect::OpenAiChat,
+        expected,
+    );
 }
 
 #[test]
@@ -159,7 +201,11 @@ fn openai_compat_groq_stream_midstream_error() {
         model: Some("openai/gpt-oss-120b"),
         error: Some("invalid_request_error"),
     };
-    let content = check("openai_compat_groq_stream_midstream_error.sse", Dialect::OpenAiChat, expected);
+    let content = check(
+        "openai_compat_groq_stream_midstream_error.sse",
+        Dialect::OpenAiChat,
+        expected,
+    );
     assert!(content > 0, "reasoning deltas count as content");
 }
 
@@ -170,7 +216,11 @@ fn openai_responses_stream_usage_reasoning() {
         model: Some("gpt-5-2025-08-07"),
         error: None,
     };
-    check("openai_responses_stream_usage_reasoning.sse", Dialect::OpenAiResponses, expected);
+    check(
+        "openai_responses_stream_usage_reasoning.sse",
+        Dialect::OpenAiResponses,
+        expected,
+    );
 }
 
 #[test]
@@ -180,7 +230,11 @@ fn openai_responses_stream_text() {
         model: Some("gpt-4.1-2025-04-14"),
         error: None,
     };
-    let content = check("openai_responses_stream_text.sse", Dialect::OpenAiResponses, expected);
+    let content = check(
+        "openai_responses_stream_text.sse",
+        Dialect::OpenAiResponses,
+        expected,
+    );
     assert_eq!(content, "streamed".len() as u64);
 }
 
@@ -191,7 +245,11 @@ fn openai_embeddings_usage() {
         model: Some("text-embedding-3-small"),
         error: None,
     };
-    check("openai_embeddings_usage.json", Dialect::OpenAiEmbeddings, expected);
+    check(
+        "openai_embeddings_usage.json",
+        Dialect::OpenAiEmbeddings,
+        expected,
+    );
 }
 
 #[test]
@@ -201,7 +259,11 @@ fn anthropic_messages_stream_basic() {
         model: Some("claude-sonnet-4-5-20250929"),
         error: None,
     };
-    let content = check("anthropic_messages_stream_basic.sse", Dialect::AnthropicMessages, expected);
+    let content = check(
+        "anthropic_messages_stream_basic.sse",
+        Dialect::AnthropicMessages,
+        expected,
+    );
     assert_eq!(content, 1);
 }
 
@@ -228,12 +290,18 @@ fn anthropic_messages_stream_error_overloaded() {
         model: None,
         error: Some("overloaded_error"),
     };
-    check("anthropic_messages_stream_error_overloaded.sse", Dialect::AnthropicMessages, expected);
+    check(
+        "anthropic_messages_stream_error_overloaded.sse",
+        Dialect::AnthropicMessages,
+        expected,
+    );
 }
 
 #[test]
 fn anthropic_messages_stream_cache_read_payloads() {
-    let sse = sse_from_payloads(&fixture("anthropic_messages_stream_cache_read_payloads.jsonl"));
+    let sse = sse_from_payloads(&fixture(
+        "anthropic_messages_stream_cache_read_payloads.jsonl",
+    ));
     let expected = Expected {
         tokens: tokens(6 + 3337 + 6289, 198, 6289, 3337, 0),
         model: Some("claude-sonnet-5"),
@@ -249,7 +317,10 @@ fn anthropic_payloads_without_event_names_are_read_by_type() {
     for line in jsonl.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         extractor.on_event("", line);
     }
-    assert_eq!(extractor.usage().normalize(), tokens(9632, 198, 6289, 3337, 0));
+    assert_eq!(
+        extractor.usage().normalize(),
+        tokens(9632, 198, 6289, 3337, 0)
+    );
     assert_eq!(extractor.response_model(), Some("claude-sonnet-5"));
 }
 
@@ -262,16 +333,25 @@ fn anthropic_nonstream_body_and_error_body() {
     assert_eq!(tap.content_bytes(), 2);
     let error = br#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#;
     let tap = run(Dialect::AnthropicMessages, false, &[error]);
-    assert_eq!((tap.usage().normalize(), tap.provider_error()), (None, Some("rate_limit_error")));
+    assert_eq!(
+        (tap.usage().normalize(), tap.provider_error()),
+        (None, Some("rate_limit_error"))
+    );
 }
 
 #[test]
 fn openai_errors_in_bodies_and_streams() {
     let body = br#"{"error":{"message":"Rate limit","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
-    assert_eq!(run(Dialect::OpenAiChat, false, &[body]).provider_error(), Some("requests"));
+    assert_eq!(
+        run(Dialect::OpenAiChat, false, &[body]).provider_error(),
+        Some("requests")
+    );
     let failed = b"event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"model\":\"gpt-5\",\"error\":{\"code\":\"server_error\",\"message\":\"x\"},\"usage\":null}}\n\n";
     let tap = run(Dialect::OpenAiResponses, true, &[failed]);
-    assert_eq!((tap.provider_error(), tap.response_model()), (Some("server_error"), Some("gpt-5")));
+    assert_eq!(
+        (tap.provider_error(), tap.response_model()),
+        (Some("server_error"), Some("gpt-5"))
+    );
     let error = b"event: error\ndata: {\"type\":\"error\",\"code\":\"rate_limit_exceeded\",\"message\":\"x\",\"param\":null}\n\n";
     let tap = run(Dialect::OpenAiResponses, true, &[error]);
     assert_eq!(tap.provider_error(), Some("rate_limit_exceeded"));

@@ -138,7 +138,9 @@ fn value_end(json: &[u8], at: usize) -> Option<usize> {
         }
         _ => {
             let rest = &json[at..];
-            let len = rest.iter().position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'));
+            let len = rest
+                .iter()
+                .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'));
             Some(at + len.unwrap_or(rest.len()))
         }
     }

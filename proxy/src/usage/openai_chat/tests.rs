@@ -69,7 +69,10 @@ fn stripper_handles_crlf_and_cr_streams() {
 
 #[test]
 fn stripper_passes_an_oversized_event_through_and_keeps_filtering() {
-    let big = format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"{}\"}}}}],\"usage\":null}}\n\n", "x".repeat(300_000));
+    let big = format!(
+        "data: {{\"choices\":[{{\"delta\":{{\"content\":\"{}\"}}}}],\"usage\":null}}\n\n",
+        "x".repeat(300_000)
+    );
     let small = "data: {\"choices\":[],\"usage\":null,\"id\":1}\n\n";
     let usage = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\n";
     let stream = format!("{big}{small}{usage}data: [DONE]\n\n");
@@ -89,13 +92,25 @@ fn stripper_finish_filters_an_unterminated_last_event() {
 #[test]
 fn null_usage_is_removed_wherever_it_sits() {
     let cases: [(&[u8], &[u8]); 4] = [
-        (b"data: {\"a\":1, \"usage\" : null }\n\n", b"data: {\"a\":1 }\n\n"),
-        (b"data: {\"usage\":null,\"a\":1}\n\n", b"data: {\"a\":1}\n\n"),
+        (
+            b"data: {\"a\":1, \"usage\" : null }\n\n",
+            b"data: {\"a\":1 }\n\n",
+        ),
+        (
+            b"data: {\"usage\":null,\"a\":1}\n\n",
+            b"data: {\"a\":1}\n\n",
+        ),
         (b"data: {\"usage\":null}\n\n", b"data: {\"usage\":null}\n\n"),
-        (b"data: {\"x\":{\"usage\":nullish}}\n\n", b"data: {\"x\":{\"usage\":nullish}}\n\n"),
+        (
+            b"data: {\"x\":{\"usage\":nullish}}\n\n",
+            b"data: {\"x\":{\"usage\":nullish}}\n\n",
+        ),
     ];
     for (input, expected) in cases {
-        assert_eq!(String::from_utf8_lossy(&strip(&[input])), String::from_utf8_lossy(expected));
+        assert_eq!(
+            String::from_utf8_lossy(&strip(&[input])),
+            String::from_utf8_lossy(expected)
+        );
     }
 }
 
@@ -109,7 +124,10 @@ fn injected(body: &[u8]) -> Option<Value> {
 fn inject_leaves_non_streaming_and_already_asking_requests_alone() {
     assert_eq!(injected(br#"{"model":"m","messages":[]}"#), None);
     assert_eq!(injected(br#"{"model":"m","stream":false}"#), None);
-    assert_eq!(injected(br#"{"stream":true,"stream_options":{"include_usage":true}}"#), None);
+    assert_eq!(
+        injected(br#"{"stream":true,"stream_options":{"include_usage":true}}"#),
+        None
+    );
     assert_eq!(injected(br#"[true]"#), None);
     assert_eq!(injected(br#"{"stream":true,"stream_options":7}"#), None);
     assert_eq!(injected(br#"{"stream":true,"#), None);
@@ -118,7 +136,9 @@ fn inject_leaves_non_streaming_and_already_asking_requests_alone() {
 
 #[test]
 fn inject_adds_stream_options() {
-    let out = injected(br#"{"model":"gpt-4.1-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}"#);
+    let out = injected(
+        br#"{"model":"gpt-4.1-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+    );
     let expected = json!({"model":"gpt-4.1-mini","stream":true,"messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true}});
     assert_eq!(out, Some(expected));
 }
@@ -129,9 +149,15 @@ fn inject_adds_include_usage_inside_existing_stream_options() {
     let expected = json!({"stream":true,"stream_options":{"continuous_usage_stats":false,"include_usage":true}});
     assert_eq!(out, Some(expected));
     let out = injected(br#"{"stream":true,"stream_options":{ }}"#);
-    assert_eq!(out, Some(json!({"stream":true,"stream_options":{"include_usage":true}})));
+    assert_eq!(
+        out,
+        Some(json!({"stream":true,"stream_options":{"include_usage":true}}))
+    );
     let out = injected(br#"{"stream":true,"stream_options":null}"#);
-    assert_eq!(out, Some(json!({"stream":true,"stream_options":{"include_usage":true}})));
+    assert_eq!(
+        out,
+        Some(json!({"stream":true,"stream_options":{"include_usage":true}}))
+    );
 }
 
 #[test]
@@ -140,7 +166,10 @@ fn inject_turns_include_usage_false_into_true() {
     let expected = json!({"stream_options":{"include_usage":true,"x":[1,{"y":"}"}]},"stream":true});
     assert_eq!(injected(body), Some(expected));
     let body = br#"{"stream":true,"stream_options":{"include_usage":null}}"#;
-    assert_eq!(injected(body), Some(json!({"stream":true,"stream_options":{"include_usage":true}})));
+    assert_eq!(
+        injected(body),
+        Some(json!({"stream":true,"stream_options":{"include_usage":true}}))
+    );
 }
 
 #[test]
@@ -149,12 +178,18 @@ fn inject_handles_pretty_printed_bodies() {
     let expected = json!({"messages":[{"content":"a \"quoted\" {brace"}],"stream":true,"stream_options":{"include_usage":true}});
     assert_eq!(injected(body), Some(expected));
     let body = b"\t{ \"stream\": true }";
-    assert_eq!(injected(body), Some(json!({"stream":true,"stream_options":{"include_usage":true}})));
+    assert_eq!(
+        injected(body),
+        Some(json!({"stream":true,"stream_options":{"include_usage":true}}))
+    );
 }
 
 #[test]
 fn inject_does_not_guess_at_escaped_member_names() {
-    assert_eq!(injected(br#"{"stream":true,"stream\u005foptions":{"include_usage":false}}"#), None);
+    assert_eq!(
+        injected(br#"{"stream":true,"stream\u005foptions":{"include_usage":false}}"#),
+        None
+    );
 }
 
 #[test]
@@ -176,5 +211,8 @@ fn inject_is_fast_and_valid_on_a_5_mib_body() {
     let parsed: Value = serde_json::from_slice(&out).expect("valid JSON");
     assert_eq!(parsed["stream_options"], json!({"include_usage": true}));
     assert_eq!(parsed["messages"], body["messages"]);
-    assert_eq!(out.len(), bytes.len() + r#""stream_options":{"include_usage":true},"#.len());
+    assert_eq!(
+        out.len(),
+        bytes.len() + r#""stream_options":{"include_usage":true},"#.len()
+    );
 }

@@ -22,7 +22,12 @@ fn events(max: usize, input: &[u8]) -> Events {
     let (whole, _) = read(max, &[input]);
     for i in 0..=input.len() {
         let (split, _) = read(max, &[&input[..i], &input[i..]]);
-        assert_eq!(split, whole, "split at {i} of {:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            split,
+            whole,
+            "split at {i} of {:?}",
+            String::from_utf8_lossy(input)
+        );
     }
     let bytes: Vec<&[u8]> = input.chunks(1).collect();
     assert_eq!(read(max, &bytes).0, whole, "1-byte chunks");
@@ -37,14 +42,23 @@ fn ev(name: &str, data: &str) -> (String, String) {
 fn lf_crlf_and_cr_line_endings_read_the_same() {
     let expected = vec![ev("a", "1"), ev("", "2")];
     assert_eq!(events(1024, b"event: a\ndata: 1\n\ndata: 2\n\n"), expected);
-    assert_eq!(events(1024, b"event: a\r\ndata: 1\r\n\r\ndata: 2\r\n\r\n"), expected);
+    assert_eq!(
+        events(1024, b"event: a\r\ndata: 1\r\n\r\ndata: 2\r\n\r\n"),
+        expected
+    );
     assert_eq!(events(1024, b"event: a\rdata: 1\r\rdata: 2\r\r"), expected);
-    assert_eq!(events(1024, b"event: a\r\ndata: 1\r\rdata: 2\n\r\n"), expected);
+    assert_eq!(
+        events(1024, b"event: a\r\ndata: 1\r\rdata: 2\n\r\n"),
+        expected
+    );
 }
 
 #[test]
 fn crlf_split_between_chunks_is_one_line_ending() {
-    let (events, _) = read(1024, &[b"data: 1\r", b"\n\r", b"\ndata: 2\r", b"\n", b"\r\n"]);
+    let (events, _) = read(
+        1024,
+        &[b"data: 1\r", b"\n\r", b"\ndata: 2\r", b"\n", b"\r\n"],
+    );
     assert_eq!(events, vec![ev("", "1"), ev("", "2")]);
     // A lone CR at a chunk's end followed by another line is still one ending.
     let (events, _) = read(1024, &[b"data: 1\r", b"\r", b"data: 2\r\r"]);
@@ -53,7 +67,8 @@ fn crlf_split_between_chunks_is_one_line_ending() {
 
 #[test]
 fn comments_and_unknown_fields_are_ignored() {
-    let input = b": OPENROUTER PROCESSING\n\n: hi\ndata: x\nfoo: bar\nid: 7\nretry: 10\n\n:data: y\n\n";
+    let input =
+        b": OPENROUTER PROCESSING\n\n: hi\ndata: x\nfoo: bar\nid: 7\nretry: 10\n\n:data: y\n\n";
     assert_eq!(events(1024, input), vec![ev("", "x")]);
 }
 
@@ -73,7 +88,10 @@ fn event_name_applies_to_one_event_only() {
 
 #[test]
 fn unterminated_last_event_is_dispatched_by_finish() {
-    assert_eq!(events(1024, b"data: 1\n\ndata: 2"), vec![ev("", "1"), ev("", "2")]);
+    assert_eq!(
+        events(1024, b"data: 1\n\ndata: 2"),
+        vec![ev("", "1"), ev("", "2")]
+    );
     assert_eq!(events(1024, b"event: e\ndata: 2\n"), vec![ev("e", "2")]);
     assert_eq!(events(1024, b"event: e\n"), vec![]);
 }
