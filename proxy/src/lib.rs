@@ -15,6 +15,7 @@ pub mod endpoint;
 pub mod gateway;
 pub mod identity;
 pub mod local;
+pub mod logging;
 pub mod meter;
 pub mod pricing;
 pub mod refusal;

@@ -48,7 +48,7 @@ fn main() -> ExitCode {
         },
         Command::Serve { config: path } => match config::load(&path) {
             Ok(config) => {
-                init_logging(config.log.level.as_deref());
+                tailmeter::logging::init(config.log.level.as_deref());
                 tailmeter::server::run(&config);
                 ExitCode::SUCCESS
             }
@@ -58,17 +58,4 @@ fn main() -> ExitCode {
             }
         },
     }
-}
-
-/// Logs go to stderr; `RUST_LOG` wins over `[log] level`, which defaults to `info`.
-fn init_logging(level: Option<&str>) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level.unwrap_or("info")))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
 }

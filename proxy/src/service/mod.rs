@@ -259,6 +259,13 @@ impl ProxyHttp for Proxy {
         Ok(None)
     }
 
+    /// The request as error logs name it: method, path and host, never the query (a Gemini
+    /// client may put its key there).
+    fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
+        let req = session.req_header();
+        format!("{} {} (request {})", req.method, req.uri.path(), ctx.request_id)
+    }
+
     async fn fail_to_proxy(
         &self,
         session: &mut Session,

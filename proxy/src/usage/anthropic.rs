@@ -13,11 +13,11 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::extractor::{Seen, Wire};
-use super::json::{self, WireError};
+use super::json::{self, keys, Keys, WireError};
 use super::{latest, Usage};
 
 /// The text of `content_block_delta` events and of a non-streamed body.
-const TEXT: &[&[u8]] = &[b"\"text\"", b"\"thinking\"", b"\"partial_json\""];
+static TEXT: Keys = keys!(b"\"text\"", b"\"thinking\"", b"\"partial_json\"");
 
 /// `message_start`'s payload.
 #[derive(Deserialize)]
@@ -96,7 +96,7 @@ pub(super) struct Messages {
 impl Wire for Messages {
     fn event(&mut self, seen: &mut Seen, event: &str, data: &[u8]) {
         match json::event_kind(event, data).as_ref() {
-            "content_block_delta" => seen.content_bytes += json::text_len(data, TEXT),
+            "content_block_delta" => seen.content_bytes += json::text_len(data, &TEXT),
             "message_start" => {
                 if let Ok(start) = serde_json::from_slice::<Start<'_>>(data) {
                     self.take(seen, start.message);
@@ -108,7 +108,7 @@ impl Wire for Messages {
     }
 
     fn body(&mut self, seen: &mut Seen, body: &[u8]) {
-        seen.content_bytes += json::text_len(body, TEXT);
+        seen.content_bytes += json::text_len(body, &TEXT);
         self.read(seen, body);
     }
 }

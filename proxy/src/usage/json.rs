@@ -2,20 +2,45 @@
 //!
 //! The scans here decide whether an event is worth deserializing and
 //! approximate how much text it carries, without parsing it. They look for a
-//! quoted key followed by `:`; inside a JSON string every `"` is escaped, so
-//! a match is a real member name (or, harmlessly, a string value that happens
-//! to be the key and is followed by `:` in an object key position).
+//! quoted name followed by `:`. Inside a JSON string every `"` is escaped, so
+//! text that merely mentions `"usage":` never matches; a match is a member
+//! name at some depth, and the events that pass are then parsed for real.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
-use memchr::{memchr2, memmem};
+use memchr::memchr2;
+use memchr::memmem::Finder;
 use serde::Deserialize;
 
-/// Offsets of the values of every member named `key` (given with its quotes,
-/// e.g. `b"\"usage\""`), at any depth.
-pub(super) fn values<'a>(data: &'a [u8], key: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
-    memmem::find_iter(data, key).filter_map(move |at| {
-        let colon = skip_ws(data, at + key.len());
+/// A member name to look for, quoted (`"usage"`), with its searcher built once.
+pub(super) type Key = LazyLock<Finder<'static>>;
+
+/// Several member names to look for.
+pub(super) type Keys = LazyLock<Vec<Finder<'static>>>;
+
+/// A [`Key`] for a name given with its quotes: `key!(b"\"usage\"")`.
+macro_rules! key {
+    ($quoted:literal) => {
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new($quoted))
+    };
+}
+
+/// [`Keys`] for names given with their quotes.
+macro_rules! keys {
+    ($($quoted:literal),+ $(,)?) => {
+        std::sync::LazyLock::new(|| vec![$(memchr::memmem::Finder::new($quoted)),+])
+    };
+}
+pub(super) use {key, keys};
+
+/// Offsets of the values of every member named `key`, at any depth.
+pub(super) fn values<'a>(
+    data: &'a [u8],
+    key: &'a Finder<'static>,
+) -> impl Iterator<Item = usize> + 'a {
+    key.find_iter(data).filter_map(move |at| {
+        let colon = skip_ws(data, at + key.needle().len());
         if data.get(colon) != Some(&b':') {
             return None;
         }
@@ -25,17 +50,17 @@ pub(super) fn values<'a>(data: &'a [u8], key: &'a [u8]) -> impl Iterator<Item = 
 }
 
 /// True when some member named `key` holds an object.
-pub(super) fn has_object(data: &[u8], key: &[u8]) -> bool {
+pub(super) fn has_object(data: &[u8], key: &Finder<'static>) -> bool {
     values(data, key).any(|at| data[at] == b'{')
 }
 
 /// True when some member named `key` holds an empty array.
-pub(super) fn has_empty_array(data: &[u8], key: &[u8]) -> bool {
+pub(super) fn has_empty_array(data: &[u8], key: &Finder<'static>) -> bool {
     values(data, key).any(|at| data[at] == b'[' && data.get(skip_ws(data, at + 1)) == Some(&b']'))
 }
 
 /// Total escaped length of the string values of the members named by `keys`.
-pub(super) fn text_len(data: &[u8], keys: &[&[u8]]) -> u64 {
+pub(super) fn text_len(data: &[u8], keys: &[Finder<'static>]) -> u64 {
     let strings = keys.iter().flat_map(|key| values(data, key));
     strings
         .filter(|&at| data[at] == b'"')
@@ -87,8 +112,12 @@ pub(super) struct WireError<'a> {
     code: Option<serde_json::Value>,
 }
 
+/// The longest error string kept: it names a kind of error, not its story.
+const MAX_ERROR_LEN: usize = 64;
+
 impl WireError<'_> {
-    /// The most specific of its `type` and `code` ("error" when it has neither).
+    /// Its `type` (unless that is just "error"), else its `code`, else
+    /// "error"; at most [`MAX_ERROR_LEN`] bytes.
     pub(super) fn short(&self) -> String {
         let kind = self
             .kind
@@ -99,8 +128,16 @@ impl WireError<'_> {
             Some(serde_json::Value::Number(code)) => Some(code.to_string()),
             _ => None,
         };
-        kind.map(str::to_owned)
+        let mut short = kind
+            .map(str::to_owned)
             .or(code)
-            .unwrap_or_else(|| "error".to_owned())
+            .unwrap_or_else(|| "error".to_owned());
+        if short.len() > MAX_ERROR_LEN {
+            let cut = (0..=MAX_ERROR_LEN)
+                .rev()
+                .find(|&i| short.is_char_boundary(i));
+            short.truncate(cut.unwrap_or(0));
+        }
+        short
     }
 }

@@ -9,7 +9,7 @@
 //! "not reported" apart from zero until [`Usage::normalize`].
 //!
 //! Hot path: most stream events are content deltas. They are classified by
-//! event name or a cheap byte scan ([`json`]) and never parsed; only events
+//! event name or a cheap byte scan (`json.rs`) and never parsed; only events
 //! that can carry usage, the model or an error are deserialized, into small
 //! borrowed structs.
 

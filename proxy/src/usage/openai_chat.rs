@@ -23,21 +23,21 @@ pub use inject::inject_include_usage;
 pub use strip::IncludeUsageStripper;
 
 use super::extractor::{Seen, Wire};
-use super::json::{self, WireError};
+use super::json::{self, key, keys, Key, Keys, WireError};
 use super::Usage;
 
-const USAGE: &[u8] = b"\"usage\"";
-const ERROR: &[u8] = b"\"error\"";
-const CHOICES: &[u8] = b"\"choices\"";
+static USAGE: Key = key!(b"\"usage\"");
+static ERROR: Key = key!(b"\"error\"");
+static CHOICES: Key = key!(b"\"choices\"");
 /// Members whose strings are generated text: content, reasoning (as OpenAI-compatible
 /// servers spell it), tool-call arguments, refusals.
-const TEXT: &[&[u8]] = &[
+static TEXT: Keys = keys!(
     b"\"content\"",
     b"\"reasoning_content\"",
     b"\"reasoning\"",
     b"\"arguments\"",
     b"\"refusal\"",
-];
+);
 
 /// A stream chunk or a whole body: only the members metering needs.
 #[derive(Deserialize)]
@@ -93,18 +93,18 @@ impl Wire for Chat {
         if data == b"[DONE]" {
             return;
         }
-        seen.content_bytes += json::text_len(data, TEXT);
+        seen.content_bytes += json::text_len(data, &TEXT);
         let worth_parsing = !seen.has_model()
             || event == "error"
-            || json::has_object(data, USAGE)
-            || json::has_object(data, ERROR);
+            || json::has_object(data, &USAGE)
+            || json::has_object(data, &ERROR);
         if worth_parsing {
             read(seen, data);
         }
     }
 
     fn body(&mut self, seen: &mut Seen, body: &[u8]) {
-        seen.content_bytes += json::text_len(body, TEXT);
+        seen.content_bytes += json::text_len(body, &TEXT);
         read(seen, body);
     }
 }

@@ -9,13 +9,13 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::extractor::{Seen, Wire};
-use super::json::{self, WireError};
+use super::json::{self, keys, Keys, WireError};
 use super::Usage;
 
 /// The text of `response.*.delta` events.
-const DELTA: &[&[u8]] = &[b"\"delta\""];
+static DELTA: Keys = keys!(b"\"delta\"");
 /// The text of a non-streamed response's output.
-const TEXT: &[&[u8]] = &[b"\"text\""];
+static TEXT: Keys = keys!(b"\"text\"");
 
 /// An event that wraps a response object, or an `error` event.
 #[derive(Deserialize)]
@@ -72,7 +72,7 @@ pub(super) struct Responses;
 impl Wire for Responses {
     fn event(&mut self, seen: &mut Seen, event: &str, data: &[u8]) {
         match json::event_kind(event, data).as_ref() {
-            kind if kind.ends_with(".delta") => seen.content_bytes += json::text_len(data, DELTA),
+            kind if kind.ends_with(".delta") => seen.content_bytes += json::text_len(data, &DELTA),
             "response.completed" | "response.incomplete" | "response.failed" => read(seen, data),
             "response.created" | "response.in_progress" | "response.queued"
                 if !seen.has_model() =>
@@ -85,7 +85,7 @@ impl Wire for Responses {
     }
 
     fn body(&mut self, seen: &mut Seen, body: &[u8]) {
-        seen.content_bytes += json::text_len(body, TEXT);
+        seen.content_bytes += json::text_len(body, &TEXT);
         if let Ok(response) = serde_json::from_slice::<Response<'_>>(body) {
             take(seen, response);
         }

@@ -2,6 +2,9 @@
 //! the proxy (it never delays or changes them) and feeds the dialect's
 //! extractor, event by event for a stream, as one bounded buffer otherwise.
 
+#[cfg(test)]
+mod tests;
+
 use super::extractor::{extractor, Extractor};
 use super::sse::SseReader;
 use super::{Dialect, Usage};

@@ -358,18 +358,6 @@ fn openai_errors_in_bodies_and_streams() {
 }
 
 #[test]
-fn body_past_the_limit_is_not_parsed_and_says_so() {
-    let body = fixture("openai_chat_nonstream_usage_reasoning.json");
-    let mut tap = UsageTap::new(Dialect::OpenAiChat, false, body.len() - 1);
-    tap.feed(&body[..10]);
-    tap.feed(&body[10..]);
-    tap.finish();
-    assert!(tap.oversized());
-    assert!(tap.usage().is_empty());
-    assert_eq!(tap.usage().normalize(), None);
-}
-
-#[test]
 fn usage_normalizes_only_when_a_total_was_reported() {
     assert_eq!(Usage::default().normalize(), None);
     assert!(Usage::default().is_empty());
@@ -384,4 +372,30 @@ fn usage_normalizes_only_when_a_total_was_reported() {
         ..Usage::default()
     };
     assert_eq!(output_only.normalize(), tokens(0, 7, 0, 0, 0));
+}
+
+#[test]
+fn provider_error_strings_stay_short() {
+    let long = "é".repeat(100);
+    let body = format!(r#"{{"error":{{"type":"{long}"}}}}"#);
+    let tap = run(Dialect::OpenAiChat, false, &[body.as_bytes()]);
+    assert_eq!(tap.provider_error(), Some("é".repeat(32).as_str()));
+    let body = br#"{"error":{"type":"error","code":429}}"#;
+    assert_eq!(
+        run(Dialect::OpenAiChat, false, &[body]).provider_error(),
+        Some("429")
+    );
+}
+
+/// A small deterministic generator, so the hostile-input tests need no crate.
+pub(super) struct XorShift(pub(super) u64);
+
+impl XorShift {
+    /// A number in `0..n`.
+    pub(super) fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
 }

@@ -38,16 +38,16 @@ pub fn inject_include_usage(body: &[u8]) -> Option<Vec<u8>> {
     let top = skip_ws(body, 0);
     match member(body, top, STREAM_OPTIONS)? {
         // `"stream": true` is a member, so the object is not empty.
-        None => Some(splice(
+        Member::Absent => Some(splice(
             body,
             top + 1..top + 1,
             b"\"stream_options\":{\"include_usage\":true},",
         )),
-        Some(options) => match body[options.start] {
+        Member::At(options) => match body[options.start] {
             b'n' => Some(splice(body, options, b"{\"include_usage\":true}")),
             b'{' => match member(body, options.start, INCLUDE_USAGE)? {
-                Some(include) => Some(splice(body, include, b"true")),
-                None => {
+                Member::At(include) => Some(splice(body, include, b"true")),
+                Member::Absent => {
                     let inside = options.start + 1;
                     let empty = body.get(skip_ws(body, inside)) == Some(&b'}');
                     let member: &[u8] = if empty {
@@ -72,16 +72,24 @@ fn splice(body: &[u8], range: Range<usize>, with: &[u8]) -> Vec<u8> {
     out
 }
 
-/// In valid JSON, the value of the member `key` (quoted) of the object whose
-/// `{` is at `open`: `Some(None)` when it has no such member, None when
-/// unsure (not an object, or an escaped member name that might be `key`).
-fn member(json: &[u8], open: usize, key: &[u8]) -> Option<Option<Range<usize>>> {
+/// Where an object's member is.
+enum Member {
+    /// The object has no such member.
+    Absent,
+    /// The member's value.
+    At(Range<usize>),
+}
+
+/// In valid JSON, the member `key` (quoted) of the object whose `{` is at
+/// `open`; None when unsure (not an object, or an escaped member name that
+/// might be `key`).
+fn member(json: &[u8], open: usize, key: &[u8]) -> Option<Member> {
     if json.get(open) != Some(&b'{') {
         return None;
     }
     let mut at = skip_ws(json, open + 1);
     if json.get(at) == Some(&b'}') {
-        return Some(None);
+        return Some(Member::Absent);
     }
     loop {
         if json.get(at) != Some(&b'"') {
@@ -99,12 +107,12 @@ fn member(json: &[u8], open: usize, key: &[u8]) -> Option<Option<Range<usize>>> 
         let value = skip_ws(json, colon + 1);
         let value_end = value_end(json, value)?;
         if name == key {
-            return Some(Some(value..value_end));
+            return Some(Member::At(value..value_end));
         }
         let after = skip_ws(json, value_end);
         match json.get(after)? {
             b',' => at = skip_ws(json, after + 1),
-            b'}' => return Some(None),
+            b'}' => return Some(Member::Absent),
             _ => return None,
         }
     }

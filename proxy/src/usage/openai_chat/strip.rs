@@ -8,8 +8,6 @@
 //! arrives, and one larger than [`MAX_HELD`] is passed on unfiltered instead
 //! (the chunks this filter changes are small).
 
-use memchr::memmem;
-
 use super::super::json;
 use super::super::sse::Lines;
 use super::{CHOICES, USAGE};
@@ -122,7 +120,7 @@ impl IncludeUsageStripper {
 
     /// Sends on one whole event, filtered.
     fn emit(&mut self, event: &[u8], out: &mut Vec<u8>) {
-        if json::has_empty_array(event, CHOICES) && json::has_object(event, USAGE) {
+        if json::has_empty_array(event, &CHOICES) && json::has_object(event, &USAGE) {
             self.last = Last::Dropped;
         } else {
             self.last = Last::Kept;
@@ -134,11 +132,11 @@ impl IncludeUsageStripper {
 /// Copies `event` to `out` without its `"usage":null` members (and the comma that joined each).
 fn remove_null_usage(event: &[u8], out: &mut Vec<u8>) {
     let mut copied = 0;
-    for at in memmem::find_iter(event, USAGE) {
+    for at in USAGE.find_iter(event) {
         if at < copied {
             continue;
         }
-        if let Some(cut) = null_member(event, at) {
+        if let Some(cut) = null_member(event, copied, at) {
             out.extend_from_slice(&event[copied..cut.start]);
             copied = cut.end;
         }
@@ -147,9 +145,10 @@ fn remove_null_usage(event: &[u8], out: &mut Vec<u8>) {
 }
 
 /// The bytes to cut for the member `"usage": null` whose key starts at
-/// `key`: it with the comma before it, or else the comma after it.
-fn null_member(event: &[u8], key: usize) -> Option<std::ops::Range<usize>> {
-    let colon = json::skip_ws(event, key + USAGE.len());
+/// `key`: it with the comma before it (not before `floor`, where the bytes
+/// still to copy start), or else the comma after it.
+fn null_member(event: &[u8], floor: usize, key: usize) -> Option<std::ops::Range<usize>> {
+    let colon = json::skip_ws(event, key + USAGE.needle().len());
     if event.get(colon) != Some(&b':') {
         return None;
     }
@@ -160,8 +159,10 @@ fn null_member(event: &[u8], key: usize) -> Option<std::ops::Range<usize>> {
     if !is_null {
         return None;
     }
-    let before = event[..key].iter().rposition(|b| !b.is_ascii_whitespace());
-    if let Some(comma) = before.filter(|&b| event[b] == b',') {
+    let before = event[floor..key]
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace());
+    if let Some(comma) = before.map(|b| floor + b).filter(|&b| event[b] == b',') {
         return Some(comma..end);
     }
     let after = json::skip_ws(event, end);

@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::{inject_include_usage, IncludeUsageStripper};
-use crate::usage::tests::fixture;
+use crate::usage::tests::{fixture, XorShift};
 use crate::usage::{Dialect, Tokens, UsageTap};
 
 fn strip(chunks: &[&[u8]]) -> Vec<u8> {
@@ -91,7 +91,15 @@ fn stripper_finish_filters_an_unterminated_last_event() {
 
 #[test]
 fn null_usage_is_removed_wherever_it_sits() {
-    let cases: [(&[u8], &[u8]); 4] = [
+    let cases: [(&[u8], &[u8]); 6] = [
+        (
+            b"data: {\"usage\":null,\"usage\":null,\"a\":1}\n\n",
+            b"data: {\"a\":1}\n\n",
+        ),
+        (
+            b"data: {\"a\":1,\"usage\":null,\"usage\":null}\n\n",
+            b"data: {\"a\":1}\n\n",
+        ),
         (
             b"data: {\"a\":1, \"usage\" : null }\n\n",
             b"data: {\"a\":1 }\n\n",
@@ -215,4 +223,30 @@ fn inject_is_fast_and_valid_on_a_5_mib_body() {
         out.len(),
         bytes.len() + r#""stream_options":{"include_usage":true},"#.len()
     );
+}
+
+#[test]
+fn mangled_requests_and_streams_never_panic_or_give_invalid_json() {
+    let request = br#"{"model":"m","messages":[{"role":"user","content":"a\"b"}],"stream":true,"stream_options":{"include_usage":false,"x":[1,2]}}"#;
+    let stream = fixture("openai_chat_stream_usage.sse");
+    let nasty = b"\r\n\"\\{}[]:, tnul";
+    let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
+    let mut below = |n: usize| rng.below(n);
+    for _ in 0..3000 {
+        let mut body = request.to_vec();
+        let at = below(body.len());
+        body[at] = nasty[below(nasty.len())];
+        if let Some(out) = inject_include_usage(&body) {
+            let parsed: Value = serde_json::from_slice(&out).expect("valid JSON");
+            assert_eq!(parsed["stream_options"]["include_usage"], json!(true));
+        }
+    }
+    for _ in 0..300 {
+        let mut bytes = stream.clone();
+        let at = below(bytes.len());
+        bytes[at] = nasty[below(nasty.len())];
+        let chunk = 1 + below(50);
+        let chunks: Vec<&[u8]> = bytes.chunks(chunk).collect();
+        assert_eq!(strip(&chunks), strip(&[&bytes]));
+    }
 }

@@ -1,0 +1,77 @@
+//! The tap's own guarantees: bounded buffering, and results that do not
+//! depend on how the body was chunked, whatever the bytes.
+
+use super::UsageTap;
+use crate::usage::tests::{fixture, XorShift};
+use crate::usage::Dialect;
+
+#[test]
+fn body_past_the_limit_is_not_parsed_and_says_so() {
+    let body = fixture("openai_chat_nonstream_usage_reasoning.json");
+    let mut tap = UsageTap::new(Dialect::OpenAiChat, false, body.len() - 1);
+    tap.feed(&body[..10]);
+    tap.feed(&body[10..]);
+    tap.finish();
+    assert!(tap.oversized());
+    assert!(tap.usage().is_empty());
+    assert_eq!(tap.usage().normalize(), None);
+}
+
+#[test]
+fn mangled_responses_never_panic_and_read_the_same_however_chunked() {
+    let files = [
+        ("openai_chat_stream_usage.sse", Dialect::OpenAiChat),
+        ("openai_responses_stream_text.sse", Dialect::OpenAiResponses),
+        (
+            "anthropic_messages_stream_basic.sse",
+            Dialect::AnthropicMessages,
+        ),
+        (
+            "openai_chat_nonstream_usage_reasoning.json",
+            Dialect::OpenAiChat,
+        ),
+        ("openai_embeddings_usage.json", Dialect::OpenAiEmbeddings),
+    ];
+    let nasty = b"\r\n\"\\{}[]:, \xEF\xBB\xBF0null";
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    for (file, dialect) in files {
+        let original = fixture(file);
+        for _ in 0..300 {
+            let mut body = original.clone();
+            for _ in 0..1 + rng.below(8) {
+                let at = rng.below(body.len());
+                match rng.below(3) {
+                    0 => body[at] = nasty[rng.below(nasty.len())],
+                    1 => body.truncate(at),
+                    _ => body.insert(at, nasty[rng.below(nasty.len())]),
+                }
+                if body.is_empty() {
+                    break;
+                }
+            }
+            for streaming in [true, false] {
+                let mut tap = UsageTap::new(dialect, streaming, 512);
+                for chunk in body.chunks(1 + rng.below(64)) {
+                    tap.feed(chunk);
+                }
+                tap.finish();
+                let mut whole = UsageTap::new(dialect, streaming, 512);
+                whole.feed(&body);
+                whole.finish();
+                // Chunking never changes what is learned.
+                assert_eq!(tap.usage(), whole.usage());
+                assert_eq!(tap.response_model(), whole.response_model());
+                assert_eq!(tap.provider_error(), whole.provider_error());
+                assert_eq!(tap.content_bytes(), whole.content_bytes());
+                assert_eq!(tap.oversized(), whole.oversized());
+            }
+        }
+    }
+}
+
+#[test]
+fn per_request_state_can_live_in_a_pingora_ctx() {
+    fn send<T: Send + 'static>() {}
+    send::<UsageTap>();
+    send::<crate::usage::openai_chat::IncludeUsageStripper>();
+}
