@@ -40,6 +40,15 @@ pub async fn read_whole_body(session: &mut Session, limit: u64) -> Result<Bytes,
         return Err(too_large());
     }
     let downstream = &mut session.downstream_session;
+    let expects_continue = downstream
+        .get_header(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects_continue {
+        // The client waits for this before sending its body (curl: a second, then sends anyway).
+        downstream.write_continue_response().await.map_err(|e| {
+            ApiError::new(ErrorKind::InvalidRequest, "body_read_failed", format!("could not answer Expect: 100-continue: {e}"))
+        })?;
+    }
     let mut body = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
     let mut armed = false;
     loop {
