@@ -1,5 +1,5 @@
-//! The usage event: one per proxied request, in the column shape of the ClickHouse `requests`
-//! table (and of the embedded JSON-lines sink), as the contract lists the columns.
+//! The usage event: one per proxied request, carrying every column of the ClickHouse `requests`
+//! table (see [`crate::row`] for its exact row shape) plus what its trace span needs.
 
 use serde::Serialize;
 
@@ -62,8 +62,11 @@ pub struct RequestEvent {
     pub ts_ms: u64,
     /// The id sent back to the client as `x-tailmeter-request-id`.
     pub request_id: String,
-    /// W3C trace id of the request's span, empty when tracing is off.
+    /// W3C trace id (32 lowercase hex digits) of the request's trace: continued from the client's
+    /// `traceparent` or started here; empty when there is neither a client trace nor tracing.
     pub trace_id: String,
+    /// The ids of the request's own span, when one is to be exported.
+    pub span: Option<SpanIds>,
     /// The caller's identity: a login, tags joined with `,`, `anonymous` or `__unidentified__`.
     pub identity: String,
     /// The caller's login name, empty for tagged nodes.
@@ -76,6 +79,11 @@ pub struct RequestEvent {
     pub src_ip: String,
     /// The configured provider name, `__unknown__` when the request was not routed.
     pub provider: String,
+    /// The provider as the GenAI semantic conventions name it (`openai`, `anthropic`,
+    /// `gcp.gemini`, `aws.bedrock`, or the configured name of an OpenAI-compatible one).
+    pub provider_system: String,
+    /// Host of the provider's API, empty when the request was not routed.
+    pub server_address: String,
     /// The configured model name, `__unknown__` when the client's model is not configured.
     pub model: String,
     /// The model the provider said it used, empty when it did not say.
@@ -102,4 +110,54 @@ pub struct RequestEvent {
     pub usage_missing_reason: Option<&'static str>,
     /// The client's `User-Agent`.
     pub user_agent: String,
+}
+
+/// The ids of one request's span: its trace, its own id (sent upstream as the parent in
+/// `traceparent`) and the client's span it continues, when the client sent one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SpanIds {
+    /// W3C trace id.
+    pub trace_id: [u8; 16],
+    /// This request's span id.
+    pub span_id: [u8; 8],
+    /// The client's span, from its `traceparent`.
+    pub parent_span_id: Option<[u8; 8]>,
+}
+
+/// A typical event, for tests.
+#[cfg(test)]
+pub(crate) fn sample(request_id: &str) -> RequestEvent {
+    RequestEvent {
+        ts_ms: 1_714_558_272_345,
+        request_id: request_id.to_owned(),
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".to_owned(),
+        span: None,
+        identity: "tag:ci,tag:k8s".to_owned(),
+        login: String::new(),
+        tags: vec!["tag:ci".to_owned(), "tag:k8s".to_owned()],
+        node: "runner-1".to_owned(),
+        src_ip: "100.64.0.7".to_owned(),
+        provider: "openai".to_owned(),
+        provider_system: "openai".to_owned(),
+        server_address: "api.openai.com".to_owned(),
+        model: "gpt-4o".to_owned(),
+        response_model: "gpt-4o-2024-08-06".to_owned(),
+        endpoint: "chat_completions".to_owned(),
+        stream: true,
+        status: 200,
+        tokens: TokenCounts {
+            input: 120,
+            output: 30,
+            cache_read: 100,
+            cache_write: 0,
+            reasoning: 10,
+        },
+        cost_usd: 0.000_5,
+        priced: true,
+        duration_ms: 812.345_678,
+        ttft_ms: None,
+        usage_source: UsageSource::Provider,
+        usage_missing_reason: None,
+        user_agent: "OpenAI/Python 2.1".to_owned(),
+    }
 }

@@ -49,11 +49,15 @@ impl ServeHttp for AdminApp {
             );
         }
         match req.uri.path() {
-            "/metrics" => respond(
-                200,
-                "text/plain; version=0.0.4; charset=utf-8",
-                self.gateway.metrics.render(),
-            ),
+            "/metrics" => {
+                // Idle budgets roll over to their new window before the gauges are read.
+                self.gateway.budgets.refresh(crate::budgets::now_ms());
+                respond(
+                    200,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    self.gateway.metrics.render(),
+                )
+            }
             "/healthz" => respond(200, "text/plain", b"ok\n".to_vec()),
             "/readyz" if self.gateway.is_draining() => {
                 respond(503, "text/plain", b"draining\n".to_vec())

@@ -12,6 +12,11 @@ pub enum ErrorFormat {
     OpenAi,
     /// `{"type":"error","error":{"type","message"}}`
     Anthropic,
+    /// `{"error":{"code","message","status"}}`
+    Gemini,
+    /// `{"message"}` (with `__type`, which the AWS SDKs read when the `x-amzn-ErrorType`
+    /// header is absent)
+    Bedrock,
 }
 
 /// Why tailmeter refused or failed a request.
@@ -78,6 +83,36 @@ impl ErrorKind {
             ErrorKind::Unavailable => "overloaded_error",
         }
     }
+
+    /// Google's canonical status name.
+    fn gemini_status(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest | ErrorKind::LengthRequired | ErrorKind::TooLarge => {
+                "INVALID_ARGUMENT"
+            }
+            ErrorKind::PermissionDenied => "PERMISSION_DENIED",
+            ErrorKind::NotFound => "NOT_FOUND",
+            ErrorKind::BudgetExhausted => "RESOURCE_EXHAUSTED",
+            ErrorKind::BadGateway => "INTERNAL",
+            ErrorKind::Unavailable => "UNAVAILABLE",
+            ErrorKind::GatewayTimeout => "DEADLINE_EXCEEDED",
+        }
+    }
+
+    /// Bedrock's exception name.
+    fn bedrock_type(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest | ErrorKind::LengthRequired | ErrorKind::TooLarge => {
+                "ValidationException"
+            }
+            ErrorKind::PermissionDenied => "AccessDeniedException",
+            ErrorKind::NotFound => "ResourceNotFoundException",
+            ErrorKind::BudgetExhausted => "ThrottlingException",
+            ErrorKind::BadGateway => "InternalServerException",
+            ErrorKind::Unavailable => "ServiceUnavailableException",
+            ErrorKind::GatewayTimeout => "ModelTimeoutException",
+        }
+    }
 }
 
 /// A refusal or failure to send to the client.
@@ -124,6 +159,17 @@ impl ApiError {
                 "type": "error",
                 "error": { "type": self.kind.anthropic_type(), "message": self.message },
             }),
+            ErrorFormat::Gemini => json!({
+                "error": {
+                    "code": self.status(),
+                    "message": self.message,
+                    "status": self.kind.gemini_status(),
+                }
+            }),
+            ErrorFormat::Bedrock => json!({
+                "__type": self.kind.bedrock_type(),
+                "message": self.message,
+            }),
         };
         Bytes::from(value.to_string())
     }
@@ -144,6 +190,15 @@ mod tests {
             serde_json::from_slice(&e.body(ErrorFormat::Anthropic)).unwrap();
         assert_eq!(anthropic["type"], "error");
         assert_eq!(anthropic["error"]["type"], "not_found_error");
+        let gemini: serde_json::Value =
+            serde_json::from_slice(&e.body(ErrorFormat::Gemini)).unwrap();
+        assert_eq!(gemini["error"]["code"], 404);
+        assert_eq!(gemini["error"]["status"], "NOT_FOUND");
+        assert_eq!(gemini["error"]["message"], "no such model");
+        let bedrock: serde_json::Value =
+            serde_json::from_slice(&e.body(ErrorFormat::Bedrock)).unwrap();
+        assert_eq!(bedrock["message"], "no such model");
+        assert_eq!(bedrock["__type"], "ResourceNotFoundException");
         assert_eq!(e.status(), 404);
     }
 }

@@ -1,5 +1,11 @@
 //! The API surface on `listen`: which endpoint a request is for, decided from its method and
-//! path alone, and what follows from that (error format, usage dialect, metric label).
+//! path alone, and what follows from that (error format, usage dialect, metric label, where the
+//! model is named).
+//!
+//! Gemini and Bedrock name the model in the path (`/v1beta/models/{model}:generateContent`,
+//! `/model/{model}/converse`). A `provider/model` there may come URL-encoded (`%2F`) or literal;
+//! Bedrock model ids carry `:` (often sent as `%3A`). [`Endpoint::path_model`] decodes it, and
+//! [`Endpoint::path_with_model`] puts the provider's bare name back in its place.
 
 use http::Method;
 
@@ -20,11 +26,35 @@ pub enum Endpoint {
     Messages,
     /// POST /v1/messages/count_tokens (proxied, not metered)
     CountTokens,
+    /// POST /v1beta/models/{model}:generateContent (also /v1/)
+    GenerateContent,
+    /// POST /v1beta/models/{model}:streamGenerateContent (also /v1/)
+    StreamGenerateContent,
+    /// POST /model/{model}/converse
+    Converse,
+    /// POST /model/{model}/converse-stream
+    ConverseStream,
+    /// POST /model/{model}/invoke
+    Invoke,
+    /// POST /model/{model}/invoke-with-response-stream
+    InvokeStream,
     /// GET /v1/models (answered locally)
     ListModels,
     /// GET /tailmeter/whoami (answered locally)
     WhoAmI,
 }
+
+/// Gemini's model paths, under either API version.
+const GEMINI_PREFIXES: [&str; 2] = ["/v1beta/models/", "/v1/models/"];
+/// Bedrock's model paths.
+const BEDROCK_PREFIX: &str = "/model/";
+/// Bedrock's actions, by the path's last segment.
+const BEDROCK_ACTIONS: [(&str, Endpoint); 4] = [
+    ("/converse", Endpoint::Converse),
+    ("/converse-stream", Endpoint::ConverseStream),
+    ("/invoke", Endpoint::Invoke),
+    ("/invoke-with-response-stream", Endpoint::InvokeStream),
+];
 
 impl Endpoint {
     /// The endpoint for `method` and `path` (without query), if it is one tailmeter serves.
@@ -37,13 +67,64 @@ impl Endpoint {
             "/v1/messages/count_tokens" => Endpoint::CountTokens,
             "/v1/models" => Endpoint::ListModels,
             "/tailmeter/whoami" => Endpoint::WhoAmI,
-            _ => return None,
+            other => Self::with_model_in_path(other)?.0,
         };
         let expected = match endpoint {
             Endpoint::ListModels | Endpoint::WhoAmI => Method::GET,
             _ => Method::POST,
         };
         (*method == expected).then_some(endpoint)
+    }
+
+    /// A Gemini or Bedrock path: the endpoint and the byte range of the (raw) model in it.
+    fn with_model_in_path(path: &str) -> Option<(Endpoint, std::ops::Range<usize>)> {
+        if let Some(prefix) = GEMINI_PREFIXES.iter().find(|p| path.starts_with(**p)) {
+            let colon = path.rfind(':').filter(|&c| c > prefix.len())?;
+            let endpoint = match &path[colon + 1..] {
+                "generateContent" => Endpoint::GenerateContent,
+                "streamGenerateContent" => Endpoint::StreamGenerateContent,
+                _ => return None,
+            };
+            return Some((endpoint, prefix.len()..colon));
+        }
+        let rest = path.strip_prefix(BEDROCK_PREFIX)?;
+        BEDROCK_ACTIONS.iter().find_map(|(action, endpoint)| {
+            let model = rest.strip_suffix(action).filter(|m| !m.is_empty())?;
+            Some((
+                *endpoint,
+                BEDROCK_PREFIX.len()..BEDROCK_PREFIX.len() + model.len(),
+            ))
+        })
+    }
+
+    /// Whether the model is named in the path rather than the body.
+    pub fn model_in_path(self) -> bool {
+        self.family() == Family::Gemini || self.family() == Family::Bedrock
+    }
+
+    /// The model named in `path` (percent-decoded), for an endpoint that names it there.
+    pub fn path_model(path: &str) -> Option<String> {
+        let (_, range) = Self::with_model_in_path(path)?;
+        percent_decode(&path[range]).filter(|m| !m.is_empty())
+    }
+
+    /// `path` with its model replaced by `model` (percent-encoded where a path needs it).
+    pub fn path_with_model(path: &str, model: &str) -> Option<String> {
+        let (_, range) = Self::with_model_in_path(path)?;
+        Some(format!(
+            "{}{}{}",
+            &path[..range.start],
+            percent_encode(model),
+            &path[range.end..]
+        ))
+    }
+
+    /// Whether the endpoint always answers with a stream (whatever the body says).
+    pub fn always_streams(self) -> bool {
+        matches!(
+            self,
+            Endpoint::StreamGenerateContent | Endpoint::ConverseStream | Endpoint::InvokeStream
+        )
     }
 
     /// The `endpoint` metric label.
@@ -54,16 +135,38 @@ impl Endpoint {
             Endpoint::Embeddings => "embeddings",
             Endpoint::Messages => "messages",
             Endpoint::CountTokens => "count_tokens",
+            Endpoint::GenerateContent | Endpoint::StreamGenerateContent => "generate_content",
+            Endpoint::Converse | Endpoint::ConverseStream => "converse",
+            Endpoint::Invoke | Endpoint::InvokeStream => "invoke",
             Endpoint::ListModels => "models",
             Endpoint::WhoAmI => "whoami",
         }
     }
 
+    /// The API family: who serves it and how errors look.
+    fn family(self) -> Family {
+        match self {
+            Endpoint::Messages | Endpoint::CountTokens => Family::Anthropic,
+            Endpoint::GenerateContent | Endpoint::StreamGenerateContent => Family::Gemini,
+            Endpoint::Converse
+            | Endpoint::ConverseStream
+            | Endpoint::Invoke
+            | Endpoint::InvokeStream => Family::Bedrock,
+            Endpoint::ChatCompletions
+            | Endpoint::Responses
+            | Endpoint::Embeddings
+            | Endpoint::ListModels
+            | Endpoint::WhoAmI => Family::OpenAi,
+        }
+    }
+
     /// The error format a client of this endpoint parses.
     pub fn error_format(self) -> ErrorFormat {
-        match self {
-            Endpoint::Messages | Endpoint::CountTokens => ErrorFormat::Anthropic,
-            _ => ErrorFormat::OpenAi,
+        match self.family() {
+            Family::OpenAi => ErrorFormat::OpenAi,
+            Family::Anthropic => ErrorFormat::Anthropic,
+            Family::Gemini => ErrorFormat::Gemini,
+            Family::Bedrock => ErrorFormat::Bedrock,
         }
     }
 
@@ -74,15 +177,20 @@ impl Endpoint {
             Endpoint::Responses => Some(Dialect::OpenAiResponses),
             Endpoint::Embeddings => Some(Dialect::OpenAiEmbeddings),
             Endpoint::Messages => Some(Dialect::AnthropicMessages),
+            Endpoint::GenerateContent | Endpoint::StreamGenerateContent => Some(Dialect::Gemini),
+            Endpoint::Converse | Endpoint::ConverseStream => Some(Dialect::BedrockConverse),
+            Endpoint::Invoke | Endpoint::InvokeStream => Some(Dialect::BedrockInvoke),
             Endpoint::CountTokens | Endpoint::ListModels | Endpoint::WhoAmI => None,
         }
     }
 
     /// Whether a provider of `kind` speaks this endpoint's API (tailmeter does not translate).
     pub fn served_by(self, kind: ProviderKind) -> bool {
-        match self.error_format() {
-            ErrorFormat::Anthropic => kind == ProviderKind::Anthropic,
-            ErrorFormat::OpenAi => {
+        match self.family() {
+            Family::Anthropic => kind == ProviderKind::Anthropic,
+            Family::Gemini => kind == ProviderKind::Gemini,
+            Family::Bedrock => kind == ProviderKind::Bedrock,
+            Family::OpenAi => {
                 matches!(kind, ProviderKind::OpenAi | ProviderKind::OpenAiCompatible)
             }
         }
@@ -92,6 +200,46 @@ impl Endpoint {
     pub fn is_proxied(self) -> bool {
         !matches!(self, Endpoint::ListModels | Endpoint::WhoAmI)
     }
+}
+
+/// The API families tailmeter proxies without translating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    OpenAi,
+    Anthropic,
+    Gemini,
+    Bedrock,
+}
+
+/// `%XX` escapes decoded; None when the result is not UTF-8 or an escape is malformed.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `text` as one path segment: every byte but RFC 3986's unreserved ones percent-encoded.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -115,5 +263,84 @@ mod tests {
             Some(Endpoint::ListModels)
         );
         assert_eq!(Endpoint::classify(&post, "/v1/v1/chat/completions"), None);
+    }
+
+    #[test]
+    fn gemini_paths_name_the_model() {
+        let post = Method::POST;
+        for path in [
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+            "/v1/models/gemini-2.5-flash:streamGenerateContent",
+        ] {
+            assert_eq!(
+                Endpoint::classify(&post, path),
+                Some(Endpoint::StreamGenerateContent)
+            );
+            assert_eq!(
+                Endpoint::path_model(path).as_deref(),
+                Some("gemini-2.5-flash")
+            );
+        }
+        let path = "/v1beta/models/google%2Fgemini-2.5-flash:generateContent";
+        assert_eq!(
+            Endpoint::classify(&post, path),
+            Some(Endpoint::GenerateContent)
+        );
+        assert_eq!(
+            Endpoint::path_model(path).as_deref(),
+            Some("google/gemini-2.5-flash")
+        );
+        let literal = "/v1beta/models/google/gemini-2.5-flash:generateContent";
+        assert_eq!(
+            Endpoint::path_model(literal).as_deref(),
+            Some("google/gemini-2.5-flash")
+        );
+        assert_eq!(
+            Endpoint::path_with_model(literal, "gemini-2.5-flash").as_deref(),
+            Some("/v1beta/models/gemini-2.5-flash:generateContent")
+        );
+        assert_eq!(
+            Endpoint::classify(&post, "/v1beta/models/x:embedContent"),
+            None
+        );
+        assert_eq!(
+            Endpoint::classify(&post, "/v1beta/models/:generateContent"),
+            None
+        );
+        assert_eq!(
+            Endpoint::GenerateContent.error_format(),
+            ErrorFormat::Gemini
+        );
+        assert_eq!(Endpoint::StreamGenerateContent.label(), "generate_content");
+    }
+
+    #[test]
+    fn bedrock_paths_name_the_model() {
+        let post = Method::POST;
+        let path = "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse-stream";
+        assert_eq!(
+            Endpoint::classify(&post, path),
+            Some(Endpoint::ConverseStream)
+        );
+        assert_eq!(
+            Endpoint::path_model(path).as_deref(),
+            Some("us.anthropic.claude-sonnet-4-5-20250929-v1:0")
+        );
+        let path = "/model/bedrock%2Fus.anthropic.claude-v1%3A0/invoke";
+        assert_eq!(Endpoint::classify(&post, path), Some(Endpoint::Invoke));
+        assert_eq!(
+            Endpoint::path_with_model(path, "us.anthropic.claude-v1:0").as_deref(),
+            Some("/model/us.anthropic.claude-v1%3A0/invoke")
+        );
+        assert_eq!(
+            Endpoint::classify(&post, "/model/m/invoke-with-response-stream"),
+            Some(Endpoint::InvokeStream)
+        );
+        assert_eq!(Endpoint::classify(&post, "/model/converse"), None);
+        assert_eq!(Endpoint::path_model("/model/%ZZ/converse"), None);
+        assert!(Endpoint::InvokeStream.always_streams() && !Endpoint::Invoke.always_streams());
+        assert_eq!(Endpoint::Converse.label(), "converse");
+        assert!(Endpoint::Converse.served_by(ProviderKind::Bedrock));
+        assert!(!Endpoint::Converse.served_by(ProviderKind::OpenAi));
     }
 }

@@ -4,9 +4,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use tailmeter_exporters::Metrics;
+use tailmeter_exporters::{Exporters, Metrics};
 
 use crate::access::Access;
+use crate::budgets::Budgets;
 use crate::config::Config;
 use crate::identity::Resolver;
 use crate::pricing::Prices;
@@ -21,12 +22,16 @@ pub struct Gateway {
     pub access: Access,
     /// Source address to caller.
     pub resolver: Resolver,
+    /// Token budgets.
+    pub budgets: Budgets,
     /// Prices for cost.
     pub prices: Prices,
     /// Every metric family.
     pub metrics: Arc<Metrics>,
     /// `server.max_request_body` in bytes.
     pub max_request_body: u64,
+    /// Where each request's usage row and span go.
+    pub exporters: Exporters,
     draining: AtomicBool,
 }
 
@@ -40,13 +45,21 @@ impl Gateway {
             .collect();
         Self {
             routes: Routes::new(&upstreams),
-            access: Access::new(config.grants.clone()),
-            resolver: Resolver::new(&config.identity),
+            access: Access::new(config.grants.clone(), config.identity.capability.clone()),
+            resolver: Resolver::new(&config.identity, metrics.registry()),
+            budgets: Budgets::new(&config.budgets, &metrics),
             prices: Prices::new(config.prices.clone()),
             metrics,
             max_request_body: config.server.max_request_body,
+            exporters: Exporters::disabled(),
             draining: AtomicBool::new(false),
         }
+    }
+
+    /// The same state, exporting rows and spans to `exporters`.
+    pub fn with_exporters(mut self, exporters: Exporters) -> Self {
+        self.exporters = exporters;
+        self
     }
 
     /// Marks the gateway as shutting down: new requests are refused with 503.

@@ -1,16 +1,40 @@
 //! Per-request metering: watches the response as it passes (status, first byte, the usage tap,
 //! and the removal of a usage chunk tailmeter itself asked for), then says what the request used
 //! and, when the provider's figures are missing, why.
+//!
+//! Every way a response can end gives exactly one [`Metered`]:
+//! - the provider's final usage report arrived: its figures, `provider`;
+//! - it did not (the client hung up, the upstream reset or went idle past its
+//!   `idle_timeout`, an error event ended the stream, the proxy shut down, or the
+//!   server never reports usage): whatever figures the provider did report are kept
+//!   (e.g. Anthropic's `message_start` input and cache figures), the rest estimated
+//!   ([`crate::usage::estimate`]: input from the request, output from the text that
+//!   passed), `estimated`, with the reason;
+//! - an error status with no usage: nothing was billed, `none`;
+//! - never sent: `none`.
+//!
+//! The tap belongs to one upstream response: a second response header (a retried attempt)
+//! replaces it, so an attempt is never counted on top of another.
+//!
+//! Client hang-up policy: when the client goes away tailmeter stops reading the upstream response
+//! (Pingora ends the request and closes the upstream connection), so a provider that stops
+//! generating on disconnect stops billing. Reading on to learn the exact usage would make the
+//! provider finish, and bill, a response nobody reads; the usage of such a request is estimated.
 
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use http::HeaderMap;
 use tailmeter_exporters::{TokenCounts, UsageSource};
 
 use crate::usage::openai_chat::IncludeUsageStripper;
-use crate::usage::{Dialect, UsageTap};
+use crate::usage::{estimate, Dialect, Framing, Tokens, UsageTap};
 
-/// The most bytes of a non-streamed response body buffered to parse its usage.
+/// The most bytes buffered to parse usage: a whole non-streamed response body, or one event.
 const JSON_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// How a request ended, as far as metering cares.
@@ -22,8 +46,12 @@ pub enum Ending {
     Complete,
     /// The client went away before the response ended.
     ClientGone,
-    /// The provider failed (could not connect, reset, timed out).
+    /// The provider failed: reset the connection, or answered something unreadable.
     UpstreamFailed,
+    /// The provider sent nothing for longer than its `idle_timeout`.
+    UpstreamIdleTimeout,
+    /// tailmeter shut down before the response ended.
+    Shutdown,
 }
 
 /// What a request used, as metered.
@@ -39,13 +67,20 @@ pub struct Metered {
     pub response_model: Option<String>,
 }
 
+/// What the request was, for estimating its input.
+struct Request {
+    dialect: Dialect,
+    model: Arc<str>,
+    body: Bytes,
+}
+
 /// The response-side state of one proxied request.
 pub struct Meter {
     started: Instant,
     first_byte: Option<Instant>,
     upstream_status: Option<u16>,
     streaming: bool,
-    dialect: Option<Dialect>,
+    request: Option<Request>,
     tap: Option<UsageTap>,
     stripper: Option<IncludeUsageStripper>,
     scratch: Vec<u8>,
@@ -59,7 +94,7 @@ impl Meter {
             first_byte: None,
             upstream_status: None,
             streaming: false,
-            dialect: None,
+            request: None,
             tap: None,
             stripper: None,
             scratch: Vec::new(),
@@ -71,9 +106,15 @@ impl Meter {
         self.started
     }
 
-    /// The request is being proxied to a metered endpoint whose responses are in `dialect`.
-    pub fn expect_usage(&mut self, dialect: Dialect) {
-        self.dialect = Some(dialect);
+    /// The request is being proxied to a metered endpoint whose responses are in `dialect`;
+    /// `body` is what is sent upstream for `model` (kept to estimate input if need be).
+    pub fn expect_usage(&mut self, dialect: Dialect, model: Arc<str>, body: Bytes) {
+        estimate::warm_up(&model);
+        self.request = Some(Request {
+            dialect,
+            model,
+            body,
+        });
     }
 
     /// The provider's response header arrived. `strip_injected_usage` is set when tailmeter
@@ -81,19 +122,29 @@ impl Meter {
     pub fn on_response_header(
         &mut self,
         status: u16,
-        content_type: &[u8],
+        headers: &HeaderMap,
         strip_injected_usage: bool,
     ) {
         self.upstream_status = Some(status);
-        self.streaming = content_type
-            .get(..17)
-            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"text/event-stream"));
-        self.tap = self
-            .dialect
-            .map(|dialect| UsageTap::new(dialect, self.streaming, JSON_BODY_LIMIT));
-        if strip_injected_usage && self.streaming && status == 200 {
-            self.stripper = Some(IncludeUsageStripper::new());
-        }
+        let content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .map_or(&b""[..], |v| v.as_bytes());
+        let framing = Framing::from_content_type(content_type);
+        self.streaming = framing.is_stream();
+        self.tap = self.request.as_ref().map(|request| {
+            let mut tap = UsageTap::new(request.dialect, framing, JSON_BODY_LIMIT);
+            for (name, value) in headers {
+                tap.header(name.as_str(), value.as_bytes());
+            }
+            tap
+        });
+        self.stripper = (strip_injected_usage && framing == Framing::Sse && status == 200)
+            .then(IncludeUsageStripper::new);
+    }
+
+    /// The provider's response status, once its header arrived.
+    pub fn upstream_status(&self) -> Option<u16> {
+        self.upstream_status
     }
 
     /// Whether the response is a stream.
@@ -144,49 +195,95 @@ impl Meter {
 
     /// What the request used. Call once, when the request is over.
     pub fn finish(&mut self, ending: Ending) -> Metered {
-        let nothing = |missing_reason| Metered {
-            tokens: TokenCounts::default(),
-            source: UsageSource::None,
-            missing_reason,
-            response_model: None,
-        };
-        if self.dialect.is_none() || ending == Ending::NotSent {
+        let Some(request) = self.request.as_ref().filter(|_| ending != Ending::NotSent) else {
             return nothing(None);
-        }
+        };
         let Some(tap) = self.tap.as_mut() else {
-            return nothing(Some(match ending {
-                Ending::ClientGone => "client_disconnect",
-                _ => "upstream_failed",
-            }));
+            // Sent, but no response header came back: the provider may have read the prompt.
+            let input = estimate::input_tokens(&request.model, &request.body);
+            return estimated(input_only(input), ending_reason(ending), None);
         };
         tap.finish();
         let response_model = tap.response_model().map(str::to_owned);
-        if let Some(tokens) = tap.usage().normalize() {
+        let reported = tap.usage();
+        if let Some(tokens) = reported.normalize().filter(|_| tap.usage_complete()) {
             return Metered {
-                tokens: TokenCounts {
-                    input: tokens.input,
-                    output: tokens.output,
-                    cache_read: tokens.cache_read,
-                    cache_write: tokens.cache_write,
-                    reasoning: tokens.reasoning,
-                },
+                tokens: counts(tokens),
                 source: UsageSource::Provider,
                 missing_reason: None,
                 response_model,
             };
         }
         let reason = match ending {
-            Ending::ClientGone => "client_disconnect",
-            Ending::UpstreamFailed | Ending::NotSent => "upstream_failed",
             Ending::Complete if tap.provider_error().is_some() => "upstream_error_event",
-            Ending::Complete if self.upstream_status.is_some_and(|s| s >= 400) => {
-                "upstream_error_status"
-            }
+            Ending::Complete if tap.oversized() => "oversized",
             Ending::Complete => "not_reported",
+            other => ending_reason(other),
         };
-        Metered {
-            response_model,
-            ..nothing(Some(reason))
+        if self.upstream_status.is_some_and(|s| s >= 400) && reported.normalize().is_none() {
+            // Providers do not bill a request they refused.
+            return Metered {
+                response_model,
+                ..nothing(Some("upstream_error_status"))
+            };
         }
+        let input = reported
+            .input
+            .unwrap_or_else(|| estimate::input_tokens(&request.model, &request.body));
+        let passed = estimate::output_tokens(tap.content_bytes());
+        let output = reported.output.unwrap_or(0).max(passed);
+        let tokens = Tokens {
+            input,
+            output,
+            cache_read: reported.cache_read.unwrap_or(0).min(input),
+            cache_write: reported.cache_write.unwrap_or(0).min(input),
+            reasoning: reported.reasoning.unwrap_or(0).min(output),
+        };
+        estimated(tokens, reason, response_model)
+    }
+}
+
+/// The missing-usage reason for a response that did not complete.
+fn ending_reason(ending: Ending) -> &'static str {
+    match ending {
+        Ending::ClientGone => "client_disconnect",
+        Ending::UpstreamIdleTimeout => "upstream_idle_timeout",
+        Ending::Shutdown => "shutdown",
+        Ending::UpstreamFailed | Ending::Complete | Ending::NotSent => "upstream_reset",
+    }
+}
+
+fn input_only(input: u64) -> Tokens {
+    Tokens {
+        input,
+        ..Tokens::default()
+    }
+}
+
+fn counts(tokens: Tokens) -> TokenCounts {
+    TokenCounts {
+        input: tokens.input,
+        output: tokens.output,
+        cache_read: tokens.cache_read,
+        cache_write: tokens.cache_write,
+        reasoning: tokens.reasoning,
+    }
+}
+
+fn nothing(missing_reason: Option<&'static str>) -> Metered {
+    Metered {
+        tokens: TokenCounts::default(),
+        source: UsageSource::None,
+        missing_reason,
+        response_model: None,
+    }
+}
+
+fn estimated(tokens: Tokens, reason: &'static str, response_model: Option<String>) -> Metered {
+    Metered {
+        tokens: counts(tokens),
+        source: UsageSource::Estimated,
+        missing_reason: Some(reason),
+        response_model,
     }
 }

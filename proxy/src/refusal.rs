@@ -9,7 +9,8 @@ use pingora::{Error, ErrorSource, ErrorType};
 use crate::api_error::{ApiError, ErrorFormat, ErrorKind};
 use crate::endpoint::Endpoint;
 use crate::gateway::Gateway;
-use crate::identity::Caller;
+use crate::budgets::{rfc3339, Standing};
+use crate::identity::{Caller, Unresolved};
 use crate::local;
 use crate::routing::Route;
 
@@ -31,7 +32,7 @@ fn alternatives(gateway: &Gateway, caller: &Caller, endpoint: Endpoint) -> Strin
             ErrorFormat::Anthropic,
             "the Anthropic Messages API (/v1/messages)",
         ),
-        ErrorFormat::Anthropic => (
+        ErrorFormat::Anthropic | ErrorFormat::Gemini | ErrorFormat::Bedrock => (
             ErrorFormat::OpenAi,
             "the OpenAI-style endpoints (/v1/chat/completions, /v1/responses, /v1/embeddings)",
         ),
@@ -74,23 +75,59 @@ fn quoted(text: &str) -> String {
     }
 }
 
-/// 404 for a path tailmeter does not serve, with a hint for the usual base-URL mistakes.
-pub fn unknown_path(method: &str, path: &str) -> ApiError {
-    let hint = if path.contains("/v1/v1/") {
-        " — the path has /v1 twice: the client's base URL probably ends in /v1 and the client adds another; remove one"
-    } else if !path.starts_with("/v1/") && !path.starts_with("/tailmeter/") {
-        " — tailmeter serves the providers' APIs under /v1/ (for example /v1/chat/completions); check the client's base URL"
+/// What clients append to their base URL for each API, longest first.
+const API_SUFFIXES: [&str; 6] = [
+    "/messages/count_tokens",
+    "/chat/completions",
+    "/responses",
+    "/embeddings",
+    "/messages",
+    "/models",
+];
+
+/// The refusal for a path tailmeter does not serve, and the error format to give it in.
+///
+/// A path that ends like an API endpoint under the wrong prefix is a client's base URL set
+/// wrong (`/v1` twice, missing, or an extra segment): that is a 400 saying how to set it. Not a
+/// 404, which Claude Code shows as "an issue with the selected model", hiding the message.
+/// Any other path is a 404 listing what is served.
+pub fn unknown_path(method: &str, path: &str) -> (ApiError, ErrorFormat) {
+    let anthropic = path.contains("/messages");
+    let format = if anthropic {
+        ErrorFormat::Anthropic
+    } else {
+        ErrorFormat::OpenAi
+    };
+    let Some(suffix) = API_SUFFIXES.iter().find(|s| path.ends_with(*s)) else {
+        let error = ApiError::new(
+            ErrorKind::NotFound,
+            "unknown_path",
+            format!(
+                "tailmeter does not serve {method} {}. Endpoints: POST /v1/chat/completions, /v1/responses, /v1/embeddings, /v1/messages, /v1/messages/count_tokens; GET /v1/models, /tailmeter/whoami",
+                quoted(path)
+            ),
+        );
+        return (error, format);
+    };
+    let twice = if path.contains("/v1/v1/") {
+        " (the path has /v1 twice)"
     } else {
         ""
     };
-    ApiError::new(
-        ErrorKind::NotFound,
-        "unknown_path",
+    let fix = if anthropic {
+        "For Anthropic clients (ANTHROPIC_BASE_URL, Claude Code) the base URL is the gateway's address with no path, e.g. http://gateway:8080 (no /v1: the client adds it)"
+    } else {
+        "For OpenAI-style clients (OPENAI_BASE_URL, Codex's base_url, Open WebUI) the base URL ends in exactly one /v1, e.g. http://gateway:8080/v1"
+    };
+    let error = ApiError::new(
+        ErrorKind::InvalidRequest,
+        "wrong_base_url",
         format!(
-            "tailmeter does not serve {method} {}{hint}. Endpoints: POST /v1/chat/completions, /v1/responses, /v1/embeddings, /v1/messages, /v1/messages/count_tokens; GET /v1/models, /tailmeter/whoami",
+            "tailmeter serves {method} /v1{suffix}, not {}: the client's base URL is set wrong{twice}. {fix}",
             quoted(path)
         ),
-    )
+    );
+    (error, format)
 }
 
 /// 503 while the gateway shuts down.
@@ -102,16 +139,26 @@ pub fn draining() -> ApiError {
     )
 }
 
-/// 403 for a caller no identity rule resolves, under `unknown = "reject"`.
-pub fn unidentified(src: Option<IpAddr>) -> ApiError {
+/// 403 for a caller nothing identifies under `unknown = "reject"`; 503 when tailscaled could
+/// not answer under `on_tailscaled_down = "reject"`.
+pub fn unidentified(src: Option<IpAddr>, why: &Unresolved) -> ApiError {
     let src = src.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
-    ApiError::new(
-        ErrorKind::PermissionDenied,
-        "unidentified_caller",
-        format!(
-            "tailmeter could not identify the caller at {src} (identity __unidentified__): no identity.static entry matches it and identity.unknown is \"reject\"; ask the gateway's operator to add an identity for this address"
+    match why {
+        Unresolved::Unknown(tried) => ApiError::new(
+            ErrorKind::PermissionDenied,
+            "unidentified_caller",
+            format!(
+                "tailmeter could not identify the caller at {src} (identity __unidentified__): {tried}, and identity.unknown is \"reject\"; ask the gateway's operator to add an identity for this address"
+            ),
         ),
-    )
+        Unresolved::TailscaledDown(error) => ApiError::new(
+            ErrorKind::Unavailable,
+            "identity_unavailable",
+            format!(
+                "tailmeter could not identify the caller at {src} (identity __unidentified__): {error}; identity.on_tailscaled_down is \"reject\", so requests are refused until tailscaled answers; retry shortly"
+            ),
+        ),
+    }
 }
 
 /// 400 for a body without a `model`.
@@ -120,7 +167,7 @@ pub fn missing_model(gateway: &Gateway, caller: &Caller, endpoint: Endpoint) -> 
         ErrorKind::InvalidRequest,
         "missing_model",
         format!(
-            "the request body has no \"model\" (identity {}); {}",
+            "the request body names no \"model\" (absent or empty; identity {}): set the client's model to one the gateway serves; {}",
             caller.identity,
             alternatives(gateway, caller, endpoint)
         ),
@@ -179,12 +226,35 @@ pub fn not_granted(
         ErrorKind::PermissionDenied,
         "model_not_granted",
         format!(
-            "identity {} is not granted model \"{}\": no [[grants]] entry names this caller for it; {}",
+            "identity {} is not granted model \"{}\": {}; {}",
             caller.identity,
             route.qualified,
+            gateway.access.sources(),
             alternatives(gateway, caller, endpoint)
         ),
     )
+}
+
+/// 429 for a caller whose `reject` budget is spent for the current window.
+pub fn budget_exhausted(caller: &Caller, route: &Route, budget: &Standing, now_ms: u64) -> ApiError {
+    let retry_after = budget.retry_after_s(now_ms);
+    let mut refusal = ApiError::new(
+        ErrorKind::BudgetExhausted,
+        "budget_exhausted",
+        format!(
+            "identity {} may not use model \"{}\" now: budget \"{}\" ({}) is exhausted, {} of {} tokens used in the current {} window; it resets at {} (in {retry_after}s)",
+            caller.identity,
+            route.qualified,
+            budget.name,
+            budget.subject,
+            budget.used,
+            budget.limit,
+            budget.window,
+            rfc3339(budget.resets_at_ms),
+        ),
+    );
+    refusal.retry_after = Some(retry_after);
+    refusal
 }
 
 /// The answer for a proxying failure before any response header was sent; None when the client
@@ -251,4 +321,28 @@ pub fn from_proxy_error(e: &Error, route: Option<&Route>) -> Option<ApiError> {
         code,
         format!("tailmeter {what} {provider}: {etype:?}"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_mistakes_are_400_naming_the_fix_in_the_clients_format() {
+        let (error, format) = unknown_path("POST", "/v1/v1/messages");
+        assert_eq!((error.status(), format), (400, ErrorFormat::Anthropic));
+        assert!(error.message.contains("/v1 twice"));
+        assert!(error.message.contains("ANTHROPIC_BASE_URL"));
+        let (error, format) = unknown_path("POST", "/responses");
+        assert_eq!((error.status(), format), (400, ErrorFormat::OpenAi));
+        assert!(error.message.contains("exactly one /v1"));
+        let (error, _) = unknown_path("GET", "/v1/v1/models");
+        assert_eq!(error.code, "wrong_base_url");
+    }
+
+    #[test]
+    fn other_paths_are_404() {
+        let (error, _) = unknown_path("GET", "/favicon.ico");
+        assert_eq!((error.status(), error.code), (404, "unknown_path"));
+    }
 }

@@ -1,6 +1,7 @@
 //! Process assembly: the Pingora server with the proxy and admin services, and the shutdown
 //! sequence of the contract. On SIGTERM or SIGINT the gateway stops taking new requests (503),
-//! lets in-flight streams finish within `server.shutdown_grace`, then stops the runtimes.
+//! lets in-flight streams finish within `server.shutdown_grace`, then stops the runtimes and
+//! flushes the exporters (queued usage rows and spans).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,17 +10,30 @@ use async_trait::async_trait;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
-use tailmeter_exporters::Metrics;
+use tailmeter_exporters::clickhouse::ClickHouseConfig;
+use tailmeter_exporters::jsonl::JsonSinkConfig;
+use tailmeter_exporters::pipeline::PipelineConfig;
+use tailmeter_exporters::traces::{OtlpConfig, OtlpProtocol};
+use tailmeter_exporters::{EventSink, ExportersConfig, ExportersRuntime, Metrics};
 
 use crate::admin::AdminApp;
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::gateway::Gateway;
 use crate::service::Proxy;
 
 /// Runs the gateway until a shutdown signal, then drains and returns.
 pub fn run(config: &Config) {
     let metrics = Arc::new(Metrics::new(config.metrics.max_identities));
-    let gateway = Arc::new(Gateway::new(config, metrics));
+    // Before the listeners: a spool left by a crash starts replaying now.
+    let (exporters_runtime, exporters) =
+        match ExportersRuntime::start(&exporters_config(config), metrics.registry()) {
+            Ok(started) => started,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the exporters");
+                std::process::exit(1);
+            }
+        };
+    let gateway = Arc::new(Gateway::new(config, metrics).with_exporters(exporters));
 
     let conf = ServerConf {
         threads: config.server.threads.max(1),
@@ -55,7 +69,57 @@ pub fn run(config: &Config) {
             grace: config.server.shutdown_grace,
         }),
     });
+    exporters_runtime.shutdown(EXPORT_FLUSH_GRACE);
     tracing::info!("tailmeter stopped");
+}
+
+/// How long the exporters may take to flush at shutdown; rows not delivered by then stay in
+/// the spool and are delivered at the next start.
+const EXPORT_FLUSH_GRACE: Duration = Duration::from_secs(5);
+
+/// Longest one write to an event sink may take.
+const SINK_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Spans held for export before new ones are dropped.
+const SPAN_QUEUE: usize = 4096;
+
+/// What the exporters are started with, from `[events]`, `[clickhouse]` and `[otlp]`.
+fn exporters_config(config: &Config) -> ExportersConfig {
+    let events = &config.events;
+    let sink = match &config.clickhouse {
+        _ if !events.enabled => EventSink::Disabled,
+        Some(ch) => EventSink::ClickHouse(ClickHouseConfig {
+            url: ch.url.clone(),
+            database: ch.database.clone(),
+            user: ch.user.clone(),
+            password: ch.password.clone(),
+            ttl_days: ch
+                .ttl
+                .map(|ttl| u32::try_from(ttl.as_secs() / 86_400).unwrap_or(u32::MAX)),
+        }),
+        None => EventSink::Json(JsonSinkConfig {
+            dir: events.dir.clone(),
+            rotate_bytes: events.rotate_size,
+        }),
+    };
+    ExportersConfig {
+        sink,
+        pipeline: PipelineConfig {
+            batch_rows: events.batch_rows,
+            batch_interval: events.batch_interval,
+            spool_dir: events.spool_dir.clone(),
+            spool_max_bytes: events.spool_max_bytes,
+            write_timeout: SINK_WRITE_TIMEOUT,
+        },
+        otlp: config.otlp.as_ref().map(|otlp| OtlpConfig {
+            endpoint: otlp.endpoint.clone(),
+            protocol: match otlp.protocol {
+                config::OtlpProtocol::Grpc => OtlpProtocol::Grpc,
+                config::OtlpProtocol::Http => OtlpProtocol::Http,
+            },
+            queue_capacity: SPAN_QUEUE,
+        }),
+    }
 }
 
 /// Waits for SIGTERM or SIGINT, then drains in-flight requests before letting Pingora stop.

@@ -36,6 +36,8 @@ pub struct Upstream {
     /// The models it serves, as configured.
     pub models: Vec<String>,
     api_key: String,
+    /// Longest silence while reading a response.
+    idle_timeout: Duration,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -58,6 +60,7 @@ impl Upstream {
             base: provider.base_url.clone(),
             models: provider.models.clone(),
             api_key: provider.api_key.clone(),
+            idle_timeout: provider.idle_timeout,
         }
     }
 
@@ -76,8 +79,10 @@ impl Upstream {
         let options = &mut peer.options;
         options.connection_timeout = Some(Duration::from_secs(10));
         options.total_connection_timeout = Some(Duration::from_secs(20));
-        // Generous: a non-streamed completion can think for minutes before its first byte.
-        options.read_timeout = Some(Duration::from_secs(600));
+        // The provider's `idle_timeout`: the longest silence before a response (or between its
+        // pieces) is taken for a stalled upstream; the request is then metered as
+        // `upstream_idle_timeout`.
+        options.read_timeout = Some(self.idle_timeout);
         options.write_timeout = Some(Duration::from_secs(60));
         options.idle_timeout = Some(Duration::from_secs(90));
         Ok(Box::new(peer))
@@ -112,6 +117,8 @@ impl Upstream {
         }
         req.insert_header(http::header::ACCEPT_ENCODING, "identity")?;
         req.remove_header(&http::header::TRANSFER_ENCODING);
+        // tailmeter already read the body (and answered any 100-continue itself).
+        req.remove_header(&http::header::EXPECT);
         req.insert_header(http::header::CONTENT_LENGTH, body_len.to_string())?;
         Ok(())
     }

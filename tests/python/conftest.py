@@ -22,6 +22,8 @@ from harness.sim import Sim
 
 PROVIDER_OPENAI_KEY = "sk-provider-e2e-openai-31f0c2"
 PROVIDER_ANTHROPIC_KEY = "sk-ant-provider-e2e-77ab19"
+PROVIDER_GEMINI_KEY = "gm-provider-e2e-5d1e07"
+PROVIDER_BEDROCK_KEY = "br-provider-e2e-c81a44"
 
 
 @pytest.fixture(scope="session")
@@ -40,16 +42,23 @@ def fixtures_dir() -> Path:
 @pytest.fixture(scope="session")
 def sim(binaries: dict[str, Path], fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
     workdir = tmp_path_factory.mktemp("sim")
-    proc, port = start_sim(binaries["sim"], fixtures_dir, PROVIDER_OPENAI_KEY, PROVIDER_ANTHROPIC_KEY, workdir)
+    keys = ("--gemini-key", PROVIDER_GEMINI_KEY, "--bedrock-key", PROVIDER_BEDROCK_KEY)
+    proc, port = start_sim(binaries["sim"], fixtures_dir, PROVIDER_OPENAI_KEY, PROVIDER_ANTHROPIC_KEY, workdir, keys)
     yield Sim(port, PROVIDER_OPENAI_KEY, PROVIDER_ANTHROPIC_KEY)
     proc.stop()
 
 
-def _launch(binary: Path, workdir: Path, providers: list[cfg.Provider], max_body: str) -> Tailmeter:
+def _launch(
+    binary: Path, workdir: Path, providers: list[cfg.Provider], max_body: str,
+    grants: list[tuple[list[str], list[str]]] | None = None,
+) -> Tailmeter:
     listen, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     path = workdir / "tailmeter.toml"
-    path.write_text(cfg.render(cfg.TailmeterConfig(listen, admin, providers, max_body)))
-    env = {cfg.OPENAI_KEY_ENV: PROVIDER_OPENAI_KEY, cfg.ANTHROPIC_KEY_ENV: PROVIDER_ANTHROPIC_KEY}
+    path.write_text(cfg.render(cfg.TailmeterConfig(listen, admin, providers, max_body, grants)))
+    env = {
+        cfg.OPENAI_KEY_ENV: PROVIDER_OPENAI_KEY, cfg.ANTHROPIC_KEY_ENV: PROVIDER_ANTHROPIC_KEY,
+        cfg.GEMINI_KEY_ENV: PROVIDER_GEMINI_KEY, cfg.BEDROCK_KEY_ENV: PROVIDER_BEDROCK_KEY,
+    }
     proc = start_tailmeter(binary, path, workdir, env)
     try:
         wait_ready(proc, admin)
@@ -65,6 +74,40 @@ def tailmeter(binaries: dict[str, Path], sim: Sim, tmp_path_factory: pytest.Temp
     yield tm
     tm.proc.stop()
 
+
+
+@pytest.fixture(scope="session")
+def synth_sim(binaries: dict[str, Path], fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+    """A second simulator in faithful mode: it synthesizes an answer for every request."""
+    workdir = tmp_path_factory.mktemp("synth-sim")
+    proc, port = start_sim(
+        binaries["sim"], fixtures_dir, PROVIDER_OPENAI_KEY, PROVIDER_ANTHROPIC_KEY, workdir, ("--synthesize",)
+    )
+    yield Sim(port, PROVIDER_OPENAI_KEY, PROVIDER_ANTHROPIC_KEY)
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def tailmeter_clients(
+    binaries: dict[str, Path], synth_sim: Sim, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Tailmeter]:
+    """The instance real client programs talk to: in front of `synth_sim`, with one configured
+    but ungranted model per provider (harness.config.UNGRANTED)."""
+    workdir = tmp_path_factory.mktemp("tailmeter-clients")
+    providers = cfg.clients_providers(synth_sim.base_url)
+    tm = _launch(binaries["tailmeter"], workdir, providers, "32MiB", cfg.clients_grants())
+    yield tm
+    tm.proc.stop()
+
+
+@pytest.fixture(scope="session")
+def tailmeter_metering(binaries: dict[str, Path], sim: Sim, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tailmeter]:
+    """Every provider kind (Gemini and Bedrock too) in front of `sim`, plus an OpenAI provider
+    with a 1 s idle_timeout (harness.config.metering_providers)."""
+    workdir = tmp_path_factory.mktemp("tailmeter-metering")
+    tm = _launch(binaries["tailmeter"], workdir, cfg.metering_providers(sim.base_url), "32MiB")
+    yield tm
+    tm.proc.stop()
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,10 @@ use tokio::time::{sleep, Sleep};
 
 use crate::faults::Faults;
 use crate::sse::split_events;
+use crate::synth::Tokens;
+
+/// Response header carrying the usage a synthesized answer reported.
+pub const USAGE_HEADER: &str = "x-sim-usage";
 
 /// What a body is, which decides its content type and framing.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,6 +42,8 @@ pub struct Reply {
     pub kind: Kind,
     /// The full body.
     pub body: Bytes,
+    /// The usage a synthesized answer reports (none for recordings).
+    pub usage: Option<Tokens>,
 }
 
 impl Reply {
@@ -47,6 +53,15 @@ impl Reply {
             status: StatusCode::OK,
             kind,
             body: body.into(),
+            usage: None,
+        }
+    }
+
+    /// The same answer, noting the usage it reports.
+    pub fn with_usage(self, usage: Tokens) -> Self {
+        Self {
+            usage: Some(usage),
+            ..self
         }
     }
 
@@ -56,6 +71,7 @@ impl Reply {
             status,
             kind: Kind::Json,
             body: body.into(),
+            usage: None,
         }
     }
 }
@@ -104,6 +120,10 @@ pub fn deliver(reply: Reply, faults: &Faults, error_event: Bytes) -> Response<Pl
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     if reply.status == StatusCode::TOO_MANY_REQUESTS {
         headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    let usage = reply.usage.and_then(|u| serde_json::to_string(&u).ok());
+    if let Some(value) = usage.and_then(|u| HeaderValue::from_str(&u).ok()) {
+        headers.insert(USAGE_HEADER, value);
     }
     response
 }

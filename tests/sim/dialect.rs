@@ -17,6 +17,8 @@ pub enum Dialect {
     Anthropic,
     /// Gemini generateContent.
     Gemini,
+    /// Bedrock Converse.
+    Bedrock,
 }
 
 /// The keys the simulated providers accept.
@@ -28,6 +30,8 @@ pub struct Keys {
     pub anthropic: String,
     /// Expected in `x-goog-api-key` or `?key=`; none means every Gemini call fails.
     pub gemini: Option<String>,
+    /// Expected in `Authorization: Bearer`; none means every Bedrock call fails.
+    pub bedrock: Option<String>,
 }
 
 impl Dialect {
@@ -47,6 +51,9 @@ impl Dialect {
                 return Err("an Authorization header reached the provider");
             }
             Self::Anthropic => header("x-api-key") == Some(keys.anthropic.as_str()),
+            Self::Bedrock => keys.bedrock.as_deref().is_some_and(|key| {
+                header(AUTHORIZATION.as_str()) == Some(format!("Bearer {key}").as_str())
+            }),
             Self::Gemini => keys.gemini.as_deref().is_some_and(|key| {
                 header("x-goog-api-key") == Some(key)
                     || query
@@ -98,6 +105,17 @@ impl Dialect {
                 };
                 json!({"error": {"code": code, "message": message, "status": status}})
             }
+            Self::Bedrock => {
+                let kind = match code {
+                    400 | 413 => "ValidationException",
+                    401 | 403 => "AccessDeniedException",
+                    404 => "ResourceNotFoundException",
+                    429 => "ThrottlingException",
+                    503 => "ServiceUnavailableException",
+                    _ => "InternalServerException",
+                };
+                json!({"__type": kind, "message": message})
+            }
         };
         Reply::json(status, body.to_string())
     }
@@ -110,6 +128,8 @@ impl Dialect {
                 r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
             }
             Self::Gemini => r#"{"error":{"code":500,"message":"simulated","status":"INTERNAL"}}"#,
+            // Bedrock streams are binary frames; the fault only applies to SSE.
+            Self::Bedrock => r#"{"message":"simulated"}"#,
         };
         format!("event: error\ndata: {data}\n\n").into()
     }

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use crate::deliver::{Kind, Reply};
-use crate::{anthropic, openai};
+use crate::{anthropic, bedrock, openai};
+
+/// The recorded ConverseStream every Bedrock Converse answer comes from.
+const BEDROCK_STREAM: &str = "bedrock_converse_stream_claude.eventstream.bin";
 
 /// Every default answer, as served.
 #[derive(Debug)]
@@ -33,6 +36,10 @@ pub struct Fixtures {
     pub gemini_stream: Bytes,
     /// Gemini generateContent.
     pub gemini_json: Bytes,
+    /// Bedrock ConverseStream (AWS event-stream frames).
+    pub bedrock_stream: Bytes,
+    /// Bedrock Converse, derived from the stream.
+    pub bedrock_json: Bytes,
 }
 
 impl Fixtures {
@@ -43,6 +50,7 @@ impl Fixtures {
         let chat_stream_usage = read("openai_chat_stream_usage.sse")?;
         let responses_stream = read("openai_responses_stream_usage_reasoning.sse")?;
         let messages_stream = read("anthropic_messages_stream_basic.sse")?;
+        let bedrock_stream = read(BEDROCK_STREAM)?;
         let derived = |name: &str, result: Result<Bytes, String>| {
             result.map_err(|e| format!("fixture {name}: {e}"))
         };
@@ -61,6 +69,8 @@ impl Fixtures {
             )?,
             gemini_stream: read("gemini_stream_sse_usage_thoughts.sse")?,
             gemini_json: read("gemini_generate_content_cached_usage.json")?,
+            bedrock_json: derived(BEDROCK_STREAM, bedrock::converse_json(&bedrock_stream))?,
+            bedrock_stream,
             chat_stream_usage,
             responses_stream,
             messages_stream,

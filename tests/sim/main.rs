@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod anthropic;
+mod bedrock;
 mod deliver;
 mod dialect;
 mod faults;
@@ -16,6 +17,7 @@ mod record;
 mod routes;
 mod service;
 mod sse;
+mod synth;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -35,6 +37,7 @@ use crate::dialect::Keys;
 use crate::fixtures::Fixtures;
 use crate::record::Recorder;
 use crate::service::State;
+use crate::synth::Synth;
 
 /// Command line of `provider-sim`.
 #[derive(Debug, Parser)]
@@ -55,6 +58,13 @@ struct Args {
     /// Key Gemini routes require as `x-goog-api-key` or `?key=`.
     #[arg(long)]
     gemini_key: Option<String>,
+    /// Key Bedrock routes require as `Authorization: Bearer` (a Bedrock API key).
+    #[arg(long)]
+    bedrock_key: Option<String>,
+    /// Answer every request not pinned by `x-sim-fixture` with a response
+    /// synthesized for it (OpenAI and Anthropic routes) instead of a recording.
+    #[arg(long)]
+    synthesize: bool,
 }
 
 #[tokio::main]
@@ -76,8 +86,10 @@ async fn run(args: Args) -> Result<(), String> {
             openai: args.openai_key,
             anthropic: args.anthropic_key,
             gemini: args.gemini_key,
+            bedrock: args.bedrock_key,
         },
         recorder: Recorder::default(),
+        synth: args.synthesize.then(Synth::default),
     });
     let listener = TcpListener::bind(args.listen)
         .await

@@ -10,6 +10,8 @@ use http::request::Parts;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::synth::Tokens;
+
 /// How many requests are kept; past it the oldest are forgotten.
 const MAX_RECORDS: usize = 10_000;
 
@@ -22,6 +24,8 @@ pub struct Record {
     body_len: usize,
     body_sha256: String,
     model: Option<String>,
+    /// What a synthesized answer reported (`--synthesize`); null for replays.
+    usage: Option<Tokens>,
 }
 
 impl Record {
@@ -52,7 +56,13 @@ impl Record {
             body_len: body.len(),
             body_sha256,
             model,
+            usage: None,
         }
+    }
+
+    /// The record, noting the usage the answer reported.
+    pub fn with_usage(self, usage: Option<Tokens>) -> Self {
+        Self { usage, ..self }
     }
 }
 

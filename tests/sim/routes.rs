@@ -29,6 +29,13 @@ pub enum Route {
         /// Whether the action is streamGenerateContent.
         stream: bool,
     },
+    /// POST /model/{model}/converse or /converse-stream (Bedrock).
+    Converse {
+        /// The model named in the path, as sent (percent-encoded).
+        model: String,
+        /// Whether the action is converse-stream.
+        stream: bool,
+    },
 }
 
 impl Route {
@@ -43,6 +50,18 @@ impl Route {
             "/v1/embeddings" => Some(Self::Embeddings),
             "/v1/messages" => Some(Self::Messages),
             "/v1/messages/count_tokens" => Some(Self::CountTokens),
+            _ if path.starts_with("/model/") => {
+                let rest = &path["/model/".len()..];
+                let (model, stream) = match rest.rsplit_once('/')? {
+                    (model, "converse") => (model, false),
+                    (model, "converse-stream") => (model, true),
+                    _ => return None,
+                };
+                Some(Self::Converse {
+                    model: model.to_owned(),
+                    stream,
+                })
+            }
             _ => {
                 let rest = path
                     .strip_prefix("/v1beta/models/")
@@ -67,13 +86,14 @@ impl Route {
             Self::ChatCompletions | Self::Responses | Self::Embeddings => Dialect::OpenAi,
             Self::Messages | Self::CountTokens => Dialect::Anthropic,
             Self::Gemini { .. } => Dialect::Gemini,
+            Self::Converse { .. } => Dialect::Bedrock,
         }
     }
 
     /// The model named in the path (Gemini), if any.
     pub fn path_model(&self) -> Option<&str> {
         match self {
-            Self::Gemini { model, .. } => Some(model),
+            Self::Gemini { model, .. } | Self::Converse { model, .. } => Some(model),
             _ => None,
         }
     }
@@ -109,6 +129,13 @@ impl Route {
             Self::Gemini { stream: false, .. } => {
                 Reply::ok(Kind::Json, fixtures.gemini_json.clone())
             }
+            Self::Converse { stream: true, .. } => Reply::ok(
+                Kind::Other("application/vnd.amazon.eventstream"),
+                fixtures.bedrock_stream.clone(),
+            ),
+            Self::Converse { stream: false, .. } => {
+                Reply::ok(Kind::Json, fixtures.bedrock_json.clone())
+            }
         }
     }
 }
@@ -130,6 +157,17 @@ mod tests {
                 stream: true
             })
         );
+        assert_eq!(
+            Route::resolve(
+                &Method::POST,
+                "/model/us.anthropic.claude-v1%3A0/converse-stream"
+            ),
+            Some(Route::Converse {
+                model: "us.anthropic.claude-v1%3A0".into(),
+                stream: true
+            })
+        );
+        assert_eq!(Route::resolve(&Method::POST, "/model/m/invoke"), None);
         assert_eq!(Route::resolve(&Method::GET, "/v1/chat/completions"), None);
         assert_eq!(Route::resolve(&Method::POST, "/v1/models/x:embed"), None);
         assert_eq!(Route::resolve(&Method::POST, "/v2/messages"), None);

@@ -18,6 +18,7 @@ use crate::faults::Faults;
 use crate::fixtures::Fixtures;
 use crate::record::{Record, Recorder};
 use crate::routes::Route;
+use crate::synth::Synth;
 
 /// Largest request body read; larger ones get 413.
 const MAX_BODY: usize = 64 << 20;
@@ -35,6 +36,8 @@ pub struct State {
     pub keys: Keys,
     /// The request log.
     pub recorder: Recorder,
+    /// Faithful mode: synthesize answers instead of replaying recordings.
+    pub synth: Option<Synth>,
 }
 
 /// Answers one request.
@@ -72,11 +75,12 @@ pub async fn handle(
         .and_then(Value::as_str)
         .or_else(|| route.as_ref().and_then(Route::path_model))
         .map(str::to_owned);
-    state.recorder.push(Record::new(&parts, &body, model));
+    let record = Record::new(&parts, &body, model);
 
     let faults = match Faults::from_headers(&parts.headers) {
         Ok(faults) => faults,
         Err(message) => {
+            state.recorder.push(record);
             let reply = dialect.error(StatusCode::BAD_REQUEST, &message);
             return Ok(deliver(reply, &no_faults, Bytes::new()));
         }
@@ -88,6 +92,7 @@ pub async fn handle(
             &format!("Invalid URL ({} {})", parts.method, parts.uri.path()),
         ),
     };
+    state.recorder.push(record.with_usage(reply.usage));
     if let Some(stall) = faults.stall {
         tokio::time::sleep(stall).await;
     }
@@ -115,6 +120,10 @@ fn answer(
             .map_err(|_| format!("{FIXTURE_HEADER} is not ASCII"))
             .and_then(|name| state.fixtures.named(name));
         return named.unwrap_or_else(|message| dialect.error(StatusCode::BAD_REQUEST, &message));
+    }
+    let synthesized = state.synth.as_ref().zip(request_json);
+    if let Some(reply) = synthesized.and_then(|(synth, json)| synth.answer(route, json)) {
+        return reply;
     }
     match request_json {
         Some(json) => route.serve(&state.fixtures, json),

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt::{self, Formatter};
 
-use super::model::{BudgetSubject, Config, OnExceed, Price, UnknownPolicy, Who};
+use super::model::{BudgetSubject, Config, OnExceed, OtlpProtocol, Price, TailscaledDown, UnknownPolicy, Who};
 use super::size::{format_duration, format_size};
 
 impl Config {
@@ -50,7 +50,24 @@ impl Summary<'_> {
         writeln!(f, "\nidentity:")?;
         match id.tailscale_socket.as_str() {
             "" => writeln!(f, "  tailscale whois: off")?,
-            socket => writeln!(f, "  tailscale whois: {socket}")?,
+            socket => {
+                writeln!(f, "  tailscale whois: {socket}")?;
+                writeln!(
+                    f,
+                    "    timeout {}, cache {}, negative cache {}, when tailscaled is down: {}",
+                    format_duration(id.whois_timeout),
+                    format_duration(id.cache_ttl),
+                    format_duration(id.negative_cache_ttl),
+                    match id.on_tailscaled_down {
+                        TailscaledDown::Reject => "reject (503)",
+                        TailscaledDown::Fallback => "fallback to `unknown`",
+                    }
+                )?;
+            }
+        }
+        match &id.capability {
+            Some(cap) => writeln!(f, "  grants from tailnet capability: {cap}")?,
+            None => writeln!(f, "  grants from tailnet capability: off")?,
         }
         writeln!(f, "  trust_serve_headers: {}", id.trust_serve_headers)?;
         match id.unknown {
@@ -76,6 +93,7 @@ impl Summary<'_> {
             writeln!(f, "  {} ({}) {}", p.name, p.kind.as_str(), p.base_url)?;
             writeln!(f, "    api_key: set ({} chars)", p.api_key.chars().count())?;
             writeln!(f, "    models: {}", p.models.join(", "))?;
+            writeln!(f, "    idle_timeout: {}s", p.idle_timeout.as_secs_f64())?;
         }
         writeln!(
             f,
@@ -163,7 +181,9 @@ impl Summary<'_> {
 
     fn sinks(&self, f: &mut Formatter<'_>) -> fmt::Result {
         let config = self.0;
+        let events = &config.events;
         match &config.clickhouse {
+            _ if !events.enabled => writeln!(f, "\nevents: off (metrics only)")?,
             Some(ch) => {
                 write!(
                     f,
@@ -176,16 +196,36 @@ impl Summary<'_> {
                 if ch.password.is_some() {
                     write!(f, " password set")?;
                 }
+                if let Some(ttl) = ch.ttl {
+                    write!(f, ", rows expire after {}", format_duration(ttl))?;
+                }
                 writeln!(f)?;
             }
             None => writeln!(
                 f,
-                "\nevents: embedded sink in {}",
-                config.events.dir.display()
+                "\nevents: embedded sink in {} (new file every UTC day and past {})",
+                events.dir.display(),
+                format_size(events.rotate_size)
             )?,
         }
+        if events.enabled {
+            writeln!(
+                f,
+                "  batches of {} rows or {}, spool {} up to {}",
+                events.batch_rows,
+                format_duration(events.batch_interval),
+                events.spool_dir.display(),
+                format_size(events.spool_max_bytes)
+            )?;
+        }
         match &config.otlp {
-            Some(otlp) => writeln!(f, "traces: OTLP {}", otlp.endpoint)?,
+            Some(otlp) => {
+                let protocol = match otlp.protocol {
+                    OtlpProtocol::Grpc => "gRPC",
+                    OtlpProtocol::Http => "HTTP",
+                };
+                writeln!(f, "traces: OTLP {} ({protocol})", otlp.endpoint)?;
+            }
             None => writeln!(f, "traces: off")?,
         }
         writeln!(

@@ -18,6 +18,7 @@ mod size;
 mod url;
 mod validate;
 mod validate_routes;
+mod validate_sinks;
 
 #[cfg(test)]
 mod tests;
@@ -26,5 +27,7 @@ pub use error::ConfigError;
 pub use load::{load, parse};
 pub use model::{
     BaseUrl, Budget, BudgetSubject, ClickHouse, Config, Events, Grant, Identity, Log, Metrics,
-    OnExceed, Otlp, Price, Provider, ProviderKind, Server, StaticIdentity, UnknownPolicy, Who,
+    OnExceed, Otlp, OtlpProtocol, Price, Provider, ProviderKind, Server, StaticIdentity, TailscaledDown,
+    UnknownPolicy, Who,
 };
+pub use size::format_duration;

@@ -79,6 +79,17 @@ pub struct Identity {
     pub unknown: UnknownPolicy,
     /// `[[identity.static]]`: fixed identities by source address, consulted before whois.
     pub static_: Vec<StaticIdentity>,
+    /// App capability whose CapMap values (`{"models": [...]}`) grant models (`capability`);
+    /// `None` takes grants from `[[grants]]` only.
+    pub capability: Option<String>,
+    /// Longest wait for one whois answer (`whois_timeout`).
+    pub whois_timeout: Duration,
+    /// How long a whois answer is reused for the same address (`cache_ttl`).
+    pub cache_ttl: Duration,
+    /// How long "no such node" or a failed lookup is reused (`negative_cache_ttl`).
+    pub negative_cache_ttl: Duration,
+    /// What happens when tailscaled cannot answer (`on_tailscaled_down`).
+    pub on_tailscaled_down: TailscaledDown,
 }
 
 impl Default for Identity {
@@ -88,8 +99,22 @@ impl Default for Identity {
             trust_serve_headers: false,
             unknown: UnknownPolicy::Reject,
             static_: Vec::new(),
+            capability: None,
+            whois_timeout: Duration::from_secs(1),
+            cache_ttl: Duration::from_secs(60),
+            negative_cache_ttl: Duration::from_secs(5),
+            on_tailscaled_down: TailscaledDown::Reject,
         }
     }
+}
+
+/// What a caller gets when tailscaled is down, stalled or answers nonsense (`on_tailscaled_down`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TailscaledDown {
+    /// Fail closed: answer 503 (`"reject"`, the default).
+    Reject,
+    /// Treat the caller as unidentified, so `unknown` decides (`"fallback"`).
+    Fallback,
 }
 
 /// What an unidentified caller gets (`unknown`).
@@ -132,6 +157,15 @@ pub struct Provider {
     pub api_key: String,
     /// Exact model names it serves, in file order, without duplicates.
     pub models: Vec<String>,
+    /// Longest wait for the next bytes of a response (`idle_timeout`, default 300s): past it
+    /// the response is cut and its usage estimated.
+    pub idle_timeout: Duration,
+}
+
+impl Provider {
+    /// `idle_timeout` when the file does not set it: long enough for a model that thinks for
+    /// minutes before its first byte.
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 }
 
 impl fmt::Debug for Provider {
@@ -142,6 +176,7 @@ impl fmt::Debug for Provider {
             .field("base_url", &self.base_url)
             .field("api_key", &REDACTED)
             .field("models", &self.models)
+            .field("idle_timeout", &self.idle_timeout)
             .finish()
     }
 }
@@ -301,6 +336,8 @@ pub struct ClickHouse {
     pub user: Option<String>,
     /// Password; never printed.
     pub password: Option<String>,
+    /// Rows older than this expire (`ttl`, whole days; modern servers only); `None` keeps them.
+    pub ttl: Option<Duration>,
 }
 
 impl fmt::Debug for ClickHouse {
@@ -310,6 +347,7 @@ impl fmt::Debug for ClickHouse {
             .field("database", &self.database)
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| REDACTED))
+            .field("ttl", &self.ttl)
             .finish()
     }
 }
@@ -317,21 +355,50 @@ impl fmt::Debug for ClickHouse {
 /// `[otlp]`: where traces go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Otlp {
-    /// OTLP/gRPC endpoint URL.
+    /// Collector URL (`endpoint`): the gRPC address, or the HTTP base URL.
     pub endpoint: String,
+    /// `protocol`: `"grpc"` (the default) or `"http"` (OTLP/HTTP with protobuf).
+    pub protocol: OtlpProtocol,
 }
 
-/// `[events]`: the embedded default sink.
+/// How spans travel to the collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// OTLP/gRPC.
+    Grpc,
+    /// OTLP/HTTP, protobuf bodies.
+    Http,
+}
+
+/// `[events]`: the usage-row pipeline and the embedded default sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Events {
-    /// Directory the JSON-lines event files go to.
+    /// Directory the embedded sink's JSON-lines files go to (`dir`).
     pub dir: PathBuf,
+    /// Whether rows are written at all (`enabled`); off leaves metrics only.
+    pub enabled: bool,
+    /// Rows per batch (`batch_rows`).
+    pub batch_rows: usize,
+    /// Longest a row waits for its batch (`batch_interval`).
+    pub batch_interval: Duration,
+    /// The journal of undelivered rows (`spool_dir`, default `DIR/spool`): the pipeline's queue.
+    pub spool_dir: PathBuf,
+    /// The spool's disk limit (`spool_max_bytes`); past it rows are dropped, loudly.
+    pub spool_max_bytes: u64,
+    /// The embedded sink starts a new file past this size (`rotate_size`), and every UTC day.
+    pub rotate_size: u64,
 }
 
 impl Default for Events {
     fn default() -> Self {
         Events {
             dir: PathBuf::from("./tailmeter-data"),
+            enabled: true,
+            batch_rows: 1000,
+            batch_interval: Duration::from_secs(1),
+            spool_dir: PathBuf::from("./tailmeter-data/spool"),
+            spool_max_bytes: 1 << 30,
+            rotate_size: 100 << 20,
         }
     }
 }

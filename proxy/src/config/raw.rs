@@ -43,6 +43,11 @@ pub(super) struct RawIdentity {
     pub unknown: Option<String>,
     #[serde(rename = "static")]
     pub static_: Vec<RawStatic>,
+    pub capability: Option<String>,
+    pub whois_timeout: Option<String>,
+    pub cache_ttl: Option<String>,
+    pub negative_cache_ttl: Option<String>,
+    pub on_tailscaled_down: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,6 +70,7 @@ pub(super) struct RawProvider {
     pub base_url: Option<String>,
     pub api_key: Option<String>,
     pub models: Option<Vec<String>>,
+    pub idle_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,18 +113,26 @@ pub(super) struct RawClickHouse {
     pub database: Option<String>,
     pub user: Option<String>,
     pub password: Option<String>,
+    pub ttl: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default, expecting = "an [otlp] table")]
 pub(super) struct RawOtlp {
     pub endpoint: Option<String>,
+    pub protocol: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default, expecting = "an [events] table")]
 pub(super) struct RawEvents {
     pub dir: Option<String>,
+    pub enabled: Option<bool>,
+    pub batch_rows: Option<i64>,
+    pub batch_interval: Option<String>,
+    pub spool_dir: Option<String>,
+    pub spool_max_bytes: Option<RawSize>,
+    pub rotate_size: Option<RawSize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -108,7 +108,7 @@ pub(super) fn format_size(bytes: u64) -> String {
 }
 
 /// A duration as `"1h30m"`, `"24h"`, `"0s"` (whole milliseconds).
-pub(super) fn format_duration(duration: Duration) -> String {
+pub fn format_duration(duration: Duration) -> String {
     let mut rest = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
     if rest == 0 {
         return "0s".to_owned();

@@ -4,6 +4,8 @@
 
 mod access;
 mod rejections;
+mod sinks;
+mod tailnet;
 mod units;
 
 use std::net::SocketAddr;

@@ -5,19 +5,20 @@
 //! on providers, grants, budgets and prices live in `validate_routes`.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::time::Duration;
 
 use super::env::substitute;
 use super::error::{ConfigError, KeyPath};
 use super::index::KeyIndex;
 use super::model::{
-    ClickHouse, Config, Events, Identity, Log, Metrics, Otlp, Server, StaticIdentity,
-    UnknownPolicy, Who,
+    Config, Identity, Log, Metrics, Server, StaticIdentity, TailscaledDown, UnknownPolicy, Who,
 };
-use super::raw::{RawClickHouse, RawConfig, RawIdentity, RawServer, RawSize};
-use super::size::{parse_duration, parse_size};
+use super::raw::{RawConfig, RawIdentity, RawServer};
+use super::size::parse_duration;
 use super::url::parse_base_url;
 use super::validate_routes::{budgets, grants, prices, providers};
+use super::validate_sinks::{byte_size, clickhouse, events, otlp};
 
 /// What validation needs besides the raw values: where keys are, and the environment.
 pub(super) struct Ctx<'a> {
@@ -140,20 +141,9 @@ pub(super) fn validate(raw: &RawConfig, ctx: &Ctx<'_>) -> Result<Config, ConfigE
         otlp: raw
             .otlp
             .as_ref()
-            .map(|otlp| {
-                let path = root.key("otlp").key("endpoint");
-                let endpoint = ctx.required(&path, &otlp.endpoint)?;
-                Ok(Otlp {
-                    endpoint: ctx.url(&path, endpoint)?,
-                })
-            })
+            .map(|o| otlp(o, &root.key("otlp"), ctx))
             .transpose()?,
-        events: match &raw.events.dir {
-            Some(dir) => Events {
-                dir: PathBuf::from(ctx.non_empty(&root.key("events").key("dir"), dir)?),
-            },
-            None => Events::default(),
-        },
+        events: events(&raw.events, &root.key("events"), ctx)?,
         log: Log {
             level: raw
                 .log
@@ -188,17 +178,7 @@ fn server(raw: &RawServer, path: &KeyPath, ctx: &Ctx<'_>) -> Result<Server, Conf
         ));
     }
     if let Some(size) = &raw.max_request_body {
-        let path = path.key("max_request_body");
-        let bytes = match size {
-            RawSize::Bytes(n) => *n,
-            RawSize::Text(text) => {
-                let text = ctx.text(&path, text)?;
-                let bytes = parse_size(&text).map_err(|e| ctx.error(&path, e))?;
-                i64::try_from(bytes)
-                    .map_err(|_| ctx.error(&path, format!("`{text}` is too large")))?
-            }
-        };
-        server.max_request_body = ctx.positive(&path, bytes)?;
+        server.max_request_body = byte_size(ctx, &path.key("max_request_body"), size)?;
     }
     if let Some(grace) = &raw.shutdown_grace {
         let path = path.key("shutdown_grace");
@@ -216,7 +196,53 @@ fn server(raw: &RawServer, path: &KeyPath, ctx: &Ctx<'_>) -> Result<Server, Conf
 fn identity(raw: &RawIdentity, path: &KeyPath, ctx: &Ctx<'_>) -> Result<Identity, ConfigError> {
     let defaults = Identity::default();
     let static_path = path.key("static");
+    let duration = |key: &str, raw: &Option<String>, default: Duration, zero_ok: bool| {
+        let path = path.key(key);
+        let Some(raw) = raw else {
+            return Ok(default);
+        };
+        let value = parse_duration(&ctx.text(&path, raw)?).map_err(|e| ctx.error(&path, e))?;
+        if value.is_zero() && !zero_ok {
+            return Err(ctx.error(&path, "must be longer than 0"));
+        }
+        Ok(value)
+    };
     Ok(Identity {
+        capability: raw
+            .capability
+            .as_ref()
+            .map(|cap| {
+                let path = path.key("capability");
+                let cap = ctx.non_empty(&path, cap)?;
+                if cap.contains('/') && !cap.contains(char::is_whitespace) {
+                    Ok(cap)
+                } else {
+                    Err(ctx.error(
+                        &path,
+                        format!("`{cap}` is not an app capability name such as `example.com/cap/tailmeter`"),
+                    ))
+                }
+            })
+            .transpose()?,
+        whois_timeout: duration("whois_timeout", &raw.whois_timeout, defaults.whois_timeout, false)?,
+        cache_ttl: duration("cache_ttl", &raw.cache_ttl, defaults.cache_ttl, true)?,
+        negative_cache_ttl: duration(
+            "negative_cache_ttl",
+            &raw.negative_cache_ttl,
+            defaults.negative_cache_ttl,
+            true,
+        )?,
+        on_tailscaled_down: match &raw.on_tailscaled_down {
+            Some(policy) => ctx.choice(
+                &path.key("on_tailscaled_down"),
+                policy,
+                &[
+                    ("reject", TailscaledDown::Reject),
+                    ("fallback", TailscaledDown::Fallback),
+                ],
+            )?,
+            None => defaults.on_tailscaled_down,
+        },
         tailscale_socket: match &raw.tailscale_socket {
             Some(socket) => ctx.text(&path.key("tailscale_socket"), socket)?,
             None => defaults.tailscale_socket,
@@ -295,28 +321,5 @@ fn metrics(raw: Option<i64>, path: &KeyPath, ctx: &Ctx<'_>) -> Result<Metrics, C
     let max = ctx.positive(&path, max)?;
     Ok(Metrics {
         max_identities: usize::try_from(max).map_err(|_| ctx.error(&path, "is too large"))?,
-    })
-}
-
-fn clickhouse(
-    raw: &RawClickHouse,
-    path: &KeyPath,
-    ctx: &Ctx<'_>,
-) -> Result<ClickHouse, ConfigError> {
-    let url_path = path.key("url");
-    let optional = |key: &str, value: &Option<String>| {
-        value
-            .as_ref()
-            .map(|v| ctx.text(&path.key(key), v))
-            .transpose()
-    };
-    Ok(ClickHouse {
-        url: ctx.url(&url_path, ctx.required(&url_path, &raw.url)?)?,
-        database: match &raw.database {
-            Some(db) => ctx.non_empty(&path.key("database"), db)?,
-            None => "tailmeter".to_owned(),
-        },
-        user: optional("user", &raw.user)?,
-        password: optional("password", &raw.password)?,
     })
 }

@@ -72,12 +72,23 @@ pub(super) fn providers(
                 ));
             }
         }
+        let idle_path = path.key("idle_timeout");
+        let idle_timeout = match &entry.idle_timeout {
+            None => Provider::DEFAULT_IDLE_TIMEOUT,
+            Some(raw) => parse_duration(&ctx.text(&idle_path, raw)?)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    ctx.error(&idle_path, "expected a positive duration such as \"300s\"")
+                })?,
+        };
         out.push(Provider {
             name,
             kind,
             base_url,
             api_key,
             models,
+            idle_timeout,
         });
     }
     Ok(out)

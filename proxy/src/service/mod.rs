@@ -19,9 +19,10 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use crate::api_error::{ApiError, ErrorFormat};
 use crate::endpoint::Endpoint;
 use crate::gateway::Gateway;
-use crate::identity::Caller;
+use crate::identity::{Caller, Unresolved};
 use crate::meter::{Ending, Meter};
 use crate::routing::Route;
+use crate::trace_context::{TraceContext, TRACEPARENT};
 use crate::{local, refusal};
 
 mod record;
@@ -52,11 +53,33 @@ pub struct RequestCtx {
     route: Option<Route>,
     stream: bool,
     upstream_body: Option<Bytes>,
+    /// The client's path with the provider's bare model in it (Gemini, Bedrock).
+    upstream_path: Option<String>,
     strip_injected_usage: bool,
     user_agent: String,
     local_status: Option<u16>,
     connected: bool,
+    trace: Option<TraceContext>,
     _inflight: Option<InflightGuard>,
+    /// Set until the request is recorded: in `response_body_filter` as its last bytes pass, else
+    /// in `logging`. A request dropped without reaching `logging`
+    /// (its task cut when the shutdown grace ends) is recorded on drop instead, as ended by
+    /// shutdown, so no request goes unaccounted.
+    unrecorded: Option<Arc<Gateway>>,
+}
+
+impl Drop for RequestCtx {
+    fn drop(&mut self) {
+        if let Some(gateway) = self.unrecorded.take() {
+            let status = self.local_status.or(self.meter.upstream_status()).unwrap_or(0);
+            let ending = if self.connected {
+                Ending::Shutdown
+            } else {
+                Ending::NotSent
+            };
+            record::record(&gateway, self, status, ending);
+        }
+    }
 }
 
 /// Counts a request in `tailmeter_inflight_requests` for as long as it lives.
@@ -92,35 +115,46 @@ impl ProxyHttp for Proxy {
             route: None,
             stream: false,
             upstream_body: None,
+            upstream_path: None,
             strip_injected_usage: false,
             user_agent: String::new(),
             local_status: None,
             connected: false,
+            trace: None,
             _inflight: None,
+            unrecorded: Some(Arc::clone(&self.gateway)),
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let req = session.req_header();
         ctx.user_agent = header_str(req, "user-agent").to_owned();
-        ctx.src_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
+        let traceparent = req.headers.get(TRACEPARENT).and_then(|v| v.to_str().ok());
+        ctx.trace = TraceContext::start(traceparent, self.gateway.exporters.tracing());
+        let peer = session.client_addr().and_then(|a| a.as_inet()).copied();
+        ctx.src_ip = peer.map(|a| a.ip());
         let Some(endpoint) = Endpoint::classify(&req.method, req.uri.path()) else {
-            let refusal = refusal::unknown_path(req.method.as_str(), req.uri.path());
-            return self
-                .refuse(session, ctx, refusal, ErrorFormat::OpenAi)
-                .await;
+            let (refusal, format) = refusal::unknown_path(req.method.as_str(), req.uri.path());
+            return self.refuse(session, ctx, refusal, format).await;
         };
         ctx.endpoint = Some(endpoint);
         let format = endpoint.error_format();
         if self.gateway.is_draining() {
             return self.refuse(session, ctx, refusal::draining(), format).await;
         }
-        let Some(caller) = ctx.src_ip.and_then(|ip| self.gateway.resolver.resolve(ip)) else {
-            let refusal = refusal::unidentified(ctx.src_ip);
-            return self.refuse(session, ctx, refusal, format).await;
+        let resolved = match peer {
+            Some(peer) => {
+                let headers = &session.req_header().headers;
+                self.gateway.resolver.resolve(peer, headers).await
+            }
+            None => Err(Unresolved::Unknown("the connection has no IP address".to_owned())),
+        };
+        let caller = match resolved {
+            Ok(caller) => caller,
+            Err(why) => {
+                let refusal = refusal::unidentified(ctx.src_ip, &why);
+                return self.refuse(session, ctx, refusal, format).await;
+            }
         };
         let answer = match endpoint {
             Endpoint::ListModels => {
@@ -200,7 +234,21 @@ impl ProxyHttp for Proxy {
                 "request not prepared",
             ));
         };
-        route.upstream.rewrite_request(upstream_request, body.len())
+        if let Some(path) = ctx.upstream_path.as_deref() {
+            let target = match upstream_request.uri.query() {
+                Some(query) => format!("{path}?{query}"),
+                None => path.to_owned(),
+            };
+            let uri = target.parse::<http::Uri>().map_err(|e| {
+                Error::because(ErrorType::InternalError, "bad upstream model path", e)
+            })?;
+            upstream_request.set_uri(uri);
+        }
+        route.upstream.rewrite_request(upstream_request, body.len())?;
+        if let Some(traceparent) = ctx.trace.and_then(|t| t.upstream_traceparent()) {
+            upstream_request.insert_header(TRACEPARENT, traceparent)?;
+        }
+        Ok(())
     }
 
     async fn request_body_filter(
@@ -224,13 +272,9 @@ impl ProxyHttp for Proxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let content_type = upstream_response
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .map_or(&b""[..], |v| v.as_bytes());
         ctx.meter.on_response_header(
             upstream_response.status.as_u16(),
-            content_type,
+            &upstream_response.headers,
             ctx.strip_injected_usage,
         );
         if ctx.meter.rewrites_body() {
@@ -250,12 +294,19 @@ impl ProxyHttp for Proxy {
 
     fn response_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
         ctx.meter.on_body(body, end_of_stream);
+        if end_of_stream && ctx.unrecorded.take().is_some() {
+            // Recorded before the last bytes go out, not in `logging`: a response the client
+            // has whole then always has its usage row journaled, even if the process dies
+            // the next instant.
+            let status = session.response_written().map_or(0, |r| r.status.as_u16());
+            record::record(&self.gateway, ctx, status, Ending::Complete);
+        }
         Ok(None)
     }
 
@@ -300,6 +351,9 @@ impl ProxyHttp for Proxy {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        if ctx.unrecorded.take().is_none() {
+            return; // recorded as its last bytes passed (response_body_filter)
+        }
         let status = session
             .response_written()
             .map(|r| r.status.as_u16())
@@ -309,6 +363,8 @@ impl ProxyHttp for Proxy {
             _ if !ctx.connected => Ending::NotSent,
             None => Ending::Complete,
             Some(e) if *e.esource() == ErrorSource::Downstream => Ending::ClientGone,
+            Some(_) if self.gateway.is_draining() => Ending::Shutdown,
+            Some(e) if *e.etype() == ErrorType::ReadTimedout => Ending::UpstreamIdleTimeout,
             Some(_) => Ending::UpstreamFailed,
         };
         record::record(&self.gateway, ctx, status, ending);
@@ -327,7 +383,17 @@ impl Proxy {
         let body = crate::body::read_whole_body(session, self.gateway.max_request_body).await?;
         let fields = crate::body::parse_fields(&body)?;
         let gateway = &self.gateway;
-        let Some(requested) = fields.model.as_deref() else {
+        // Gemini and Bedrock name the model in the path, the others in the body.
+        let path_model = endpoint
+            .model_in_path()
+            .then(|| Endpoint::path_model(session.req_header().uri.path()))
+            .flatten();
+        let named = match endpoint.model_in_path() {
+            true => path_model.as_deref(),
+            false => fields.model.as_deref(),
+        };
+        // An empty name is what an app with an empty model setting sends: missing, not unknown.
+        let Some(requested) = named.filter(|m| !m.trim().is_empty()) else {
             return Err(refusal::missing_model(gateway, caller, endpoint));
         };
         let route = gateway
@@ -342,12 +408,20 @@ impl Proxy {
         if gateway.access.check(caller, route).is_none() {
             return Err(refusal::not_granted(gateway, caller, endpoint, route));
         }
-        let mut upstream_body = if requested == &*route.model {
+        let now_ms = crate::budgets::now_ms();
+        if let Err(budget) = gateway.budgets.check(caller, now_ms) {
+            return Err(refusal::budget_exhausted(caller, route, &budget, now_ms));
+        }
+        if endpoint.model_in_path() {
+            let path = session.req_header().uri.path();
+            ctx.upstream_path = Endpoint::path_with_model(path, &route.model);
+        }
+        let mut upstream_body = if endpoint.model_in_path() || requested == &*route.model {
             body.clone()
         } else {
             Bytes::from(crate::body::with_model(&body, &route.model)?)
         };
-        ctx.stream = fields.stream == Some(true);
+        ctx.stream = fields.stream == Some(true) || endpoint.always_streams();
         if endpoint == Endpoint::ChatCompletions && ctx.stream {
             if let Some(rewritten) = crate::usage::openai_chat::inject_include_usage(&upstream_body)
             {
@@ -356,7 +430,8 @@ impl Proxy {
             }
         }
         if let Some(dialect) = endpoint.dialect() {
-            ctx.meter.expect_usage(dialect);
+            ctx.meter
+                .expect_usage(dialect, route.model.clone(), upstream_body.clone());
         }
         ctx.upstream_body = Some(upstream_body);
         ctx._inflight = Some(InflightGuard::new(&gateway.metrics.inflight));

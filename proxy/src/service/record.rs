@@ -1,5 +1,6 @@
 //! The one record of a request: built once in the `logging` phase from the request's context,
-//! counted in the metrics and written as the access-log line.
+//! counted in the metrics, written as the access-log line, and handed to the exporters (usage
+//! row and span) without waiting.
 
 use tailmeter_exporters::RequestEvent;
 
@@ -8,11 +9,12 @@ use crate::endpoint::Endpoint;
 use crate::gateway::Gateway;
 use crate::identity::UNIDENTIFIED;
 use crate::meter::Ending;
+use crate::trace_context::genai_provider_name;
 
 /// Label value for a provider or model the request never resolved to.
 const UNKNOWN: &str = "__unknown__";
 
-/// Meters the finished request: metrics and the access log.
+/// Meters the finished request: metrics, the access log, the usage row and the span.
 pub(super) fn record(gateway: &Gateway, ctx: &mut RequestCtx, status: u16, ending: Ending) {
     let Some(endpoint) = ctx.endpoint.filter(|e| e.is_proxied()) else {
         log_unmetered(ctx, status);
@@ -20,6 +22,12 @@ pub(super) fn record(gateway: &Gateway, ctx: &mut RequestCtx, status: u16, endin
     };
     let event = build_event(gateway, ctx, endpoint, status, ending);
     gateway.metrics.record(&event);
+    if let Some(caller) = ctx.caller.as_ref() {
+        let tokens = event.tokens.input.saturating_add(event.tokens.output);
+        gateway
+            .budgets
+            .add(caller, tokens, crate::budgets::now_ms());
+    }
     tracing::info!(
         target: "tailmeter::access",
         request_id = %event.request_id,
@@ -41,6 +49,7 @@ pub(super) fn record(gateway: &Gateway, ctx: &mut RequestCtx, status: u16, endin
         ttft_ms = format_args!("{:.1}", event.ttft_ms.unwrap_or(0.0)),
         "request"
     );
+    gateway.exporters.export(event);
 }
 
 fn build_event(
@@ -59,7 +68,17 @@ fn build_event(
     RequestEvent {
         ts_ms: ctx.started_ms,
         request_id: ctx.request_id.clone(),
-        trace_id: String::new(),
+        trace_id: ctx.trace.map(|t| t.trace_id_hex()).unwrap_or_default(),
+        span: ctx.trace.and_then(|t| t.span),
+        provider_system: ctx.route.as_ref().map_or_else(
+            || UNKNOWN.to_owned(),
+            |route| genai_provider_name(&route.upstream),
+        ),
+        server_address: ctx
+            .route
+            .as_ref()
+            .map(|route| route.upstream.base.host.clone())
+            .unwrap_or_default(),
         identity: caller.map_or_else(|| UNIDENTIFIED.to_owned(), |c| c.identity.clone()),
         login: caller.and_then(|c| c.login.clone()).unwrap_or_default(),
         tags: caller.map(|c| c.tags.clone()).unwrap_or_default(),

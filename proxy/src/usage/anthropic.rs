@@ -5,8 +5,19 @@
 //! or revise any field, so the latest value of each field wins. Anthropic's
 //! `input_tokens` excludes cache reads and writes, so the contract's input is
 //! their sum. An `event: error` can arrive inside an HTTP 200 stream, with no
-//! `message_stop` after it. `usage.iterations[]` (compaction) is not read:
-//! the top-level figures are taken as reported.
+//! `message_stop` after it.
+//!
+//! Compaction (`usage.iterations[]`): when a request triggers server-side
+//! compaction, the API samples twice (a `compaction` pass that summarizes the
+//! context, then the `message` pass), bills both, and reports each in
+//! `iterations[]`, while the top-level figures cover the `message` pass only.
+//! Sources: Anthropic's compaction guide (platform.claude.com, "Compaction":
+//! the summary is an additional sampling step that is billed and rate
+//! limited), the SDKs' `BetaMessageDeltaUsage.iterations` doc ("A `compaction`
+//! entry's tokens are not included in the top-level `usage` fields"), and the
+//! Vercel AI SDK's Anthropic provider, which sums every entry to get the
+//! tokens "consumed and billed". So when `iterations[]` is present the
+//! request's usage is the sum over its entries (see tests/fixtures/EXPECTED.md).
 
 use std::borrow::Cow;
 
@@ -16,8 +27,14 @@ use super::extractor::{Seen, Wire};
 use super::json::{self, keys, Keys, WireError};
 use super::{latest, Usage};
 
-/// The text of `content_block_delta` events and of a non-streamed body.
-static TEXT: Keys = keys!(b"\"text\"", b"\"thinking\"", b"\"partial_json\"");
+/// The text of `content_block_delta` events (a compaction summary is `content`)
+/// and of a non-streamed body.
+static TEXT: Keys = keys!(
+    b"\"text\"",
+    b"\"thinking\"",
+    b"\"partial_json\"",
+    b"\"content\"",
+);
 
 /// `message_start`'s payload.
 #[derive(Deserialize)]
@@ -43,6 +60,53 @@ struct WireUsage {
     cache_read_input_tokens: Option<u64>,
     output_tokens: Option<u64>,
     output_tokens_details: Option<OutputDetails>,
+    /// The billed sampling passes, when there was more than the message itself.
+    iterations: Option<Iterations>,
+}
+
+/// One entry of `usage.iterations[]`.
+#[derive(Debug, Deserialize)]
+struct Iteration {
+    input_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+}
+
+/// `usage.iterations[]`, summed as it is read.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(from = "Vec<Iteration>")]
+struct Iterations {
+    entries: usize,
+    input_tokens: u64,
+    cache_creation_input_tokens: u64,
+    cache_read_input_tokens: u64,
+    output_tokens: u64,
+}
+
+impl From<Vec<Iteration>> for Iterations {
+    fn from(entries: Vec<Iteration>) -> Self {
+        let add = |sum: u64, figure: Option<u64>| sum.saturating_add(figure.unwrap_or(0));
+        entries.iter().fold(
+            Iterations {
+                entries: entries.len(),
+                ..Iterations::default()
+            },
+            |sum, it| Iterations {
+                input_tokens: add(sum.input_tokens, it.input_tokens),
+                cache_creation_input_tokens: add(
+                    sum.cache_creation_input_tokens,
+                    it.cache_creation_input_tokens,
+                ),
+                cache_read_input_tokens: add(
+                    sum.cache_read_input_tokens,
+                    it.cache_read_input_tokens,
+                ),
+                output_tokens: add(sum.output_tokens, it.output_tokens),
+                ..sum
+            },
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -67,11 +131,26 @@ impl WireUsage {
         if later.output_tokens_details.is_some() {
             self.output_tokens_details = later.output_tokens_details;
         }
+        if later.iterations.is_some() {
+            self.iterations = later.iterations;
+        }
+    }
+
+    /// The figures billed: the sum over `iterations[]` when it lists any, else the top level.
+    fn billed(mut self) -> WireUsage {
+        if let Some(sum) = self.iterations.filter(|i| i.entries > 0) {
+            self.input_tokens = Some(sum.input_tokens);
+            self.cache_creation_input_tokens = Some(sum.cache_creation_input_tokens);
+            self.cache_read_input_tokens = Some(sum.cache_read_input_tokens);
+            self.output_tokens = Some(sum.output_tokens);
+        }
+        self
     }
 }
 
 impl From<WireUsage> for Usage {
     fn from(wire: WireUsage) -> Self {
+        let wire = wire.billed();
         let input = [
             wire.input_tokens,
             wire.cache_creation_input_tokens,
@@ -102,7 +181,11 @@ impl Wire for Messages {
                     self.take(seen, start.message);
                 }
             }
-            "message_delta" | "error" => self.read(seen, data),
+            "message_delta" => {
+                self.read(seen, data);
+                seen.complete |= !seen.usage.is_empty();
+            }
+            "error" => self.read(seen, data),
             _ => {}
         }
     }
@@ -110,6 +193,7 @@ impl Wire for Messages {
     fn body(&mut self, seen: &mut Seen, body: &[u8]) {
         seen.content_bytes += json::text_len(body, &TEXT);
         self.read(seen, body);
+        seen.complete |= !seen.usage.is_empty();
     }
 }
 

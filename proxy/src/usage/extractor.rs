@@ -7,7 +7,9 @@
 
 use std::borrow::Cow;
 
-use super::{anthropic, openai_chat, openai_embeddings, openai_responses, Dialect, Usage};
+use super::bedrock::eventstream::Frame;
+use super::{anthropic, bedrock, gemini, openai_chat, openai_embeddings, openai_responses};
+use super::{Dialect, Usage};
 
 /// The one small trait every dialect implements.
 pub trait Extractor: Send + Sync {
@@ -15,12 +17,21 @@ pub trait Extractor: Send + Sync {
     fn on_event(&mut self, event: &str, data: &[u8]);
     /// A whole non-streamed JSON response body.
     fn on_body(&mut self, body: &[u8]);
+    /// One AWS event-stream frame (Bedrock streams).
+    fn on_frame(&mut self, frame: &Frame<'_>);
+    /// One response header (Bedrock's InvokeModel reports usage in headers).
+    fn on_header(&mut self, name: &str, value: &[u8]);
     /// What has been learned so far (running totals: later reports replace earlier ones as each dialect requires).
     fn usage(&self) -> Usage;
     /// The model the provider said it used, if seen (e.g. "gpt-4o-2024-08-06").
     fn response_model(&self) -> Option<&str>;
     /// An error the provider reported inside the body/stream (an `event: error`, a `response.failed`), if any, as a short type string like "overloaded_error".
     fn provider_error(&self) -> Option<&str>;
+    /// True once the dialect's final usage report was read (the chat usage
+    /// chunk, `response.completed`, `message_delta`, Gemini's `finishReason`
+    /// chunk, Bedrock's `metadata`, a whole body): the figures are final, not a
+    /// running total a cut stream stopped short of.
+    fn usage_complete(&self) -> bool;
     /// Bytes of text content seen so far (escaped JSON string lengths of the
     /// content/delta fields), for estimating output when usage is missing.
     /// 0 for an extractor that does not count.
@@ -36,6 +47,9 @@ pub fn extractor(dialect: Dialect) -> Box<dyn Extractor> {
         Dialect::OpenAiResponses => Box::<Reader<openai_responses::Responses>>::default(),
         Dialect::OpenAiEmbeddings => Box::<Reader<openai_embeddings::Embeddings>>::default(),
         Dialect::AnthropicMessages => Box::<Reader<anthropic::Messages>>::default(),
+        Dialect::Gemini => Box::<Reader<gemini::Gemini>>::default(),
+        Dialect::BedrockConverse => Box::<Reader<bedrock::Converse>>::default(),
+        Dialect::BedrockInvoke => Box::<Reader<bedrock::Invoke>>::default(),
     }
 }
 
@@ -48,6 +62,8 @@ pub(super) struct Seen {
     error: Option<String>,
     /// Escaped length of text content seen so far.
     pub(super) content_bytes: u64,
+    /// The final usage report was read (see [`Extractor::usage_complete`]).
+    pub(super) complete: bool,
 }
 
 impl Seen {
@@ -61,6 +77,13 @@ impl Seen {
         if self.model.is_none() {
             self.model = model.map(Cow::into_owned);
         }
+    }
+
+    /// A report of final figures (a chat usage chunk, a terminal Responses
+    /// event, a whole body): they are taken and the usage is complete.
+    pub(super) fn final_report(&mut self, usage: Usage) {
+        self.usage.update(usage);
+        self.complete = true;
     }
 
     /// Records a provider-reported error; the first one wins.
@@ -77,6 +100,12 @@ pub(super) trait Wire: Default + Send + Sync + 'static {
     fn event(&mut self, seen: &mut Seen, event: &str, data: &[u8]);
     /// A whole non-streamed body.
     fn body(&mut self, seen: &mut Seen, body: &[u8]);
+    /// One event-stream frame: an event frame is an event named by its type.
+    fn frame(&mut self, seen: &mut Seen, frame: &Frame<'_>) {
+        self.event(seen, frame.name, frame.payload);
+    }
+    /// One response header; most dialects have no use for them.
+    fn header(&mut self, _seen: &mut Seen, _name: &str, _value: &[u8]) {}
 }
 
 /// Any [`Wire`] as an [`Extractor`].
@@ -95,8 +124,20 @@ impl<W: Wire> Extractor for Reader<W> {
         self.wire.body(&mut self.seen, body);
     }
 
+    fn on_frame(&mut self, frame: &Frame<'_>) {
+        self.wire.frame(&mut self.seen, frame);
+    }
+
+    fn on_header(&mut self, name: &str, value: &[u8]) {
+        self.wire.header(&mut self.seen, name, value);
+    }
+
     fn usage(&self) -> Usage {
         self.seen.usage
+    }
+
+    fn usage_complete(&self) -> bool {
+        self.seen.complete
     }
 
     fn response_model(&self) -> Option<&str> {

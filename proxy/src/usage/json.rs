@@ -68,6 +68,20 @@ pub(super) fn text_len(data: &[u8], keys: &[Finder<'static>]) -> u64 {
         .sum()
 }
 
+/// The last object held by a member named `key` (a chunk's `usageMetadata`),
+/// so that only it needs parsing, not the whole event.
+pub(super) fn last_object<'a>(data: &'a [u8], key: &Finder<'static>) -> Option<&'a [u8]> {
+    let at = values(data, key).filter(|&at| data[at] == b'{').last()?;
+    value_end(data, at).map(|end| &data[at..end])
+}
+
+/// The string held by the first member named `key`, if it is one.
+pub(super) fn string<'a>(data: &'a [u8], key: &Finder<'static>) -> Option<Cow<'a, str>> {
+    let at = values(data, key).find(|&at| data[at] == b'"')?;
+    let end = string_end(data, at)?;
+    serde_json::from_slice(&data[at..end]).ok()
+}
+
 /// The offset just past the string that opens at `open` (a `"`), if it ends.
 pub(super) fn string_end(data: &[u8], open: usize) -> Option<usize> {
     let mut at = open + 1;
@@ -77,6 +91,42 @@ pub(super) fn string_end(data: &[u8], open: usize) -> Option<usize> {
             return Some(hit + 1);
         }
         at = hit + 2;
+    }
+}
+
+/// In valid JSON, the offset just past the value that starts at `at`.
+pub(super) fn value_end(json: &[u8], at: usize) -> Option<usize> {
+    match *json.get(at)? {
+        b'"' => string_end(json, at),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = at;
+            while let Some(&byte) = json.get(i) {
+                match byte {
+                    b'"' => {
+                        i = string_end(json, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth = depth.checked_sub(1)?;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            None
+        }
+        _ => {
+            let rest = &json[at..];
+            let len = rest
+                .iter()
+                .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'));
+            Some(at + len.unwrap_or(rest.len()))
+        }
     }
 }
 
@@ -104,11 +154,14 @@ pub(super) fn event_kind<'a>(event: &'a str, data: &'a [u8]) -> Cow<'a, str> {
 }
 
 /// An error object as providers send it: OpenAI `{"type","code",…}`,
-/// Anthropic `{"type":"overloaded_error",…}`, Responses `{"code",…}`.
+/// Anthropic `{"type":"overloaded_error",…}`, Responses `{"code",…}`,
+/// Gemini `{"code":500,"status":"INTERNAL",…}`.
 #[derive(Debug, Deserialize)]
 pub(super) struct WireError<'a> {
     #[serde(rename = "type", borrow)]
     kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    status: Option<Cow<'a, str>>,
     code: Option<serde_json::Value>,
 }
 
@@ -116,28 +169,31 @@ pub(super) struct WireError<'a> {
 const MAX_ERROR_LEN: usize = 64;
 
 impl WireError<'_> {
-    /// Its `type` (unless that is just "error"), else its `code`, else
-    /// "error"; at most [`MAX_ERROR_LEN`] bytes.
+    /// Its `type` (unless that is just "error"), else its `status`, else
+    /// its `code`, else "error"; at most [`MAX_ERROR_LEN`] bytes.
     pub(super) fn short(&self) -> String {
         let kind = self
             .kind
             .as_deref()
-            .filter(|k| !k.is_empty() && *k != "error");
+            .filter(|k| !k.is_empty() && *k != "error")
+            .or(self.status.as_deref().filter(|s| !s.is_empty()));
         let code = match &self.code {
             Some(serde_json::Value::String(code)) => Some(code.clone()),
             Some(serde_json::Value::Number(code)) => Some(code.to_string()),
             _ => None,
         };
-        let mut short = kind
-            .map(str::to_owned)
-            .or(code)
-            .unwrap_or_else(|| "error".to_owned());
-        if short.len() > MAX_ERROR_LEN {
-            let cut = (0..=MAX_ERROR_LEN)
-                .rev()
-                .find(|&i| short.is_char_boundary(i));
-            short.truncate(cut.unwrap_or(0));
-        }
-        short
+        shorten(kind.map(str::to_owned).or(code))
     }
+}
+
+/// `error` (or "error" when there is none), cut to at most [`MAX_ERROR_LEN`] bytes.
+pub(super) fn shorten(error: Option<String>) -> String {
+    let mut short = error.unwrap_or_else(|| "error".to_owned());
+    if short.len() > MAX_ERROR_LEN {
+        let cut = (0..=MAX_ERROR_LEN)
+            .rev()
+            .find(|&i| short.is_char_boundary(i));
+        short.truncate(cut.unwrap_or(0));
+    }
+    short
 }

@@ -2,8 +2,12 @@
 //!
 //! Metering is the product: every response body is watched (never delayed or
 //! changed) by a [`UsageTap`], which splits server-sent events with
-//! [`sse::SseReader`] or buffers a bounded JSON body, and hands them to the
-//! [`Extractor`] of the response's [`Dialect`]. Each dialect lives in its own
+//! [`sse::SseReader`], AWS event-stream frames with
+//! [`bedrock::eventstream::EventStreamDecoder`], the elements of a streamed
+//! JSON array with [`array::ArrayReader`], or buffers a bounded JSON body, and
+//! hands them to the [`Extractor`] of the response's [`Dialect`]. When the
+//! provider's usage does not arrive, [`estimate`] says what the request
+//! probably used. Each dialect lives in its own
 //! module with private wire structs and an `impl From<WireUsage> for Usage`,
 //! so every provider lands in the one [`Usage`] type, whose `Option`s keep
 //! "not reported" apart from zero until [`Usage::normalize`].
@@ -14,7 +18,11 @@
 //! borrowed structs.
 
 mod anthropic;
+pub mod array;
+pub mod bedrock;
+pub mod estimate;
 mod extractor;
+mod gemini;
 mod json;
 pub mod openai_chat;
 mod openai_embeddings;
@@ -26,7 +34,7 @@ mod tap;
 mod tests;
 
 pub use extractor::{extractor, Extractor};
-pub use tap::UsageTap;
+pub use tap::{Framing, UsageTap};
 
 /// Token figures as the provider reported them; None = the provider did not report it.
 ///
@@ -106,6 +114,12 @@ pub enum Dialect {
     OpenAiEmbeddings,
     /// `POST /v1/messages`.
     AnthropicMessages,
+    /// Gemini `generateContent` / `streamGenerateContent`.
+    Gemini,
+    /// Bedrock `converse` / `converse-stream`.
+    BedrockConverse,
+    /// Bedrock `invoke` / `invoke-with-response-stream`.
+    BedrockInvoke,
 }
 
 /// A running total's field: a later report replaces it, a missing one keeps it.

@@ -116,7 +116,7 @@ fn read(seen: &mut Seen, data: &[u8]) {
     };
     seen.model(chunk.model);
     if let Some(usage) = chunk.usage {
-        seen.usage.update(usage.into());
+        seen.final_report(usage.into());
     }
     seen.error(chunk.error.map(|e| e.short()));
 }

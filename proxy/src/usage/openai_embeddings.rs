@@ -49,7 +49,7 @@ impl Wire for Embeddings {
         };
         seen.model(body.model);
         if let Some(usage) = body.usage {
-            seen.usage.update(usage.into());
+            seen.final_report(usage.into());
         }
         seen.error(body.error.map(|e| e.short()));
     }

@@ -114,7 +114,7 @@ fn read_error(seen: &mut Seen, data: &[u8]) {
 fn take(seen: &mut Seen, response: Response<'_>) {
     seen.model(response.model);
     if let Some(usage) = response.usage {
-        seen.usage.update(usage.into());
+        seen.final_report(usage.into());
     }
     seen.error(response.error.map(|e| e.short()));
 }

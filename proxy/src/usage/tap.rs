@@ -1,19 +1,63 @@
 //! The per-response usage tap: sees every body chunk as it passes through
 //! the proxy (it never delays or changes them) and feeds the dialect's
-//! extractor, event by event for a stream, as one bounded buffer otherwise.
+//! extractor: event by event for a server-sent-event stream, frame by frame
+//! for an AWS event stream, element by element for a streamed JSON array
+//! (Gemini without `alt=sse`), as one bounded buffer for any other JSON body.
 
 #[cfg(test)]
 mod tests;
 
+use super::array::ArrayReader;
+use super::bedrock::eventstream::EventStreamDecoder;
 use super::extractor::{extractor, Extractor};
 use super::sse::SseReader;
 use super::{Dialect, Usage};
 
+/// How a response body is framed, from its content type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `text/event-stream`.
+    Sse,
+    /// `application/vnd.amazon.eventstream`.
+    EventStream,
+    /// Anything else, read as JSON: a body starting with `[` is read element
+    /// by element as it arrives (a streamed array), any other whole.
+    Json,
+}
+
+impl Framing {
+    /// The framing of a body with this `content-type` header value.
+    pub fn from_content_type(content_type: &[u8]) -> Framing {
+        let starts = |prefix: &[u8]| {
+            content_type
+                .get(..prefix.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+        };
+        if starts(b"text/event-stream") {
+            Framing::Sse
+        } else if starts(b"application/vnd.amazon.eventstream") {
+            Framing::EventStream
+        } else {
+            Framing::Json
+        }
+    }
+
+    /// Whether a body of this framing is a stream of events.
+    pub fn is_stream(self) -> bool {
+        self != Framing::Json
+    }
+}
+
 /// How the body reaches the extractor.
 enum Input {
-    /// `text/event-stream`: event by event.
-    Stream(SseReader),
-    /// Anything else: buffered whole, up to `limit` bytes, and parsed at the end.
+    Sse(SseReader),
+    Frames(EventStreamDecoder),
+    /// JSON whose first byte has not arrived yet (leading whitespace is dropped).
+    Undecided {
+        limit: usize,
+    },
+    Array(ArrayReader),
+    /// Buffered whole, up to `limit` bytes, and parsed at the end.
     Body {
         buf: Vec<u8>,
         limit: usize,
@@ -28,21 +72,17 @@ pub struct UsageTap {
 }
 
 impl UsageTap {
-    /// `streaming` = the response content-type is text/event-stream. `body_limit` bounds the bytes a non-streamed body may be buffered for parsing.
-    ///
-    /// For a stream, `body_limit` bounds one event instead (a Responses
-    /// `response.completed` repeats the whole output, so it must not be small).
-    /// Past the limit nothing more is buffered: that body or event is not
-    /// parsed, and [`UsageTap::oversized`] says so.
-    pub fn new(dialect: Dialect, streaming: bool, body_limit: usize) -> Self {
-        let input = if streaming {
-            Input::Stream(SseReader::new(body_limit))
-        } else {
-            Input::Body {
-                buf: Vec::new(),
-                limit: body_limit,
-                over: false,
-            }
+    /// A tap for a body of `dialect` framed as `framing`. `limit` bounds the
+    /// bytes buffered for parsing: a whole JSON body, or one event, frame or
+    /// array element of a stream (a Responses `response.completed` repeats the
+    /// whole output, so it must not be small). Past it nothing more is
+    /// buffered: that body or event is not parsed, and
+    /// [`UsageTap::oversized`] says so.
+    pub fn new(dialect: Dialect, framing: Framing, limit: usize) -> Self {
+        let input = match framing {
+            Framing::Sse => Input::Sse(SseReader::new(limit)),
+            Framing::EventStream => Input::Frames(EventStreamDecoder::new(limit)),
+            Framing::Json => Input::Undecided { limit },
         };
         UsageTap {
             extractor: extractor(dialect),
@@ -50,13 +90,34 @@ impl UsageTap {
         }
     }
 
+    /// One response header, before the body.
+    pub fn header(&mut self, name: &str, value: &[u8]) {
+        self.extractor.on_header(name, value);
+    }
+
     /// Feed the next chunk exactly as received (any chunk boundaries).
-    pub fn feed(&mut self, chunk: &[u8]) {
+    pub fn feed(&mut self, mut chunk: &[u8]) {
         let extractor = &mut self.extractor;
+        if let Input::Undecided { limit } = self.input {
+            let Some(first) = chunk.iter().position(|b| !b.is_ascii_whitespace()) else {
+                return;
+            };
+            chunk = &chunk[first..];
+            self.input = if chunk[0] == b'[' {
+                Input::Array(ArrayReader::new(limit))
+            } else {
+                Input::Body {
+                    buf: Vec::new(),
+                    limit,
+                    over: false,
+                }
+            };
+        }
         match &mut self.input {
-            Input::Stream(reader) => {
-                reader.feed(chunk, |event, data| extractor.on_event(event, data))
-            }
+            Input::Sse(reader) => reader.feed(chunk, |event, data| extractor.on_event(event, data)),
+            Input::Frames(decoder) => decoder.feed(chunk, |frame| extractor.on_frame(frame)),
+            Input::Array(reader) => reader.feed(chunk, |element| extractor.on_event("", element)),
+            Input::Undecided { .. } => {}
             Input::Body { buf, limit, over } => {
                 if *over {
                     return;
@@ -75,19 +136,25 @@ impl UsageTap {
     pub fn finish(&mut self) {
         let extractor = &mut self.extractor;
         match &mut self.input {
-            Input::Stream(reader) => reader.finish(|event, data| extractor.on_event(event, data)),
+            Input::Sse(reader) => reader.finish(|event, data| extractor.on_event(event, data)),
             Input::Body { buf, .. } => {
                 let body = std::mem::take(buf);
                 if !body.is_empty() {
                     extractor.on_body(&body);
                 }
             }
+            Input::Frames(_) | Input::Array(_) | Input::Undecided { .. } => {}
         }
     }
 
     /// Usage reported so far.
     pub fn usage(&self) -> Usage {
         self.extractor.usage()
+    }
+
+    /// True once the provider's final usage report was read (not merely a running total).
+    pub fn usage_complete(&self) -> bool {
+        self.extractor.usage_complete()
     }
 
     /// The model the provider said it used, if seen.
@@ -105,12 +172,15 @@ impl UsageTap {
         self.extractor.content_bytes()
     }
 
-    /// True when something was too large to parse (a body past `body_limit`,
-    /// or a stream event past it), so usage may be missing for that reason.
+    /// True when something was too large to parse (a body past the limit, or
+    /// a stream event, frame or element past it), so usage may be missing for that reason.
     pub fn oversized(&self) -> bool {
         match &self.input {
-            Input::Stream(reader) => reader.oversized_events() > 0,
+            Input::Sse(reader) => reader.oversized_events() > 0,
+            Input::Frames(decoder) => decoder.oversized_frames() > 0,
+            Input::Array(reader) => reader.oversized_elements() > 0,
             Input::Body { over, .. } => *over,
+            Input::Undecided { .. } => false,
         }
     }
 }

@@ -1,8 +1,14 @@
-//! Conformance: every recorded OpenAI and Anthropic response, through
-//! [`UsageTap`], split at every byte and in 1-byte chunks, must give the
-//! figures in `tests/fixtures/EXPECTED.md`.
+//! Conformance: every recorded provider response, through [`UsageTap`],
+//! split at every byte and in 1-byte chunks, must give the figures in
+//! `tests/fixtures/EXPECTED.md`. One submodule per provider family; the
+//! helpers they share are here.
 
-use super::{extractor, Dialect, Tokens, Usage, UsageTap};
+mod anthropic;
+mod bedrock;
+mod gemini;
+mod openai;
+
+use super::{Dialect, Framing, Tokens, Usage, UsageTap};
 
 const LIMIT: usize = 1 << 20;
 
@@ -25,7 +31,7 @@ pub(super) fn fixture(name: &str) -> Vec<u8> {
 
 /// Rebuilds an SSE stream from data payloads, one per line, naming each
 /// event after its payload's `type`.
-fn sse_from_payloads(jsonl: &[u8]) -> Vec<u8> {
+pub(super) fn sse_from_payloads(jsonl: &[u8]) -> Vec<u8> {
     let mut sse = Vec::new();
     for line in jsonl.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         let payload: serde_json::Value = serde_json::from_slice(line).expect("payload is JSON");
@@ -37,14 +43,58 @@ fn sse_from_payloads(jsonl: &[u8]) -> Vec<u8> {
     sse
 }
 
-/// What a fixture must yield.
-struct Expected {
-    tokens: Option<Tokens>,
-    model: Option<&'static str>,
-    error: Option<&'static str>,
+/// Decodes standard base64 (the `.b64` fixtures), ignoring line breaks.
+pub(super) fn base64(text: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let clean: Vec<u8> = text
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(clean)
+        .expect("fixture is base64")
 }
 
-fn tokens(
+/// One event-stream frame with string headers, both CRCs computed.
+pub(super) fn frame(headers: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
+    let mut head = Vec::new();
+    for (name, value) in headers {
+        head.push(name.len() as u8);
+        head.extend_from_slice(name.as_bytes());
+        head.push(7);
+        head.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        head.extend_from_slice(value.as_bytes());
+    }
+    let total = 12 + head.len() + payload.len() + 4;
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(&(total as u32).to_be_bytes());
+    out.extend_from_slice(&(head.len() as u32).to_be_bytes());
+    out.extend_from_slice(&crc32fast::hash(&out).to_be_bytes());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&crc32fast::hash(&out).to_be_bytes());
+    out
+}
+
+/// An event frame as Bedrock sends them.
+pub(super) fn event_frame(event: &str, payload: &[u8]) -> Vec<u8> {
+    let headers = [
+        (":event-type", event),
+        (":content-type", "application/json"),
+        (":message-type", "event"),
+    ];
+    frame(&headers, payload)
+}
+
+/// What a fixture must yield.
+pub(super) struct Expected {
+    pub(super) tokens: Option<Tokens>,
+    pub(super) model: Option<&'static str>,
+    pub(super) error: Option<&'static str>,
+}
+
+pub(super) fn tokens(
     input: u64,
     output: u64,
     cache_read: u64,
@@ -60,8 +110,8 @@ fn tokens(
     })
 }
 
-fn run(dialect: Dialect, streaming: bool, chunks: &[&[u8]]) -> UsageTap {
-    let mut tap = UsageTap::new(dialect, streaming, LIMIT);
+pub(super) fn run(dialect: Dialect, framing: Framing, chunks: &[&[u8]]) -> UsageTap {
+    let mut tap = UsageTap::new(dialect, framing, LIMIT);
     for chunk in chunks {
         tap.feed(chunk);
     }
@@ -70,291 +120,50 @@ fn run(dialect: Dialect, streaming: bool, chunks: &[&[u8]]) -> UsageTap {
 }
 
 /// Feeds `body` whole, split at every byte, and in 1-byte chunks; all must agree with `expected`.
-fn check_bytes(body: &[u8], dialect: Dialect, streaming: bool, expected: Expected) -> u64 {
-    let whole = run(dialect, streaming, &[body]);
+pub(super) fn check_bytes(
+    body: &[u8],
+    dialect: Dialect,
+    framing: Framing,
+    expected: Expected,
+) -> u64 {
+    let whole = run(dialect, framing, &[body]);
     assert_eq!(whole.usage().normalize(), expected.tokens);
     assert_eq!(whole.response_model(), expected.model);
     assert_eq!(whole.provider_error(), expected.error);
+    // Every recording that reports usage ends with its final report.
+    assert_eq!(whole.usage_complete(), expected.tokens.is_some());
     assert!(!whole.oversized());
     let same = |tap: &UsageTap, how: &str| {
         assert_eq!(tap.usage(), whole.usage(), "{how}");
         assert_eq!(tap.response_model(), expected.model, "{how}");
         assert_eq!(tap.provider_error(), expected.error, "{how}");
         assert_eq!(tap.content_bytes(), whole.content_bytes(), "{how}");
+        assert_eq!(tap.usage_complete(), whole.usage_complete(), "{how}");
     };
     for i in 0..=body.len() {
         same(
-            &run(dialect, streaming, &[&body[..i], &body[i..]]),
+            &run(dialect, framing, &[&body[..i], &body[i..]]),
             &format!("split at {i}"),
         );
     }
     let bytes: Vec<&[u8]> = body.chunks(1).collect();
-    same(&run(dialect, streaming, &bytes), "1-byte chunks");
+    same(&run(dialect, framing, &bytes), "1-byte chunks");
     whole.content_bytes()
 }
 
-fn check(file: &str, dialect: Dialect, expected: Expected) -> u64 {
-    let streaming = file.ends_with(".sse");
-    check_bytes(&fixture(file), dialect, streaming, expected)
-}
-
-#[test]
-fn openai_chat_stream_usage() {
-    let expected = Expected {
-        tokens: tokens(14, 8, 0, 0, 0),
-        model: Some("gpt-4o-2024-08-06"),
-        error: None,
-    };
-    let content = check(
-        "openai_chat_stream_usage.sse",
-        Dialect::OpenAiChat,
-        expected,
-    );
-    assert_eq!(
-        content,
-        "The capital of Mexico is Mexico City.".len() as u64
-    );
-}
-
-#[test]
-fn openai_chat_stream_usage_reasoning() {
-    let expected = Expected {
-        tokens: tokens(12, 100, 0, 0, 100),
-        model: Some("gpt-5-nano-2025-08-07"),
-        error: None,
-    };
-    check(
-        "openai_chat_stream_usage_reasoning.sse",
-        Dialect::OpenAiChat,
-        expected,
-    );
-}
-
-#[test]
-fn openai_chat_nonstream_usage_reasoning() {
-    let expected = Expected {
-        tokens: tokens(12, 100, 0, 0, 100),
-        model: Some("gpt-5-nano-2025-08-07"),
-        error: None,
-    };
-    check(
-        "openai_chat_nonstream_usage_reasoning.json",
-        Dialect::OpenAiChat,
-        expected,
-    );
-}
-
-#[test]
-fn openai_compat_openrouter_stream_usage() {
-    let expected = Expected {
-        tokens: tokens(254, 5, 0, 0, 0),
-        model: Some("anthropic/claude-4.6-sonnet-20260217"),
-        error: None,
-    };
-    let content = check(
-        "openai_compat_openrouter_stream_usage.sse",
-        Dialect::OpenAiChat,
-        expected,
-    );
-    assert_eq!(content, "Hello!".len() as u64);
-}
-
-#[test]
-fn openai_compat_hf_novita_stream_usage_with_null_details() {
-    let expected = Expected {
-        tokens: tokens(40, 2, 0, 0, 0),
-        model: Some("meta-llama/llama-3.1-8b-instruct"),
-        error: None,
-    };
-    let tap_usage = run(
-        Dialect::OpenAiChat,
-        true,
-        &[&fixture("openai_compat_hf_novita_stream_usage.sse")],
-    )
-    .usage();
-    assert_eq!((tap_usage.cache_read, tap_usage.reasoning), (None, None));
-    check(
-        "openai_compat_hf_novita_stream_usage.sse",
-        Dialect::OpenAiChat,
-        expected,
-    );
-}
-
-#[test]
-fn openai_compat_vllm_stream_usage() {
-    let expected = Expected {
-        tokens: tokens(46, 14, 0, 0, 0),
-        model: Some("meta-llama/Llama-3.3-70B-Instruct"),
-        error: None,
-    };
-    check(
-        "openai_compat_vllm_stream_usage.sse",
-        Dialect::OpenAiChat,
-        expected,
-    );
-}
-
-#[test]
-fn openai_compat_groq_stream_midstream_error() {
-    let expected = Expected {
-        tokens: None,
-        model: Some("openai/gpt-oss-120b"),
-        error: Some("invalid_request_error"),
-    };
-    let content = check(
-        "openai_compat_groq_stream_midstream_error.sse",
-        Dialect::OpenAiChat,
-        expected,
-    );
-    assert!(content > 0, "reasoning deltas count as content");
-}
-
-#[test]
-fn openai_responses_stream_usage_reasoning() {
-    let expected = Expected {
-        tokens: tokens(53, 469, 0, 0, 448),
-        model: Some("gpt-5-2025-08-07"),
-        error: None,
-    };
-    check(
-        "openai_responses_stream_usage_reasoning.sse",
-        Dialect::OpenAiResponses,
-        expected,
-    );
-}
-
-#[test]
-fn openai_responses_stream_text() {
-    let expected = Expected {
-        tokens: tokens(21, 3, 0, 0, 0),
-        model: Some("gpt-4.1-2025-04-14"),
-        error: None,
-    };
-    let content = check(
-        "openai_responses_stream_text.sse",
-        Dialect::OpenAiResponses,
-        expected,
-    );
-    assert_eq!(content, "streamed".len() as u64);
-}
-
-#[test]
-fn openai_embeddings_usage() {
-    let expected = Expected {
-        tokens: tokens(5, 0, 0, 0, 0),
-        model: Some("text-embedding-3-small"),
-        error: None,
-    };
-    check(
-        "openai_embeddings_usage.json",
-        Dialect::OpenAiEmbeddings,
-        expected,
-    );
-}
-
-#[test]
-fn anthropic_messages_stream_basic() {
-    let expected = Expected {
-        tokens: tokens(20, 5, 0, 0, 0),
-        model: Some("claude-sonnet-4-5-20250929"),
-        error: None,
-    };
-    let content = check(
-        "anthropic_messages_stream_basic.sse",
-        Dialect::AnthropicMessages,
-        expected,
-    );
-    assert_eq!(content, 1);
-}
-
-#[test]
-fn anthropic_messages_stream_cache_creation_compaction() {
-    // The final message_delta revises input 100 -> 172 and cache creation
-    // 55096 -> 0; its iterations[] are not summed (see EXPECTED.md).
-    let expected = Expected {
-        tokens: tokens(172, 5, 0, 0, 0),
-        model: Some("claude-sonnet-4-6"),
-        error: None,
-    };
-    check(
-        "anthropic_messages_stream_cache_creation_compaction.sse",
-        Dialect::AnthropicMessages,
-        expected,
-    );
-}
-
-#[test]
-fn anthropic_messages_stream_error_overloaded() {
-    let expected = Expected {
-        tokens: None,
-        model: None,
-        error: Some("overloaded_error"),
-    };
-    check(
-        "anthropic_messages_stream_error_overloaded.sse",
-        Dialect::AnthropicMessages,
-        expected,
-    );
-}
-
-#[test]
-fn anthropic_messages_stream_cache_read_payloads() {
-    let sse = sse_from_payloads(&fixture(
-        "anthropic_messages_stream_cache_read_payloads.jsonl",
-    ));
-    let expected = Expected {
-        tokens: tokens(6 + 3337 + 6289, 198, 6289, 3337, 0),
-        model: Some("claude-sonnet-5"),
-        error: None,
-    };
-    check_bytes(&sse, Dialect::AnthropicMessages, true, expected);
-}
-
-#[test]
-fn anthropic_payloads_without_event_names_are_read_by_type() {
-    let jsonl = fixture("anthropic_messages_stream_cache_read_payloads.jsonl");
-    let mut extractor = extractor(Dialect::AnthropicMessages);
-    for line in jsonl.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        extractor.on_event("", line);
+/// The framing a fixture is served with, from its extension.
+pub(super) fn framing(file: &str) -> Framing {
+    if file.ends_with(".sse") {
+        Framing::Sse
+    } else if file.ends_with(".bin") {
+        Framing::EventStream
+    } else {
+        Framing::Json
     }
-    assert_eq!(
-        extractor.usage().normalize(),
-        tokens(9632, 198, 6289, 3337, 0)
-    );
-    assert_eq!(extractor.response_model(), Some("claude-sonnet-5"));
 }
 
-#[test]
-fn anthropic_nonstream_body_and_error_body() {
-    let body = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[{"type":"text","text":"Hi"}],"usage":{"input_tokens":10,"cache_creation_input_tokens":null,"cache_read_input_tokens":40,"output_tokens":3}}"#;
-    let tap = run(Dialect::AnthropicMessages, false, &[body]);
-    assert_eq!(tap.usage().normalize(), tokens(50, 3, 40, 0, 0));
-    assert_eq!(tap.usage().cache_write, None);
-    assert_eq!(tap.content_bytes(), 2);
-    let error = br#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#;
-    let tap = run(Dialect::AnthropicMessages, false, &[error]);
-    assert_eq!(
-        (tap.usage().normalize(), tap.provider_error()),
-        (None, Some("rate_limit_error"))
-    );
-}
-
-#[test]
-fn openai_errors_in_bodies_and_streams() {
-    let body = br#"{"error":{"message":"Rate limit","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
-    assert_eq!(
-        run(Dialect::OpenAiChat, false, &[body]).provider_error(),
-        Some("requests")
-    );
-    let failed = b"event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"model\":\"gpt-5\",\"error\":{\"code\":\"server_error\",\"message\":\"x\"},\"usage\":null}}\n\n";
-    let tap = run(Dialect::OpenAiResponses, true, &[failed]);
-    assert_eq!(
-        (tap.provider_error(), tap.response_model()),
-        (Some("server_error"), Some("gpt-5"))
-    );
-    let error = b"event: error\ndata: {\"type\":\"error\",\"code\":\"rate_limit_exceeded\",\"message\":\"x\",\"param\":null}\n\n";
-    let tap = run(Dialect::OpenAiResponses, true, &[error]);
-    assert_eq!(tap.provider_error(), Some("rate_limit_exceeded"));
+pub(super) fn check(file: &str, dialect: Dialect, expected: Expected) -> u64 {
+    check_bytes(&fixture(file), dialect, framing(file), expected)
 }
 
 #[test]
@@ -378,11 +187,11 @@ fn usage_normalizes_only_when_a_total_was_reported() {
 fn provider_error_strings_stay_short() {
     let long = "é".repeat(100);
     let body = format!(r#"{{"error":{{"type":"{long}"}}}}"#);
-    let tap = run(Dialect::OpenAiChat, false, &[body.as_bytes()]);
+    let tap = run(Dialect::OpenAiChat, Framing::Json, &[body.as_bytes()]);
     assert_eq!(tap.provider_error(), Some("é".repeat(32).as_str()));
     let body = br#"{"error":{"type":"error","code":429}}"#;
     assert_eq!(
-        run(Dialect::OpenAiChat, false, &[body]).provider_error(),
+        run(Dialect::OpenAiChat, Framing::Json, &[body]).provider_error(),
         Some("429")
     );
 }

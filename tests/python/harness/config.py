@@ -39,6 +39,15 @@ GPT_4O_PRICE = {"input": 2.50, "output": 10.00, "cache_read": 1.25}
 
 OPENAI_KEY_ENV = "TM_E2E_OPENAI_KEY"
 ANTHROPIC_KEY_ENV = "TM_E2E_ANTHROPIC_KEY"
+GEMINI_KEY_ENV = "TM_E2E_GEMINI_KEY"
+BEDROCK_KEY_ENV = "TM_E2E_BEDROCK_KEY"
+
+# The metering instance (test_gemini_sdk.py, test_stream_endings.py): every provider kind, and an
+# OpenAI provider with a short idle_timeout for the stall tests.
+GEMINI_MODELS = ["gemini-2.5-flash"]
+BEDROCK_MODELS = ["us.anthropic.claude-sonnet-4-5-20250929-v1:0"]
+IDLE_MODEL = "gpt-4o-idle"
+IDLE_TIMEOUT_S = 1
 
 
 @dataclass
@@ -50,6 +59,7 @@ class Provider:
     base_url: str
     api_key: str
     models: list[str]
+    idle_timeout: str | None = None
 
 
 @dataclass
@@ -60,6 +70,10 @@ class TailmeterConfig:
     admin_listen: str
     providers: list[Provider]
     max_request_body: str = "32MiB"
+    # (src, models) per [[grants]] entry; None: the suite's standard grants.
+    grants: list[tuple[list[str], list[str]]] | None = None
+    # Optional tables appended verbatim ([events], [clickhouse], [otlp]), e.g. from sections().
+    extra: str = ""
 
 
 def standard_providers(sim_url: str) -> list[Provider]:
@@ -67,6 +81,33 @@ def standard_providers(sim_url: str) -> list[Provider]:
     return [
         Provider("openai", "openai", sim_url, f"${{{OPENAI_KEY_ENV}}}", OPENAI_MODELS),
         Provider("anthropic", "anthropic", sim_url, f"${{{ANTHROPIC_KEY_ENV}}}", ANTHROPIC_MODELS),
+    ]
+
+
+# The client-program instance (tests/python/test_clients_*.py): the simulator synthesizes
+# answers, and each provider has one model that is configured but granted to nobody.
+UNGRANTED = {"openai": "gpt-5", "anthropic": "claude-opus-4-5"}
+
+
+def clients_providers(sim_url: str) -> list[Provider]:
+    """The standard providers plus one ungranted model each."""
+    providers = standard_providers(sim_url)
+    for p in providers:
+        p.models = p.models + [UNGRANTED[p.name]]
+    return providers
+
+
+def clients_grants() -> list[tuple[list[str], list[str]]]:
+    """Alice may use every standard model, nobody the ungranted ones."""
+    return [([ALICE], [f"openai/{m}" for m in OPENAI_MODELS] + [f"anthropic/{m}" for m in ANTHROPIC_MODELS])]
+
+
+def metering_providers(sim_url: str) -> list[Provider]:
+    """The standard providers, a Gemini and a Bedrock one, and an OpenAI one that times out fast."""
+    return standard_providers(sim_url) + [
+        Provider("gemini", "gemini", sim_url, f"${{{GEMINI_KEY_ENV}}}", GEMINI_MODELS),
+        Provider("bedrock", "bedrock", sim_url, f"${{{BEDROCK_KEY_ENV}}}", BEDROCK_MODELS),
+        Provider("idle", "openai", sim_url, f"${{{OPENAI_KEY_ENV}}}", [IDLE_MODEL], f"{IDLE_TIMEOUT_S}s"),
     ]
 
 
@@ -113,11 +154,29 @@ def render(cfg: TailmeterConfig) -> str:
             f"base_url = {q(p.base_url)}",
             f"api_key = {q(p.api_key)}",
             f"models = {q_list(p.models)}",
+            *([f"idle_timeout = {q(p.idle_timeout)}"] if p.idle_timeout else []),
             "",
         ]
-    grants = [([ALICE], [f"{p.name}/*" for p in cfg.providers]), (["tag:ci"], ["openai/gpt-4o"])]
+    grants = cfg.grants
+    if grants is None:
+        grants = [([ALICE], [f"{p.name}/*" for p in cfg.providers]), (["tag:ci"], ["openai/gpt-4o"])]
     for src, models in grants:
         out += ["[[grants]]", f"src = {q_list(src)}", f"models = {q_list(models)}", ""]
     out.append('[prices."gpt-4o"]')
     out += [f"{k} = {v}" for k, v in GPT_4O_PRICE.items()]
+    return "\n".join(out) + "\n" + cfg.extra
+
+
+def sections(**tables: dict[str, str | int | bool] | None) -> str:
+    """Optional TOML tables, e.g. `sections(events={"dir": "/d", "batch_rows": 10})`; a None
+    table is left out."""
+    out = []
+    for name, keys in tables.items():
+        if keys is None:
+            continue
+        out.append(f"\n[{name}]")
+        for key, value in keys.items():
+            text = ("true" if value else "false") if isinstance(value, bool) else (
+                str(value) if isinstance(value, int) else q(value))
+            out.append(f"{key} = {text}")
     return "\n".join(out) + "\n"

@@ -95,11 +95,14 @@ class Process:
 LISTENING = re.compile(rb"listening on (127\.0\.0\.1):(\d+)")
 
 
-def start_sim(binary: Path, fixtures: Path, openai_key: str, anthropic_key: str, workdir: Path) -> tuple[Process, int]:
-    """Start provider-sim on an OS-assigned port; return it and the port it printed."""
+def start_sim(
+    binary: Path, fixtures: Path, openai_key: str, anthropic_key: str, workdir: Path, extra: tuple[str, ...] = ()
+) -> tuple[Process, int]:
+    """Start provider-sim on an OS-assigned port (`extra` arguments appended, e.g.
+    `--synthesize`); return it and the port it printed."""
     argv = [
         str(binary), "--listen", "127.0.0.1:0", "--fixtures", str(fixtures),
-        "--openai-key", openai_key, "--anthropic-key", anthropic_key,
+        "--openai-key", openai_key, "--anthropic-key", anthropic_key, *extra,
     ]
     proc = Process("provider-sim", argv, workdir / "provider-sim.log", workdir, dict(os.environ))
     deadline = time.monotonic() + START_TIMEOUT_S

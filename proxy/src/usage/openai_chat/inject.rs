@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use serde::Deserialize;
 
-use super::super::json::{skip_ws, string_end};
+use super::super::json::{skip_ws, string_end, value_end};
 
 const STREAM_OPTIONS: &[u8] = b"\"stream_options\"";
 const INCLUDE_USAGE: &[u8] = b"\"include_usage\"";
@@ -114,42 +114,6 @@ fn member(json: &[u8], open: usize, key: &[u8]) -> Option<Member> {
             b',' => at = skip_ws(json, after + 1),
             b'}' => return Some(Member::Absent),
             _ => return None,
-        }
-    }
-}
-
-/// In valid JSON, the offset just past the value that starts at `at`.
-fn value_end(json: &[u8], at: usize) -> Option<usize> {
-    match *json.get(at)? {
-        b'"' => string_end(json, at),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            let mut i = at;
-            while let Some(&byte) = json.get(i) {
-                match byte {
-                    b'"' => {
-                        i = string_end(json, i)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth = depth.checked_sub(1)?;
-                        if depth == 0 {
-                            return Some(i + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                i += 1;
-            }
-            None
-        }
-        _ => {
-            let rest = &json[at..];
-            let len = rest
-                .iter()
-                .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'));
-            Some(at + len.unwrap_or(rest.len()))
         }
     }
 }

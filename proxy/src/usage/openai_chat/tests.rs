@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use super::{inject_include_usage, IncludeUsageStripper};
 use crate::usage::tests::{fixture, XorShift};
-use crate::usage::{Dialect, Tokens, UsageTap};
+use crate::usage::{Dialect, Framing, Tokens, UsageTap};
 
 fn strip(chunks: &[&[u8]]) -> Vec<u8> {
     let mut stripper = IncludeUsageStripper::new();
@@ -45,7 +45,7 @@ fn stripper_removes_the_usage_chunk_and_null_usage_at_every_split() {
     assert_strips_to(&original, expected.as_bytes());
 
     // The tap, fed the original bytes, still sees the usage.
-    let mut tap = UsageTap::new(Dialect::OpenAiChat, true, 1 << 20);
+    let mut tap = UsageTap::new(Dialect::OpenAiChat, Framing::Sse, 1 << 20);
     tap.feed(&original);
     tap.finish();
     let usage = Tokens {

@@ -3,12 +3,12 @@
 
 use super::UsageTap;
 use crate::usage::tests::{fixture, XorShift};
-use crate::usage::Dialect;
+use crate::usage::{Dialect, Framing};
 
 #[test]
 fn body_past_the_limit_is_not_parsed_and_says_so() {
     let body = fixture("openai_chat_nonstream_usage_reasoning.json");
-    let mut tap = UsageTap::new(Dialect::OpenAiChat, false, body.len() - 1);
+    let mut tap = UsageTap::new(Dialect::OpenAiChat, Framing::Json, body.len() - 1);
     tap.feed(&body[..10]);
     tap.feed(&body[10..]);
     tap.finish();
@@ -49,13 +49,13 @@ fn mangled_responses_never_panic_and_read_the_same_however_chunked() {
                     break;
                 }
             }
-            for streaming in [true, false] {
-                let mut tap = UsageTap::new(dialect, streaming, 512);
+            for framing in [Framing::Sse, Framing::Json, Framing::EventStream] {
+                let mut tap = UsageTap::new(dialect, framing, 512);
                 for chunk in body.chunks(1 + rng.below(64)) {
                     tap.feed(chunk);
                 }
                 tap.finish();
-                let mut whole = UsageTap::new(dialect, streaming, 512);
+                let mut whole = UsageTap::new(dialect, framing, 512);
                 whole.feed(&body);
                 whole.finish();
                 // Chunking never changes what is learned.

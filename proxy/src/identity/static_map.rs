@@ -1,0 +1,36 @@
+//! `[[identity.static]]`: fixed identities by source CIDR, the most specific entry winning.
+//! Consulted before whois, so an explicit entry always overrides the tailnet.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::Caller;
+use crate::config::StaticIdentity;
+
+/// The static entries, most specific first.
+#[derive(Debug, Default)]
+pub struct StaticMap {
+    entries: Vec<(IpNet, Caller)>,
+}
+
+impl StaticMap {
+    /// The map for `entries`.
+    pub fn new(entries: &[StaticIdentity]) -> Self {
+        let mut entries: Vec<(IpNet, Caller)> = entries
+            .iter()
+            .map(|entry| (entry.cidr, Caller::from_who(&entry.who, None)))
+            .collect();
+        // Most specific first, so the first match is the longest prefix (stable for ties).
+        entries.sort_by_key(|(net, _)| std::cmp::Reverse(net.prefix_len()));
+        Self { entries }
+    }
+
+    /// The caller of the longest prefix containing `addr` (already canonical).
+    pub fn lookup(&self, addr: IpAddr) -> Option<&Caller> {
+        self.entries
+            .iter()
+            .find(|(net, _)| net.contains(&addr))
+            .map(|(_, caller)| caller)
+    }
+}

@@ -1,0 +1,278 @@
+//! Every way a response can end gives one record, with the provider's figures where they
+//! arrived and honest estimates where they did not.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use tailmeter_exporters::{TokenCounts, UsageSource};
+
+use super::{Ending, Meter, Metered};
+use crate::usage::{estimate, Dialect};
+
+const CHAT_REQUEST: &[u8] =
+    br#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"Count to two."}]}"#;
+
+/// A fixture's wire bytes (the `# source:` line dropped).
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    match bytes.strip_prefix(b"# source:") {
+        Some(_) => bytes[bytes.iter().position(|&b| b == b'\n').map_or(0, |n| n + 1)..].to_vec(),
+        None => bytes,
+    }
+}
+
+fn headers(content_type: &str, extra: &[(&'static str, &str)]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        content_type.parse().expect("valid"),
+    );
+    for (name, value) in extra {
+        headers.insert(*name, value.parse().expect("valid"));
+    }
+    headers
+}
+
+/// A meter that saw `status` with `headers`, then `body` in 7-byte pieces (ending the
+/// body only when `ending` is `Complete`), then the ending.
+fn meter(
+    dialect: Dialect,
+    model: &str,
+    request: &[u8],
+    response: Option<(u16, HeaderMap, &[u8])>,
+    ending: Ending,
+) -> Metered {
+    let mut meter = Meter::start();
+    meter.expect_usage(dialect, Arc::from(model), Bytes::copy_from_slice(request));
+    if let Some((status, headers, body)) = response {
+        meter.on_response_header(status, &headers, false);
+        for piece in body.chunks(7) {
+            meter.on_body(&mut Some(Bytes::copy_from_slice(piece)), false);
+        }
+        if ending == Ending::Complete {
+            meter.on_body(&mut None, true);
+        }
+    }
+    meter.finish(ending)
+}
+
+fn sse() -> HeaderMap {
+    headers("text/event-stream; charset=utf-8", &[])
+}
+
+#[test]
+fn a_complete_report_is_the_providers_whatever_the_ending() {
+    let body = fixture("openai_chat_stream_usage.sse");
+    for ending in [Ending::Complete, Ending::ClientGone] {
+        let got = meter(
+            Dialect::OpenAiChat,
+            "gpt-4o",
+            CHAT_REQUEST,
+            Some((200, sse(), &body)),
+            ending,
+        );
+        assert_eq!(got.source, UsageSource::Provider);
+        assert_eq!((got.tokens.input, got.tokens.output), (14, 8));
+        assert_eq!(got.missing_reason, None);
+        assert_eq!(got.response_model.as_deref(), Some("gpt-4o-2024-08-06"));
+    }
+}
+
+#[test]
+fn a_cut_stream_is_estimated_with_its_reason() {
+    let body = fixture("openai_chat_stream_usage.sse");
+    let half = &body[..body.len() / 2];
+    let input = estimate::input_tokens("gpt-4o", CHAT_REQUEST);
+    assert_eq!(input, 4);
+    for (ending, reason) in [
+        (Ending::ClientGone, "client_disconnect"),
+        (Ending::UpstreamFailed, "upstream_reset"),
+        (Ending::UpstreamIdleTimeout, "upstream_idle_timeout"),
+        (Ending::Shutdown, "shutdown"),
+    ] {
+        let got = meter(
+            Dialect::OpenAiChat,
+            "gpt-4o",
+            CHAT_REQUEST,
+            Some((200, sse(), half)),
+            ending,
+        );
+        assert_eq!(got.source, UsageSource::Estimated);
+        assert_eq!(got.missing_reason, Some(reason));
+        assert_eq!(got.tokens.input, input);
+        assert!(got.tokens.output > 0, "text passed before the cut");
+    }
+}
+
+#[test]
+fn partial_provider_figures_are_kept_and_the_rest_estimated() {
+    // Cut after message_start: Anthropic's input (20) stands, output is at least what passed.
+    let body = fixture("anthropic_messages_stream_basic.sse");
+    let text = String::from_utf8(body).expect("UTF-8");
+    let cut = text.find("event: content_block_stop").expect("present");
+    let got = meter(
+        Dialect::AnthropicMessages,
+        "claude-sonnet-4-5",
+        b"{}",
+        Some((200, sse(), text[..cut].as_bytes())),
+        Ending::UpstreamIdleTimeout,
+    );
+    assert_eq!(got.source, UsageSource::Estimated);
+    assert_eq!(got.missing_reason, Some("upstream_idle_timeout"));
+    assert_eq!(got.tokens.input, 20);
+    assert_eq!(got.tokens.output, 1, "message_start's output_tokens: 1");
+}
+
+#[test]
+fn a_server_that_never_reports_usage_is_estimated_not_zero() {
+    let body = fixture("openai_compat_vllm_stream_usage.sse");
+    let text = String::from_utf8(body).expect("UTF-8");
+    let without_usage: String = text
+        .split_inclusive("\n\n")
+        .filter(|event| !event.contains("\"usage\""))
+        .collect();
+    let got = meter(
+        Dialect::OpenAiChat,
+        "meta-llama/Llama-3.3-70B-Instruct",
+        CHAT_REQUEST,
+        Some((200, sse(), without_usage.as_bytes())),
+        Ending::Complete,
+    );
+    assert_eq!(got.source, UsageSource::Estimated);
+    assert_eq!(got.missing_reason, Some("not_reported"));
+    // "Count to two.\n" at 4 bytes a token (not an OpenAI model).
+    assert_eq!(got.tokens.input, 4);
+    assert!(got.tokens.output > 0);
+}
+
+#[test]
+fn an_error_event_mid_stream_is_estimated() {
+    let body = fixture("openai_compat_groq_stream_midstream_error.sse");
+    let got = meter(
+        Dialect::OpenAiChat,
+        "openai/gpt-oss-120b",
+        CHAT_REQUEST,
+        Some((200, sse(), &body)),
+        Ending::Complete,
+    );
+    assert_eq!(got.source, UsageSource::Estimated);
+    assert_eq!(got.missing_reason, Some("upstream_error_event"));
+    assert!(got.tokens.output > 100, "the reasoning text that passed");
+}
+
+#[test]
+fn a_refused_request_costs_nothing() {
+    let body =
+        br#"{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}"#;
+    let json = headers("application/json", &[]);
+    let got = meter(
+        Dialect::OpenAiChat,
+        "gpt-4o",
+        CHAT_REQUEST,
+        Some((429, json, body)),
+        Ending::Complete,
+    );
+    assert_eq!(got.source, UsageSource::None);
+    assert_eq!(got.tokens, TokenCounts::default());
+    assert_eq!(got.missing_reason, Some("upstream_error_status"));
+}
+
+#[test]
+fn no_answer_at_all() {
+    let got = meter(
+        Dialect::OpenAiChat,
+        "gpt-4o",
+        CHAT_REQUEST,
+        None,
+        Ending::NotSent,
+    );
+    assert_eq!((got.source, got.missing_reason), (UsageSource::None, None));
+    // Sent, then the upstream went idle before any header: the prompt may have been read.
+    let got = meter(
+        Dialect::OpenAiChat,
+        "gpt-4o",
+        CHAT_REQUEST,
+        None,
+        Ending::UpstreamIdleTimeout,
+    );
+    assert_eq!(got.source, UsageSource::Estimated);
+    assert_eq!((got.tokens.input, got.tokens.output), (4, 0));
+    assert_eq!(got.missing_reason, Some("upstream_idle_timeout"));
+}
+
+#[test]
+fn a_retried_attempt_is_not_counted_twice() {
+    let body = fixture("openai_chat_stream_usage.sse");
+    let mut meter = Meter::start();
+    meter.expect_usage(
+        Dialect::OpenAiChat,
+        Arc::from("gpt-4o"),
+        Bytes::from_static(CHAT_REQUEST),
+    );
+    // A first attempt delivers its whole stream, then a second one replaces it.
+    for _ in 0..2 {
+        meter.on_response_header(200, &sse(), false);
+        meter.on_body(&mut Some(Bytes::from(body.clone())), false);
+    }
+    meter.on_body(&mut None, true);
+    let got = meter.finish(Ending::Complete);
+    assert_eq!((got.tokens.input, got.tokens.output), (14, 8));
+}
+
+#[test]
+fn bedrock_streams_and_invoke_headers() {
+    let body = fixture("bedrock_converse_stream_claude.eventstream.bin");
+    let frames = headers("application/vnd.amazon.eventstream", &[]);
+    let got = meter(
+        Dialect::BedrockConverse,
+        "claude",
+        b"{}",
+        Some((200, frames, &body)),
+        Ending::Complete,
+    );
+    assert_eq!(got.source, UsageSource::Provider);
+    assert_eq!((got.tokens.input, got.tokens.output), (210, 18));
+    let json = headers(
+        "application/json",
+        &[
+            ("x-amzn-bedrock-input-token-count", "11"),
+            ("x-amzn-bedrock-output-token-count", "4"),
+        ],
+    );
+    let got = meter(
+        Dialect::BedrockInvoke,
+        "claude",
+        b"{}",
+        Some((200, json, b"{}")),
+        Ending::Complete,
+    );
+    assert_eq!(
+        (got.source, got.tokens.input, got.tokens.output),
+        (UsageSource::Provider, 11, 4)
+    );
+}
+
+#[test]
+fn a_gemini_json_array_stream_is_read_as_it_comes() {
+    let body = fixture("gemini_stream_sse_prompt_count_changes.sse");
+    let text = String::from_utf8(body).expect("UTF-8");
+    let items: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    let array = format!("[{}]", items.join(",\r\n"));
+    let json = headers("application/json; charset=UTF-8", &[]);
+    let got = meter(
+        Dialect::Gemini,
+        "gemini-2.0-flash",
+        b"{}",
+        Some((200, json, array.as_bytes())),
+        Ending::Complete,
+    );
+    assert_eq!(
+        (got.source, got.tokens.input, got.tokens.output),
+        (UsageSource::Provider, 13, 8)
+    );
+}

@@ -1,0 +1,176 @@
+//! OpenAI chat, Responses and embeddings, and the OpenAI-compatible servers.
+
+use super::{check, fixture, run, tokens, Expected};
+use crate::usage::{Dialect, Framing};
+
+#[test]
+fn openai_chat_stream_usage() {
+    let expected = Expected {
+        tokens: tokens(14, 8, 0, 0, 0),
+        model: Some("gpt-4o-2024-08-06"),
+        error: None,
+    };
+    let content = check(
+        "openai_chat_stream_usage.sse",
+        Dialect::OpenAiChat,
+        expected,
+    );
+    assert_eq!(
+        content,
+        "The capital of Mexico is Mexico City.".len() as u64
+    );
+}
+
+#[test]
+fn openai_chat_stream_usage_reasoning() {
+    let expected = Expected {
+        tokens: tokens(12, 100, 0, 0, 100),
+        model: Some("gpt-5-nano-2025-08-07"),
+        error: None,
+    };
+    check(
+        "openai_chat_stream_usage_reasoning.sse",
+        Dialect::OpenAiChat,
+        expected,
+    );
+}
+
+#[test]
+fn openai_chat_nonstream_usage_reasoning() {
+    let expected = Expected {
+        tokens: tokens(12, 100, 0, 0, 100),
+        model: Some("gpt-5-nano-2025-08-07"),
+        error: None,
+    };
+    check(
+        "openai_chat_nonstream_usage_reasoning.json",
+        Dialect::OpenAiChat,
+        expected,
+    );
+}
+
+#[test]
+fn openai_compat_openrouter_stream_usage() {
+    let expected = Expected {
+        tokens: tokens(254, 5, 0, 0, 0),
+        model: Some("anthropic/claude-4.6-sonnet-20260217"),
+        error: None,
+    };
+    let content = check(
+        "openai_compat_openrouter_stream_usage.sse",
+        Dialect::OpenAiChat,
+        expected,
+    );
+    assert_eq!(content, "Hello!".len() as u64);
+}
+
+#[test]
+fn openai_compat_hf_novita_stream_usage_with_null_details() {
+    let expected = Expected {
+        tokens: tokens(40, 2, 0, 0, 0),
+        model: Some("meta-llama/llama-3.1-8b-instruct"),
+        error: None,
+    };
+    let tap_usage = run(
+        Dialect::OpenAiChat,
+        Framing::Sse,
+        &[&fixture("openai_compat_hf_novita_stream_usage.sse")],
+    )
+    .usage();
+    assert_eq!((tap_usage.cache_read, tap_usage.reasoning), (None, None));
+    check(
+        "openai_compat_hf_novita_stream_usage.sse",
+        Dialect::OpenAiChat,
+        expected,
+    );
+}
+
+#[test]
+fn openai_compat_vllm_stream_usage() {
+    let expected = Expected {
+        tokens: tokens(46, 14, 0, 0, 0),
+        model: Some("meta-llama/Llama-3.3-70B-Instruct"),
+        error: None,
+    };
+    check(
+        "openai_compat_vllm_stream_usage.sse",
+        Dialect::OpenAiChat,
+        expected,
+    );
+}
+
+#[test]
+fn openai_compat_groq_stream_midstream_error() {
+    let expected = Expected {
+        tokens: None,
+        model: Some("openai/gpt-oss-120b"),
+        error: Some("invalid_request_error"),
+    };
+    let content = check(
+        "openai_compat_groq_stream_midstream_error.sse",
+        Dialect::OpenAiChat,
+        expected,
+    );
+    assert!(content > 0, "reasoning deltas count as content");
+}
+
+#[test]
+fn openai_responses_stream_usage_reasoning() {
+    let expected = Expected {
+        tokens: tokens(53, 469, 0, 0, 448),
+        model: Some("gpt-5-2025-08-07"),
+        error: None,
+    };
+    check(
+        "openai_responses_stream_usage_reasoning.sse",
+        Dialect::OpenAiResponses,
+        expected,
+    );
+}
+
+#[test]
+fn openai_responses_stream_text() {
+    let expected = Expected {
+        tokens: tokens(21, 3, 0, 0, 0),
+        model: Some("gpt-4.1-2025-04-14"),
+        error: None,
+    };
+    let content = check(
+        "openai_responses_stream_text.sse",
+        Dialect::OpenAiResponses,
+        expected,
+    );
+    assert_eq!(content, "streamed".len() as u64);
+}
+
+#[test]
+fn openai_embeddings_usage() {
+    let expected = Expected {
+        tokens: tokens(5, 0, 0, 0, 0),
+        model: Some("text-embedding-3-small"),
+        error: None,
+    };
+    check(
+        "openai_embeddings_usage.json",
+        Dialect::OpenAiEmbeddings,
+        expected,
+    );
+}
+
+#[test]
+fn openai_errors_in_bodies_and_streams() {
+    let body = br#"{"error":{"message":"Rate limit","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
+    assert_eq!(
+        run(Dialect::OpenAiChat, Framing::Json, &[body]).provider_error(),
+        Some("requests")
+    );
+    let failed = b"event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"model\":\"gpt-5\",\"error\":{\"code\":\"server_error\",\"message\":\"x\"},\"usage\":null}}\n\n";
+    let tap = run(Dialect::OpenAiResponses, Framing::Sse, &[failed]);
+    assert_eq!(
+        (tap.provider_error(), tap.response_model()),
+        (Some("server_error"), Some("gpt-5"))
+    );
+    let error = b"event: error\ndata: {\"type\":\"error\",\"code\":\"rate_limit_exceeded\",\"message\":\"x\",\"param\":null}\n\n";
+    let tap = run(Dialect::OpenAiResponses, Framing::Sse, &[error]);
+    assert_eq!(tap.provider_error(), Some("rate_limit_exceeded"));
+}

@@ -1,0 +1,1 @@
+"""tailmeter's benchmark driver: see tests/bench/README.md."""

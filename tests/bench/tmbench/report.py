@@ -1,0 +1,216 @@
+"""The benchmark's figures as tables (stdout and RESULTS.md), a JSON dump and a PNG plot.
+
+RESULTS.md is rewritten above the line HISTORY_MARK; what follows it (the optimization log,
+written by hand with each change's before/after figures) is kept across runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+from .bodies import BY_KEY
+
+HISTORY_MARK = "<!-- history: everything below this line is kept across runs -->"
+TARGET_RATIO = 0.9
+TARGET_P99_MS = 1.0
+TARGET_TTFT_MS = 1.0
+TARGET_STREAM_KIB = 64
+
+
+def machine() -> dict:
+    def run(argv: list[str]) -> str:
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            return (out.stdout + out.stderr).strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return "?"
+
+    cpu = next((line.split(":", 1)[1].strip() for line in run(["lscpu"]).splitlines()
+                if line.startswith("Model name")), platform.processor())
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+            "memory": run(["sh", "-c", "free -h | awk '/Mem:/ {print $2}'"]),
+            "nginx": run(["nginx", "-v"]).replace("nginx version: ", ""),
+            "wrk": run(["wrk", "-v"]).splitlines()[0] if run(["wrk", "-v"]) else "?"}
+
+
+def index(runs: list[dict], kind: str) -> dict[tuple[str, str], dict]:
+    return {(r["setup"], r["workload"]): r for r in runs if r["kind"] == kind}
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    if value is None:
+        return "—"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def ratio(value: float | None, base: float | None) -> float | None:
+    return value / base if value is not None and base else None
+
+
+def main_table(results: dict) -> list[str]:
+    best, rate = index(results["runs"], "max"), index(results["runs"], "rate")
+    setups = results["setups"]
+    lines = [
+        "| workload | setup | req/s at c=64 | × nginx | × direct | CPU s / 1k req | peak RSS MiB "
+        "| fixed rate req/s | p50 ms | p99 ms | p99.9 ms | added p50 | added p99 | added p99.9 | errors |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for key in results["workloads"]:
+        nginx, direct = best.get(("nginx", key)), best.get(("direct", key))
+        base = rate.get(("direct", key))
+        for name in setups:
+            m, r = best.get((name, key)), rate.get((name, key))
+            if not m and not r:
+                continue
+            rps = m["rps"] if m else None
+            cpu = m["cpu_s"] / m["requests"] * 1000 if m and m["requests"] and name != "direct" else None
+            added = [r[p] - base[p] if r and base and r.get("rate") == base.get("rate") else None
+                     for p in ("p50_ms", "p99_ms", "p999_ms")]
+            errors = (m["errors"] if m else 0) + (r["errors"] if r else 0)
+            lines.append(
+                f"| {key} {BY_KEY[key].title} | {name} | {fmt(rps, 0)} | {fmt(ratio(rps, nginx and nginx['rps']))} "
+                f"| {fmt(ratio(rps, direct and direct['rps']))} | {fmt(cpu, 3)} "
+                f"| {fmt(m['peak_rss_kib'] / 1024, 1) if m and name != 'direct' else '—'} "
+                f"| {fmt(r['rps'], 0) if r else '—'} | {fmt(r and r['p50_ms'])} | {fmt(r and r['p99_ms'])} "
+                f"| {fmt(r and r['p999_ms'])} | {' | '.join(fmt(a, 3) for a in added)} | {errors} |")
+    return lines
+
+
+def memory_table(results: dict) -> list[str]:
+    lines = ["| setup | streams open | idle RSS MiB | RSS with streams open MiB | RSS per stream KiB "
+             "| seconds to open |", "|---|--:|--:|--:|--:|--:|"]
+    for m in results["memory"]:
+        lines.append(f"| {m['setup']} | {m['opened']} / {m['streams']} | {fmt(m['idle_rss_kib'] / 1024, 1)} "
+                     f"| {fmt(m['open_rss_kib'] / 1024, 1)} | {fmt(m['per_stream_kib'], 1)} "
+                     f"| {fmt(m['seconds_to_open'], 1)} |")
+    return lines
+
+
+def ttft_table(results: dict) -> list[str]:
+    direct = {t["workload"]: t for t in results["ttft"] if t["setup"] == "direct"}
+    lines = ["| workload | setup | samples | p50 ms | p99 ms | added p50 | added p99 |",
+             "|---|---|--:|--:|--:|--:|--:|"]
+    for t in results["ttft"]:
+        d = direct.get(t["workload"])
+        lines.append(f"| {t['workload']} | {t['setup']} | {t['samples']} | {fmt(t['p50_ms'], 3)} "
+                     f"| {fmt(t['p99_ms'], 3)} | {fmt(d and t['p50_ms'] - d['p50_ms'], 3)} "
+                     f"| {fmt(d and t['p99_ms'] - d['p99_ms'], 3)} |")
+    return lines
+
+
+def targets(results: dict, subject: str = "tailmeter") -> list[str]:
+    best, rate = index(results["runs"], "max"), index(results["runs"], "rate")
+    out = []
+    for key in ("a", "b", "c"):
+        m, n = best.get((subject, key)), best.get(("nginx", key))
+        if m and n:
+            value = m["rps"] / n["rps"]
+            out.append(f"- throughput ({key}) ≥ {TARGET_RATIO}× nginx: {value:.2f}× — "
+                       f"{'met' if value >= TARGET_RATIO else 'MISSED'}")
+    for key in results["workloads"]:
+        r, d = rate.get((subject, key)), rate.get(("direct", key))
+        if r and d:
+            added = r["p99_ms"] - d["p99_ms"]
+            out.append(f"- p99 added latency ({key}) < {TARGET_P99_MS} ms at {r['rate']:.0f}/s: {added:.3f} ms — "
+                       f"{'met' if added < TARGET_P99_MS else 'MISSED'}")
+    direct = {t["workload"]: t for t in results["ttft"] if t["setup"] == "direct"}
+    for t in results["ttft"]:
+        d = direct.get(t["workload"])
+        if t["setup"] == subject and d:
+            added = t["p50_ms"] - d["p50_ms"]
+            out.append(f"- time to first token ({t['workload']}) within {TARGET_TTFT_MS} ms: +{added:.3f} ms "
+                       f"(p50) — {'met' if added < TARGET_TTFT_MS else 'MISSED'}")
+    for m in results["memory"]:
+        if m["setup"] == subject:
+            out.append(f"- RSS per open stream < {TARGET_STREAM_KIB} KiB at {m['streams']}: "
+                       f"{m['per_stream_kib']:.1f} KiB — {'met' if m['per_stream_kib'] < TARGET_STREAM_KIB else 'MISSED'}")
+    return out
+
+
+def render(results: dict) -> str:
+    info = results["machine"]
+    lines = [
+        "# tailmeter benchmark results",
+        "",
+        f"Written by `tests/bench/run` on {results['date']} (label: {results['label']}).",
+        "",
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory']} RAM, Linux {info['kernel']}; "
+        f"load average before the run {results['load_before']}, after {results['load_after']}. "
+        "Everything (load generator, upstream, proxy) shares these cores: read the ratios and the "
+        "CPU seconds per 1,000 requests, which depend less on the machine than the raw rates.",
+        "",
+        f"Tools: wrk ({info['wrk']}) for throughput at 64 connections, {results['duration']} s per run; "
+        f"oha ({results.get('oha', '?')}) at a fixed rate (half of nginx's throughput for that workload; "
+        "LiteLLM at half its own) for latency, with latency correction, "
+        f"{results['rate_duration']} s per run. nginx {info['nginx']}.",
+        "",
+        "Setups:",
+        "",
+    ]
+    lines += [f"- **{name}**: {desc}" for name, desc in results["descriptions"].items()]
+    lines += ["", "Upstream: `bench-upstream` (tests/bench/upstream), answers loaded at start; its ceiling is the "
+              "`direct` row.", "", "## Throughput and latency", ""]
+    lines += main_table(results)
+    lines += ["", "Added latency = the setup's percentile minus direct's at the same rate. CPU is the proxy's "
+              "(all its processes), user + system.", "", "## Time to first token", "",
+              "Sequential requests on fresh connections to a stream whose first event comes at once and the "
+              "next 100 ms later: time from sending the request to the first `data:` byte.", ""]
+    lines += ttft_table(results)
+    lines += ["", f"## Memory under {results['streams']} concurrent slow streams", "",
+              "Each stream gets one event every 100 ms (workload b's stream); a fresh proxy process, RSS read "
+              "from /proc (all its processes) before and while the streams are open.", ""]
+    lines += memory_table(results)
+    lines += ["", "## Targets (tailmeter, embedded sink)", ""] + targets(results)
+    if results.get("notes"):
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in results["notes"]]
+    lines += ["", "![throughput and p99 per setup](results.png)", ""]
+    return "\n".join(lines)
+
+
+def write(results: dict, out: Path) -> None:
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    text = render(results)
+    target = out / "RESULTS.md"
+    history = ""
+    if target.exists() and HISTORY_MARK in target.read_text():
+        history = target.read_text().split(HISTORY_MARK, 1)[1]
+    target.write_text(text + "\n" + HISTORY_MARK + (history or "\n\n## Optimization log\n"))
+    plot(results, out / "results.png")
+
+
+def plot(results: dict, path: Path) -> None:
+    try:
+        import matplotlib  # noqa: PLC0415
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError:
+        print("matplotlib is not installed (pip install -r tests/bench/requirements.txt): no plot")
+        return
+    best, rate = index(results["runs"], "max"), index(results["runs"], "rate")
+    setups, keys = results["setups"], results["workloads"]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    width = 0.8 / max(1, len(setups))
+    for panel, (table, field, title) in zip(axes, [
+            (best, "rps", "throughput at 64 connections (req/s, log)"),
+            (rate, "p99_ms", "p99 latency at the fixed rate (ms, log)")]):
+        for i, name in enumerate(setups):
+            values = [table[(name, k)][field] if (name, k) in table else 0 for k in keys]
+            panel.bar([x + i * width for x in range(len(keys))], values, width, label=name)
+        panel.set_xticks([x + width * (len(setups) - 1) / 2 for x in range(len(keys))])
+        panel.set_xticklabels([f"{k}: {BY_KEY[k].title}" for k in keys], fontsize=8)
+        panel.set_yscale("log")
+        panel.set_title(title, fontsize=10)
+        panel.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"tailmeter benchmark, {results['date']} ({results['machine']['cpu']}, "
+                 f"{results['machine']['cores']} cores)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

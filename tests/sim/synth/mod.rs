@@ -1,0 +1,92 @@
+//! Faithful mode (`--synthesize`): instead of replaying a recording, answer
+//! each request with a response built for it, so real clients (Claude Code,
+//! Codex, chat UIs, SDK apps) can hold a whole session against the simulator.
+//!
+//! Everything is deterministic: the answer text comes from the request, the
+//! token figures from its size (about four bytes a token) and from what was
+//! generated, and prompt caching from the prefixes seen before. The figures
+//! the simulator answered with travel in the `x-sim-usage` response header
+//! and in the request log, so a test can compare them with what tailmeter
+//! counted.
+
+mod answer;
+mod anthropic;
+mod chat;
+mod embeddings;
+mod prompt;
+mod responses;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::StatusCode;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::deliver::Reply;
+use crate::routes::Route;
+
+use prompt::PrefixCache;
+
+/// The five figures tailmeter counts, as the simulator answered them: `input`
+/// is all input (cached included), `output` all output (reasoning included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Tokens {
+    /// All input tokens, cached ones included.
+    pub input: u64,
+    /// All output tokens, reasoning included.
+    pub output: u64,
+    /// Input tokens read from the prompt cache.
+    pub cache_read: u64,
+    /// Input tokens written to the prompt cache.
+    pub cache_write: u64,
+    /// Output tokens spent on reasoning or thinking.
+    pub reasoning: u64,
+}
+
+/// The synthesizing answerer: shared prompt cache and id counter.
+#[derive(Debug, Default)]
+pub struct Synth {
+    cache: PrefixCache,
+    next_id: AtomicU64,
+}
+
+impl Synth {
+    /// The synthesized answer for `route`, or None where the simulator keeps
+    /// replaying recordings (Gemini and any other endpoint).
+    pub fn answer(&self, route: &Route, request: &Value) -> Option<Reply> {
+        let result = match route {
+            Route::Messages => anthropic::messages(self, request),
+            Route::CountTokens => anthropic::count_tokens(request),
+            Route::ChatCompletions => chat::completion(self, request),
+            Route::Responses => responses::respond(self, request),
+            Route::Embeddings => embeddings::embed(request),
+            _ => return None,
+        };
+        Some(result.unwrap_or_else(|message| {
+            route
+                .dialect()
+                .error(StatusCode::BAD_REQUEST, &format!("provider-sim: {message}"))
+        }))
+    }
+
+    /// A fresh identifier such as `msg_sim0000000000000007`.
+    fn id(&self, prefix: &str) -> String {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        format!("{prefix}_sim{n:016}")
+    }
+}
+
+/// Reads an optional non-negative integer field; a present field of another
+/// type is an invalid request.
+fn opt_u64(request: &Value, key: &str) -> Result<Option<u64>, String> {
+    match request.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => value
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| format!("`{key}` must be a non-negative integer")),
+    }
+}

@@ -1,0 +1,282 @@
+//! OpenAI Responses, synthesized as Codex and the SDKs use it: the event
+//! stream `response.created`, `response.in_progress`, the output items (a
+//! reasoning item for reasoning models, with `encrypted_content` when
+//! `include` asks for it; then the message or a forced function call) with
+//! their deltas, and `response.completed` (or `response.incomplete` past
+//! `max_output_tokens`) carrying the usage; or the response object alone.
+
+use serde_json::{json, Value};
+
+use super::answer::{generate, pieces, reasoning_for, snippet_of, Ask, Generated};
+use super::chat::json_format;
+use super::prompt::Prompt;
+use super::{opt_u64, Synth, Tokens};
+use crate::deliver::{Kind, Reply};
+
+/// Answers POST /v1/responses.
+pub fn respond(synth: &Synth, request: &Value) -> Result<Reply, String> {
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .ok_or("`model` is required")?;
+    let input = request.get("input").ok_or("`input` is required")?;
+    let mut prompt = Prompt::new(model);
+    if let Some(instructions) = request.get("instructions").filter(|v| v.is_string()) {
+        prompt.push("instructions", instructions, false);
+    }
+    for tool in request
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        prompt.push("tool", tool, false);
+    }
+    match input {
+        Value::Array(items) => items
+            .iter()
+            .for_each(|item| prompt.push("input", item, false)),
+        other => prompt.push("input", other, false),
+    }
+    let cached = synth.cache.automatic(&prompt);
+    let ask = Ask {
+        snippet: snippet_of(Some(input)),
+        max_tokens: opt_u64(request, "max_output_tokens")?,
+        reasoning: reasoning_for(
+            request.pointer("/reasoning/effort").and_then(Value::as_str),
+            model,
+        ),
+        forced_tool: forced_tool(request),
+        json: json_format(request.pointer("/text/format")),
+        ..Ask::default()
+    };
+    let generated = generate(&ask);
+    let tokens = Tokens {
+        input: prompt.total(),
+        output: generated.output_tokens(),
+        cache_read: cached.read,
+        cache_write: 0,
+        reasoning: generated.reasoning,
+    };
+    let encrypted = request
+        .get("include")
+        .and_then(Value::as_array)
+        .is_some_and(|i| i.iter().any(|v| v == "reasoning.encrypted_content"));
+    let response = Response {
+        request,
+        id: synth.id("resp"),
+        reasoning_id: synth.id("rs"),
+        item_id: synth.id("msg"),
+        call_id: synth.id("call"),
+        model,
+        encrypted,
+        generated,
+        tokens,
+    };
+    let reply = if request.get("stream") == Some(&Value::Bool(true)) {
+        Reply::ok(Kind::Sse, response.stream())
+    } else {
+        Reply::ok(Kind::Json, response.object(true).to_string())
+    };
+    Ok(reply.with_usage(tokens))
+}
+
+/// The function `tool_choice` forces (`required` means the first function).
+fn forced_tool(request: &Value) -> Option<(String, Value)> {
+    let tools = request.get("tools").and_then(Value::as_array)?;
+    let functions = || {
+        tools
+            .iter()
+            .filter(|t| t.get("type") == Some(&json!("function")))
+    };
+    let choice = request.get("tool_choice")?;
+    let tool = if choice == "required" {
+        functions().next()?
+    } else {
+        let name = choice.get("name").and_then(Value::as_str)?;
+        functions().find(|t| t.get("name").and_then(Value::as_str) == Some(name))?
+    };
+    let name = tool.get("name").and_then(Value::as_str)?;
+    Some((
+        name.to_owned(),
+        tool.get("parameters").cloned().unwrap_or(json!({})),
+    ))
+}
+
+/// A whole synthesized response.
+struct Response<'a> {
+    request: &'a Value,
+    id: String,
+    reasoning_id: String,
+    item_id: String,
+    call_id: String,
+    model: &'a str,
+    encrypted: bool,
+    generated: Generated,
+    tokens: Tokens,
+}
+
+impl Response<'_> {
+    /// The output items, complete.
+    fn output(&self) -> Vec<Value> {
+        let mut items = Vec::new();
+        if self.generated.reasoning > 0 {
+            let mut reasoning =
+                json!({"id": self.reasoning_id, "type": "reasoning", "summary": []});
+            if self.encrypted {
+                reasoning["encrypted_content"] =
+                    json!(format!("sim-encrypted-{}", self.reasoning_id));
+            }
+            items.push(reasoning);
+        }
+        if let Some(tool) = &self.generated.tool {
+            items.push(json!({"id": self.item_id, "type": "function_call", "status": "completed",
+                "call_id": self.call_id, "name": tool.name, "arguments": tool.arguments.to_string()}));
+        } else {
+            items.push(
+                json!({"id": self.item_id, "type": "message", "status": "completed",
+                "role": "assistant", "content": [text_part(&self.generated.text)]}),
+            );
+        }
+        items
+    }
+
+    fn status(&self) -> &'static str {
+        if self.generated.truncated {
+            "incomplete"
+        } else {
+            "completed"
+        }
+    }
+
+    /// The response object: finished (with output and usage) or as first
+    /// announced.
+    fn object(&self, finished: bool) -> Value {
+        let echo = |key: &str, default: Value| self.request.get(key).cloned().unwrap_or(default);
+        let t = &self.tokens;
+        let (status, output, usage) = if finished {
+            let usage = json!({"input_tokens": t.input, "input_tokens_details": {"cached_tokens": t.cache_read},
+                "output_tokens": t.output, "output_tokens_details": {"reasoning_tokens": t.reasoning},
+                "total_tokens": t.input + t.output});
+            (self.status(), json!(self.output()), usage)
+        } else {
+            ("in_progress", json!([]), Value::Null)
+        };
+        let incomplete =
+            (finished && self.generated.truncated).then(|| json!({"reason": "max_output_tokens"}));
+        json!({
+            "id": self.id, "object": "response", "created_at": 1_700_000_000, "status": status,
+            "background": false, "error": null, "incomplete_details": incomplete,
+            "instructions": echo("instructions", Value::Null), "max_output_tokens": echo("max_output_tokens", Value::Null),
+            "model": self.model, "output": output, "parallel_tool_calls": echo("parallel_tool_calls", json!(true)),
+            "previous_response_id": echo("previous_response_id", Value::Null),
+            "prompt_cache_key": echo("prompt_cache_key", Value::Null),
+            "reasoning": echo("reasoning", json!({"effort": null, "summary": null})),
+            "service_tier": "default", "store": echo("store", json!(true)),
+            "text": echo("text", json!({"format": {"type": "text"}})),
+            "tool_choice": echo("tool_choice", json!("auto")), "tools": echo("tools", json!([])),
+            "truncation": "disabled", "usage": usage, "user": null, "metadata": echo("metadata", json!({})),
+        })
+    }
+
+    /// The event stream.
+    fn stream(&self) -> String {
+        let mut out = String::new();
+        let mut sequence = 0_u64;
+        let mut event = |mut payload: Value| {
+            payload["sequence_number"] = json!(sequence);
+            sequence += 1;
+            let kind = payload["type"].as_str().unwrap_or_default().to_owned();
+            out.push_str(&format!("event: {kind}\ndata: {payload}\n\n"));
+        };
+        let announced = self.object(false);
+        event(json!({"type": "response.created", "response": announced}));
+        event(json!({"type": "response.in_progress", "response": announced}));
+        for (index, item) in self.output().into_iter().enumerate() {
+            let at = |mut payload: Value| {
+                payload["output_index"] = json!(index);
+                payload
+            };
+            event(at(
+                json!({"type": "response.output_item.added", "item": opened(&item)}),
+            ));
+            for payload in item_deltas(&item) {
+                event(at(payload));
+            }
+            event(at(
+                json!({"type": "response.output_item.done", "item": item}),
+            ));
+        }
+        let last = if self.generated.truncated {
+            "response.incomplete"
+        } else {
+            "response.completed"
+        };
+        event(json!({"type": last, "response": self.object(true)}));
+        out
+    }
+}
+
+/// An `output_text` content part.
+fn text_part(text: &str) -> Value {
+    json!({"type": "output_text", "annotations": [], "logprobs": [], "text": text})
+}
+
+/// An output item as `response.output_item.added` announces it.
+fn opened(item: &Value) -> Value {
+    let mut item = item.clone();
+    match item["type"].as_str() {
+        Some("message") => item["content"] = json!([]),
+        Some("function_call") => item["arguments"] = json!(""),
+        _ => {}
+    }
+    if item["type"] != "reasoning" {
+        item["status"] = json!("in_progress");
+    }
+    item
+}
+
+/// The events between an item's `added` and `done`.
+fn item_deltas(item: &Value) -> Vec<Value> {
+    let item_id = &item["id"];
+    match item["type"].as_str() {
+        Some("message") => {
+            let text = item
+                .pointer("/content/0/text")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let part = |text: &str| json!({"item_id": item_id, "content_index": 0, "part": text_part(text)});
+            let mut events = vec![with_type("response.content_part.added", part(""))];
+            events.extend(pieces(text).into_iter().map(|delta| {
+                json!({"type": "response.output_text.delta", "item_id": item_id, "content_index": 0,
+                    "delta": delta, "logprobs": []})
+            }));
+            events.push(
+                json!({"type": "response.output_text.done", "item_id": item_id,
+                "content_index": 0, "text": text, "logprobs": []}),
+            );
+            events.push(with_type("response.content_part.done", part(text)));
+            events
+        }
+        Some("function_call") => {
+            let arguments = item["arguments"].as_str().unwrap_or_default();
+            let mut events: Vec<Value> = pieces(arguments)
+                .into_iter()
+                .map(|delta| {
+                    json!({"type": "response.function_call_arguments.delta",
+                    "item_id": item_id, "delta": delta})
+                })
+                .collect();
+            events.push(json!({"type": "response.function_call_arguments.done",
+                "item_id": item_id, "arguments": arguments}));
+            events
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// `payload` with its `type` set.
+fn with_type(kind: &str, mut payload: Value) -> Value {
+    payload["type"] = json!(kind);
+    payload
+}

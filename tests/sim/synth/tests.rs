@@ -1,0 +1,238 @@
+use base64::Engine;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::deliver::Kind;
+use crate::sse::{field, split_events};
+
+fn answer(synth: &Synth, route: Route, request: Value) -> Reply {
+    synth.answer(&route, &request).expect("synthesized")
+}
+
+fn body_json(reply: &Reply) -> Value {
+    assert_eq!(reply.kind, Kind::Json);
+    serde_json::from_slice(&reply.body).expect("json body")
+}
+
+/// The `data:` payloads of a stream, without OpenAI's `[DONE]`.
+fn payloads(reply: &Reply) -> Vec<Value> {
+    assert_eq!(reply.kind, Kind::Sse);
+    split_events(&reply.body)
+        .iter()
+        .filter_map(|e| field(e, "data"))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).expect("event json"))
+        .collect()
+}
+
+fn types(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+}
+
+/// A system prompt long enough to be cached (over 1024 tokens).
+fn long_system() -> Value {
+    json!([{"type": "text", "text": "rules ".repeat(1_000), "cache_control": {"type": "ephemeral"}}])
+}
+
+#[test]
+fn messages_stream_has_thinking_then_text_and_final_usage() {
+    let synth = Synth::default();
+    let reply = answer(
+        &synth,
+        Route::Messages,
+        json!({"model": "m", "max_tokens": 500, "stream": true, "thinking": {"type": "enabled", "budget_tokens": 100},
+            "messages": [{"role": "user", "content": "What is 1 + 1?"}]}),
+    );
+    let events = payloads(&reply);
+    let kinds = types(&events);
+    assert_eq!(kinds.first(), Some(&"message_start"));
+    assert_eq!(kinds.last(), Some(&"message_stop"));
+    assert_eq!(events[1]["content_block"]["type"], "thinking");
+    assert!(kinds.contains(&"ping"));
+    let text: String = events
+        .iter()
+        .filter_map(|e| e.pointer("/delta/text").and_then(Value::as_str))
+        .collect();
+    assert!(text.ends_with("What is 1 + 1?"), "{text}");
+    let delta = events
+        .iter()
+        .find(|e| e["type"] == "message_delta")
+        .unwrap();
+    assert_eq!(delta["delta"]["stop_reason"], "end_turn");
+    let usage = reply.usage.unwrap();
+    assert_eq!(delta["usage"]["output_tokens"], usage.output);
+    assert_eq!(delta["usage"]["input_tokens"], usage.input);
+    assert_eq!(usage.reasoning, 0, "Anthropic reports no thinking figure");
+}
+
+#[test]
+fn messages_cache_is_written_then_read_for_the_same_prefix() {
+    let synth = Synth::default();
+    let request = |question: &str| {
+        json!({"model": "m", "max_tokens": 100, "system": long_system(),
+            "messages": [{"role": "user", "content": question}]})
+    };
+    let first = answer(&synth, Route::Messages, request("one"))
+        .usage
+        .unwrap();
+    assert!(
+        first.cache_write > 1_024 && first.cache_read == 0,
+        "{first:?}"
+    );
+    let second = answer(&synth, Route::Messages, request("two"));
+    let usage = second.usage.unwrap();
+    assert_eq!(usage.cache_read, first.cache_write, "{usage:?}");
+    assert_eq!(usage.cache_write, 0);
+    let body = body_json(&second);
+    assert_eq!(body["usage"]["cache_read_input_tokens"], usage.cache_read);
+    assert_eq!(
+        body["usage"]["input_tokens"],
+        usage.input - usage.cache_read,
+        "input_tokens is the uncached part"
+    );
+}
+
+#[test]
+fn messages_forced_tool_and_max_tokens() {
+    let synth = Synth::default();
+    let tools = json!([{"name": "get_weather", "input_schema": {"type": "object",
+        "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}, "required": ["city"]}}]);
+    let body = body_json(&answer(
+        &synth,
+        Route::Messages,
+        json!({"model": "m", "max_tokens": 100, "tools": tools, "tool_choice": {"type": "any"},
+            "messages": [{"role": "user", "content": "weather?"}]}),
+    ));
+    assert_eq!(body["stop_reason"], "tool_use");
+    assert_eq!(
+        body["content"][0]["input"],
+        json!({"city": "simulated", "days": 1})
+    );
+
+    let short = answer(
+        &synth,
+        Route::Messages,
+        json!({"model": "m", "max_tokens": 3, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(short.usage.unwrap().output, 3);
+    assert_eq!(body_json(&short)["stop_reason"], "max_tokens");
+}
+
+#[test]
+fn invalid_messages_request_is_400_in_anthropic_shape() {
+    let reply = answer(
+        &Synth::default(),
+        Route::Messages,
+        json!({"model": "m", "messages": []}),
+    );
+    assert_eq!(reply.status, 400);
+    assert_eq!(body_json(&reply)["type"], "error");
+}
+
+#[test]
+fn chat_stream_carries_usage_only_when_asked() {
+    let synth = Synth::default();
+    let request = |include: bool| {
+        json!({"model": "gpt-4o", "stream": true, "stream_options": {"include_usage": include},
+            "messages": [{"role": "user", "content": "hello"}]})
+    };
+    let with = payloads(&answer(&synth, Route::ChatCompletions, request(true)));
+    let last = with.last().unwrap();
+    assert_eq!(last["choices"], json!([]));
+    assert!(last["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+    assert!(with[..with.len() - 1].iter().all(|c| c["usage"].is_null()));
+
+    let without = payloads(&answer(&synth, Route::ChatCompletions, request(false)));
+    assert!(without.iter().all(|c| c.get("usage").is_none()));
+    assert_eq!(
+        without.last().unwrap()["choices"][0]["finish_reason"],
+        "stop"
+    );
+}
+
+#[test]
+fn chat_structured_output_follows_the_schema() {
+    let schema = json!({"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "string"}}},
+        "required": ["tags"], "additionalProperties": false});
+    let reply = answer(
+        &Synth::default(),
+        Route::ChatCompletions,
+        json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "tag this"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "tags", "schema": schema}}}),
+    );
+    let body = body_json(&reply);
+    let content: Value =
+        serde_json::from_str(body["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(content, json!({"tags": ["simulated"]}));
+    assert_eq!(
+        body["usage"]["completion_tokens"],
+        reply.usage.unwrap().output
+    );
+}
+
+#[test]
+fn responses_stream_is_a_complete_event_sequence() {
+    let reply = answer(
+        &Synth::default(),
+        Route::Responses,
+        json!({"model": "gpt-5-mini", "stream": true, "store": false, "include": ["reasoning.encrypted_content"],
+            "reasoning": {"summary": "auto"}, "instructions": "be brief",
+            "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}]}),
+    );
+    let events = payloads(&reply);
+    let kinds = types(&events);
+    assert_eq!(&kinds[..2], ["response.created", "response.in_progress"]);
+    assert!(kinds.contains(&"response.output_text.delta"));
+    assert_eq!(kinds.last(), Some(&"response.completed"));
+    let numbers: Vec<u64> = events
+        .iter()
+        .map(|e| e["sequence_number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, (0..events.len() as u64).collect::<Vec<_>>());
+    let done = &events.last().unwrap()["response"];
+    assert_eq!(done["output"][0]["type"], "reasoning");
+    assert!(done["output"][0]["encrypted_content"].is_string());
+    let usage = reply.usage.unwrap();
+    assert_eq!(done["usage"]["output_tokens"], usage.output);
+    assert_eq!(
+        done["usage"]["output_tokens_details"]["reasoning_tokens"],
+        usage.reasoning
+    );
+    assert!(usage.reasoning > 0);
+}
+
+#[test]
+fn responses_past_max_output_tokens_is_incomplete() {
+    let body = body_json(&answer(
+        &Synth::default(),
+        Route::Responses,
+        json!({"model": "gpt-4o", "input": "hello there", "max_output_tokens": 2}),
+    ));
+    assert_eq!(body["status"], "incomplete");
+    assert_eq!(body["incomplete_details"]["reason"], "max_output_tokens");
+}
+
+#[test]
+fn embeddings_in_base64_decode_to_the_asked_dimensions() {
+    let reply = answer(
+        &Synth::default(),
+        Route::Embeddings,
+        json!({"model": "e", "input": ["a", "bb"], "encoding_format": "base64", "dimensions": 8}),
+    );
+    let body = body_json(&reply);
+    let encoded = body["data"][1]["embedding"].as_str().unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
+    assert_eq!(bytes.len(), 8 * 4);
+    assert_eq!(body["usage"]["prompt_tokens"], reply.usage.unwrap().input);
+}
+
+#[test]
+fn gemini_is_left_to_the_recordings() {
+    let route = Route::Gemini {
+        model: "g".into(),
+        stream: false,
+    };
+    assert!(Synth::default().answer(&route, &json!({})).is_none());
+}
