@@ -86,8 +86,10 @@ impl Health {
 
     /// Sets the gauges from the spool.
     pub fn observe(&self, spool: &Spool) {
-        self.queue_depth.set(i64::try_from(spool.rows()).unwrap_or(i64::MAX));
-        self.spool_bytes.set(i64::try_from(spool.bytes()).unwrap_or(i64::MAX));
+        self.queue_depth
+            .set(i64::try_from(spool.rows()).unwrap_or(i64::MAX));
+        self.spool_bytes
+            .set(i64::try_from(spool.bytes()).unwrap_or(i64::MAX));
     }
 
     /// The count of `outcome` so far.

@@ -81,7 +81,10 @@ impl ExportersRuntime {
     /// what a previous run left, delivered first) and the span exporter. A sink that is down is
     /// not an error: rows spool until it answers. Errors are local: a spool that cannot be
     /// opened, an exporter that cannot be built, a registry clash.
-    pub fn start(config: &ExportersConfig, registry: &Registry) -> Result<(Self, Exporters), String> {
+    pub fn start(
+        config: &ExportersConfig,
+        registry: &Registry,
+    ) -> Result<(Self, Exporters), String> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("tailmeter-export")
@@ -100,9 +103,8 @@ impl ExportersRuntime {
                 .map_err(|e| format!("exporter metrics: {e}"))?;
             runtime.block_on(healthcheck(sink.as_ref()));
             let _entered = runtime.enter();
-            let (started, sender) = Pipeline::start(&config.pipeline, sink, health).map_err(|e| {
-                format!("event spool {}: {e}", config.pipeline.spool_dir.display())
-            })?;
+            let (started, sender) = Pipeline::start(&config.pipeline, sink, health)
+                .map_err(|e| format!("event spool {}: {e}", config.pipeline.spool_dir.display()))?;
             pipeline = Some(started);
             handle.events = sender;
         }
@@ -136,7 +138,12 @@ impl ExportersRuntime {
 async fn healthcheck(sink: &dyn Sink) {
     match tokio::time::timeout(HEALTHCHECK_TIMEOUT, sink.healthcheck()).await {
         Ok(Ok(())) => tracing::info!(sink = sink.name(), "event sink healthy"),
-        Ok(Err(e)) => tracing::warn!(sink = sink.name(), error = %e, "event sink unhealthy at start; rows will spool until it answers"),
-        Err(_) => tracing::warn!(sink = sink.name(), "event sink health check timed out; rows will spool until it answers"),
+        Ok(Err(e)) => {
+            tracing::warn!(sink = sink.name(), error = %e, "event sink unhealthy at start; rows will spool until it answers")
+        }
+        Err(_) => tracing::warn!(
+            sink = sink.name(),
+            "event sink health check timed out; rows will spool until it answers"
+        ),
     }
 }

@@ -91,7 +91,10 @@ mod tests {
         };
         let a = batch(b"{\"request_id\":\"a\"}\n", 1);
         assert_eq!(a.dedup_token(), a.clone().dedup_token());
-        assert_ne!(a.dedup_token(), batch(b"{\"request_id\":\"b\"}\n", 1).dedup_token());
+        assert_ne!(
+            a.dedup_token(),
+            batch(b"{\"request_id\":\"b\"}\n", 1).dedup_token()
+        );
         assert_eq!(
             batch(b"", 0).dedup_token(),
             "tailmeter-cbf29ce484222325-0-0"

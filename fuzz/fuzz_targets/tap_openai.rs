@@ -6,7 +6,11 @@
 use libfuzzer_sys::fuzz_target;
 use tailmeter::usage::{Dialect, Framing, UsageTap};
 
-const DIALECTS: &[Dialect] = &[Dialect::OpenAiChat, Dialect::OpenAiResponses, Dialect::OpenAiEmbeddings];
+const DIALECTS: &[Dialect] = &[
+    Dialect::OpenAiChat,
+    Dialect::OpenAiResponses,
+    Dialect::OpenAiEmbeddings,
+];
 const FRAMINGS: [Framing; 3] = [Framing::Sse, Framing::Json, Framing::EventStream];
 
 fn tap(dialect: Dialect, framing: Framing, data: &[u8], chunk: usize) -> UsageTap {

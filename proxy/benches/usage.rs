@@ -30,7 +30,11 @@ fn fixture(name: &str) -> Vec<u8> {
 /// The events of an SSE body whose text contains `marker` (blank-line separated, LF or CRLF).
 fn events_with(body: &[u8], marker: &str) -> Vec<u8> {
     let text = String::from_utf8_lossy(body);
-    let blank = if text.contains("\r\n\r\n") { "\r\n\r\n" } else { "\n\n" };
+    let blank = if text.contains("\r\n\r\n") {
+        "\r\n\r\n"
+    } else {
+        "\n\n"
+    };
     text.split_inclusive(blank)
         .filter(|event| event.contains(marker))
         .collect::<String>()
@@ -56,16 +60,61 @@ fn inputs() -> Vec<(&'static str, Dialect, Framing, Vec<u8>)> {
     let bedrock = fixture("bedrock_converse_stream_claude.eventstream.bin");
     let sse = Framing::Sse;
     vec![
-        ("openai_chat/fixture", Dialect::OpenAiChat, sse, chat.clone()),
-        ("openai_chat/content", Dialect::OpenAiChat, sse, events_with(&chat, "\"delta\":{\"content\"")),
-        ("openai_responses/fixture", Dialect::OpenAiResponses, sse, responses.clone()),
-        ("openai_responses/content", Dialect::OpenAiResponses, sse, events_with(&responses, ".delta\"")),
-        ("anthropic/fixture", Dialect::AnthropicMessages, sse, anthropic.clone()),
-        ("anthropic/content", Dialect::AnthropicMessages, sse, events_with(&anthropic, "content_block_delta")),
+        (
+            "openai_chat/fixture",
+            Dialect::OpenAiChat,
+            sse,
+            chat.clone(),
+        ),
+        (
+            "openai_chat/content",
+            Dialect::OpenAiChat,
+            sse,
+            events_with(&chat, "\"delta\":{\"content\""),
+        ),
+        (
+            "openai_responses/fixture",
+            Dialect::OpenAiResponses,
+            sse,
+            responses.clone(),
+        ),
+        (
+            "openai_responses/content",
+            Dialect::OpenAiResponses,
+            sse,
+            events_with(&responses, ".delta\""),
+        ),
+        (
+            "anthropic/fixture",
+            Dialect::AnthropicMessages,
+            sse,
+            anthropic.clone(),
+        ),
+        (
+            "anthropic/content",
+            Dialect::AnthropicMessages,
+            sse,
+            events_with(&anthropic, "content_block_delta"),
+        ),
         ("gemini/fixture", Dialect::Gemini, sse, gemini),
-        ("vertex_gemini/fixture", Dialect::Gemini, sse, vertex.clone()),
-        ("vertex_gemini/content", Dialect::Gemini, sse, events_with(&vertex, "trafficType\": \"ON_DEMAND\"}")),
-        ("bedrock_converse/fixture", Dialect::BedrockConverse, Framing::EventStream, bedrock),
+        (
+            "vertex_gemini/fixture",
+            Dialect::Gemini,
+            sse,
+            vertex.clone(),
+        ),
+        (
+            "vertex_gemini/content",
+            Dialect::Gemini,
+            sse,
+            events_with(&vertex, "trafficType\": \"ON_DEMAND\"}"),
+        ),
+        (
+            "bedrock_converse/fixture",
+            Dialect::BedrockConverse,
+            Framing::EventStream,
+            bedrock,
+        ),
     ]
 }
 

@@ -28,6 +28,8 @@ pub enum ErrorKind {
     NotFound,
     /// 403: the caller is not granted the model, or could not be identified.
     PermissionDenied,
+    /// 408: the client sent its body too slowly (`server.client_body_timeout`).
+    RequestTimeout,
     /// 411: a chunked body too large to route; the client must send Content-Length.
     LengthRequired,
     /// 413: the body is over `max_request_body`.
@@ -49,6 +51,7 @@ impl ErrorKind {
             ErrorKind::InvalidRequest => 400,
             ErrorKind::PermissionDenied => 403,
             ErrorKind::NotFound => 404,
+            ErrorKind::RequestTimeout => 408,
             ErrorKind::LengthRequired => 411,
             ErrorKind::TooLarge => 413,
             ErrorKind::BudgetExhausted => 429,
@@ -62,6 +65,7 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRequest
             | ErrorKind::NotFound
+            | ErrorKind::RequestTimeout
             | ErrorKind::LengthRequired
             | ErrorKind::TooLarge => "invalid_request_error",
             ErrorKind::PermissionDenied => "permission_error",
@@ -74,7 +78,9 @@ impl ErrorKind {
 
     fn anthropic_type(self) -> &'static str {
         match self {
-            ErrorKind::InvalidRequest | ErrorKind::LengthRequired => "invalid_request_error",
+            ErrorKind::InvalidRequest | ErrorKind::RequestTimeout | ErrorKind::LengthRequired => {
+                "invalid_request_error"
+            }
             ErrorKind::PermissionDenied => "permission_error",
             ErrorKind::NotFound => "not_found_error",
             ErrorKind::TooLarge => "request_too_large",
@@ -90,6 +96,7 @@ impl ErrorKind {
             ErrorKind::InvalidRequest | ErrorKind::LengthRequired | ErrorKind::TooLarge => {
                 "INVALID_ARGUMENT"
             }
+            ErrorKind::RequestTimeout => "DEADLINE_EXCEEDED",
             ErrorKind::PermissionDenied => "PERMISSION_DENIED",
             ErrorKind::NotFound => "NOT_FOUND",
             ErrorKind::BudgetExhausted => "RESOURCE_EXHAUSTED",
@@ -102,9 +109,10 @@ impl ErrorKind {
     /// Bedrock's exception name.
     fn bedrock_type(self) -> &'static str {
         match self {
-            ErrorKind::InvalidRequest | ErrorKind::LengthRequired | ErrorKind::TooLarge => {
-                "ValidationException"
-            }
+            ErrorKind::InvalidRequest
+            | ErrorKind::RequestTimeout
+            | ErrorKind::LengthRequired
+            | ErrorKind::TooLarge => "ValidationException",
             ErrorKind::PermissionDenied => "AccessDeniedException",
             ErrorKind::NotFound => "ResourceNotFoundException",
             ErrorKind::BudgetExhausted => "ThrottlingException",

@@ -9,6 +9,7 @@
 //! body too large for that trick is answered with 411, asking for a Content-Length.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
@@ -19,8 +20,28 @@ use crate::api_error::{ApiError, ErrorKind};
 /// Pingora's retry buffer holds 64 KiB; arm it when at most this much body is left.
 const RETRY_BUFFER_ARM_AT: u64 = 64 * 1024;
 
-/// Reads the whole request body, refusing it past `limit` bytes.
-pub async fn read_whole_body(session: &mut Session, limit: u64) -> Result<Bytes, ApiError> {
+/// Reads the whole request body, refusing it past `limit` bytes or when the client takes longer
+/// than `timeout` to send it all (a slowloris body holds a connection and a task while it lasts).
+pub async fn read_whole_body(
+    session: &mut Session,
+    limit: u64,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
+    tokio::time::timeout(timeout, read_body(session, limit))
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::new(
+                ErrorKind::RequestTimeout,
+                "request_body_timeout",
+                format!(
+                    "the request body did not arrive within this gateway's client_body_timeout of {}s",
+                    timeout.as_secs_f64()
+                ),
+            ))
+        })
+}
+
+async fn read_body(session: &mut Session, limit: u64) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             ErrorKind::TooLarge,
@@ -46,7 +67,11 @@ pub async fn read_whole_body(session: &mut Session, limit: u64) -> Result<Bytes,
     if expects_continue {
         // The client waits for this before sending its body (curl: a second, then sends anyway).
         downstream.write_continue_response().await.map_err(|e| {
-            ApiError::new(ErrorKind::InvalidRequest, "body_read_failed", format!("could not answer Expect: 100-continue: {e}"))
+            ApiError::new(
+                ErrorKind::InvalidRequest,
+                "body_read_failed",
+                format!("could not answer Expect: 100-continue: {e}"),
+            )
         })?;
     }
     let mut body = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
@@ -93,8 +118,29 @@ pub struct RequestFields<'a> {
     pub stream: Option<bool>,
 }
 
-/// Parses the fields tailmeter needs out of a JSON body.
+/// Deepest nesting of arrays and objects accepted: serde_json's own recursion limit, which the
+/// body rewrites (`provider/model`, `include_usage`) parse under.
+const MAX_DEPTH: usize = 128;
+
+/// Parses the fields tailmeter needs out of a JSON body. The whole body must be UTF-8 and nested
+/// at most [`MAX_DEPTH`] deep: serde skips the fields it does not read without checking either,
+/// and tailmeter must not forward what it could not have parsed.
 pub fn parse_fields(body: &[u8]) -> Result<RequestFields<'_>, ApiError> {
+    let invalid = |why: String| {
+        ApiError::new(
+            ErrorKind::InvalidRequest,
+            "invalid_json",
+            format!("the request body is not a JSON object tailmeter can read: {why}"),
+        )
+    };
+    if let Err(e) = std::str::from_utf8(body) {
+        return Err(invalid(format!("it is not UTF-8 ({e})")));
+    }
+    if nesting_depth(body) > MAX_DEPTH {
+        return Err(invalid(format!(
+            "it is nested deeper than {MAX_DEPTH} levels (recursion limit)"
+        )));
+    }
     serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             ErrorKind::InvalidRequest,
@@ -102,6 +148,35 @@ pub fn parse_fields(body: &[u8]) -> Result<RequestFields<'_>, ApiError> {
             format!("the request body is not a JSON object tailmeter can read: {e}"),
         )
     })
+}
+
+/// The deepest nesting of `[` and `{` outside strings (stops counting past [`MAX_DEPTH`]).
+fn nesting_depth(body: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &byte in body {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if deepest > MAX_DEPTH {
+                    break;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// The body with its top-level `model` replaced by `model` (used when the client named the
@@ -146,5 +221,29 @@ mod tests {
         );
         assert_eq!(parse_fields(b"[1,2]").unwrap_err().code, "invalid_json");
         assert!(parse_fields(b"{}").unwrap().model.is_none());
+    }
+
+    #[test]
+    fn refuses_what_serde_would_skip_unchecked() {
+        let deep = format!(
+            "{{\"model\":\"m\",\"x\":{}{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert!(parse_fields(deep.as_bytes())
+            .unwrap_err()
+            .message
+            .contains("recursion limit"));
+        let ok = format!(
+            "{{\"model\":\"m\",\"x\":\"[[[{{\\\"\",\"y\":{}{}}}",
+            "[".repeat(120),
+            "]".repeat(120)
+        );
+        assert_eq!(
+            parse_fields(ok.as_bytes()).unwrap().model.as_deref(),
+            Some("m")
+        );
+        let bad = b"{\"model\":\"m\",\"x\":\"\xff\"}";
+        assert!(parse_fields(bad).unwrap_err().message.contains("not UTF-8"));
     }
 }

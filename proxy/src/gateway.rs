@@ -30,6 +30,8 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// `server.max_request_body` in bytes.
     pub max_request_body: u64,
+    /// `server.client_body_timeout`: the longest a client may take to send its body.
+    pub client_body_timeout: std::time::Duration,
     /// Where each request's usage row and span go.
     pub exporters: Exporters,
     draining: AtomicBool,
@@ -51,6 +53,7 @@ impl Gateway {
             prices: Prices::new(config.prices.clone()),
             metrics,
             max_request_body: config.server.max_request_body,
+            client_body_timeout: config.server.client_body_timeout,
             exporters: Exporters::disabled(),
             draining: AtomicBool::new(false),
         }

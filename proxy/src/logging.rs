@@ -1,7 +1,7 @@
 //! Log setup. Logs go to stderr; `RUST_LOG` wins over `[log] level`, which defaults to `info`.
 //!
-//! Pingora logs whole upstream request headers at debug and trace level, and those carry the
-//! provider's key. Credentials must never reach a log at any level, so those modules are held to
+//! Pingora logs whole request headers at debug and trace level, and those carry the client's
+//! credential (downstream) or the provider's key (upstream). Credentials must never reach a log at any level, so those modules are held to
 //! `info` whatever the filter asks for.
 
 use tracing::{Level, Metadata};
@@ -10,12 +10,13 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
-/// Log targets that print request headers (with credentials) below `info`.
+/// Log targets (and everything under them) that print request headers, with the client's or
+/// the provider's credential, below `info`: the proxy logs each downstream request header at
+/// trace, the HTTP apps (the admin listener) too, and the HTTP clients the upstream request.
 const HEADER_LOGGING_TARGETS: &[&str] = &[
-    "pingora_proxy::proxy_h1",
-    "pingora_proxy::proxy_h2",
-    "pingora_core::protocols::http::v1::client",
-    "pingora_core::protocols::http::v2::client",
+    "pingora_proxy",
+    "pingora_core::apps",
+    "pingora_core::protocols::http",
 ];
 
 /// Whether an event may be logged without risking a credential.

@@ -79,8 +79,12 @@ pub fn parse_traceparent(value: &str) -> Option<Parent> {
         return None;
     }
     let mut fields = value[..55].split('-');
-    let (version, trace, span, flags) =
-        (fields.next()?, fields.next()?, fields.next()?, fields.next()?);
+    let (version, trace, span, flags) = (
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+    );
     let version = unhex::<1>(version)?[0];
     if version == 0xff || (version == 0 && bytes.len() != 55) {
         return None;
@@ -144,7 +148,11 @@ mod tests {
         assert_eq!(hex(&p.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(hex(&p.span_id), "00f067aa0ba902b7");
         assert!(p.sampled);
-        assert!(!parse_traceparent(&CLIENT.replace("-01", "-00")).unwrap().sampled);
+        assert!(
+            !parse_traceparent(&CLIENT.replace("-01", "-00"))
+                .unwrap()
+                .sampled
+        );
         for bad in [
             "",
             "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
@@ -165,7 +173,10 @@ mod tests {
         let ctx = TraceContext::start(Some(CLIENT), true).unwrap();
         assert_eq!(ctx.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
         let span = ctx.span.unwrap();
-        assert_eq!(span.parent_span_id.map(|s| hex(&s)).as_deref(), Some("00f067aa0ba902b7"));
+        assert_eq!(
+            span.parent_span_id.map(|s| hex(&s)).as_deref(),
+            Some("00f067aa0ba902b7")
+        );
         let upstream = ctx.upstream_traceparent().unwrap();
         assert!(upstream.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
         assert!(upstream.ends_with("-01"));

@@ -150,6 +150,27 @@ pub fn upstream_path(prefix: &str, path: &str, query: Option<&str>) -> String {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn verifies_upstream_tls_certificates_by_default() {
+        let provider = Provider {
+            name: "openai".to_owned(),
+            kind: ProviderKind::OpenAi,
+            base_url: BaseUrl {
+                tls: true,
+                host: "127.0.0.1".to_owned(),
+                port: 443,
+                path_prefix: String::new(),
+            },
+            api_key: "k".to_owned(),
+            models: vec!["gpt-4o".to_owned()],
+            idle_timeout: Provider::DEFAULT_IDLE_TIMEOUT,
+        };
+        let peer = Upstream::new(&provider).peer().await.unwrap();
+        assert!(peer.options.verify_cert, "certificate verification is off");
+        assert!(peer.options.verify_hostname, "host name verification is off");
+        assert_eq!(peer.sni, "127.0.0.1");
+    }
+
     #[test]
     fn joins_prefix_and_drops_client_key() {
         assert_eq!(

@@ -138,7 +138,13 @@ async fn http_export(
     Ok(match ExportTraceServiceRequest::decode(body) {
         Ok(export) => {
             sink.write("http", &export);
-            reply(200, ExportTraceServiceResponse { partial_success: None }.encode_to_vec())
+            reply(
+                200,
+                ExportTraceServiceResponse {
+                    partial_success: None,
+                }
+                .encode_to_vec(),
+            )
         }
         Err(e) => reply(400, e.to_string().into_bytes()),
     })
@@ -162,7 +168,10 @@ async fn serve_http(listener: TcpListener, sink: Sink) {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
-    let file = OpenOptions::new().create(true).append(true).open(&args.out)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&args.out)?;
     let sink = Sink(Arc::new(Mutex::new(file)));
     let grpc = TcpListener::bind("127.0.0.1:0").await?;
     let http = TcpListener::bind("127.0.0.1:0").await?;

@@ -20,6 +20,7 @@ from harness.events import (
     TRACEPARENT, assert_row_shape, chat, exporter_rows, json_rows, launch, metric_token_sums,
     mixed_requests, token_sums, wait_for,
 )
+from harness.procs import free_port
 from harness.sim import Sim
 
 def test_every_request_has_one_row_matching_the_metrics(binaries: dict[str, Path], sim: Sim, tmp_path: Path) -> None:
@@ -108,3 +109,23 @@ def test_files_rotate_by_size(binaries: dict[str, Path], sim: Sim, tmp_path: Pat
     assert len(files) >= 3, files
     assert all(f.stat().st_size <= 2048 for f in files)
     assert len(json_rows(data)) == 12
+
+
+def test_past_the_spool_limit_rows_are_dropped_counted_and_logged(binaries: dict[str, Path], sim: Sim, tmp_path: Path) -> None:
+    """With the sink unreachable, rows wait in the spool up to its disk limit; past it they are
+    dropped, counted, and logged loudly, while requests go on unharmed."""
+    data = tmp_path / "events"
+    dead_sink = f"http://127.0.0.1:{free_port()}"
+    inst = launch(binaries["tailmeter"], tmp_path, sim.base_url,
+                  events={"dir": str(data), "spool_max_bytes": "4KiB", "batch_interval": "100ms"},
+                  clickhouse={"url": dead_sink})
+    try:
+        with http_client(cfg.SRC_ALICE) as http:
+            assert all(chat(http, inst.tm).status_code == 200 for _ in range(20))
+        wait_for("drops counted", lambda: exporter_rows(inst.tm, "clickhouse")["dropped"] > 0)
+        health = exporter_rows(inst.tm, "clickhouse")
+        assert health["written"] == 0 and health["dropped"] >= 10, health
+        assert inst.tm.metrics.value("tailmeter_exporter_spool_bytes", sink="clickhouse") <= 4096
+        assert "USAGE ROWS LOST" in inst.tm.proc.log_text()
+    finally:
+        assert inst.tm.proc.stop() == 0

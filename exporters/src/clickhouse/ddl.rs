@@ -121,7 +121,10 @@ mod tests {
     fn checked_in_ddl_is_what_the_sink_runs() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/clickhouse");
         for (file, sql) in [
-            ("requests.modern.sql", create_table(Dialect::Modern, Some(400))),
+            (
+                "requests.modern.sql",
+                create_table(Dialect::Modern, Some(400)),
+            ),
             ("requests.legacy.sql", create_table(Dialect::Legacy, None)),
         ] {
             let path = dir.join(file);
@@ -130,7 +133,12 @@ mod tests {
                 std::fs::write(&path, &text).unwrap();
             }
             let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
-            assert_eq!(on_disk, text, "{} is stale: run with TAILMETER_BLESS=1", path.display());
+            assert_eq!(
+                on_disk,
+                text,
+                "{} is stale: run with TAILMETER_BLESS=1",
+                path.display()
+            );
         }
     }
 

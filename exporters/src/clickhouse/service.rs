@@ -133,7 +133,9 @@ fn exception_code(error: &Error) -> Option<u32> {
         return None;
     };
     let rest = &text[text.find("Code: ")? + "Code: ".len()..];
-    let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
     rest[..digits].parse().ok()
 }
 
@@ -157,8 +159,18 @@ mod tests {
 
     #[test]
     fn exception_codes_are_read_from_old_and_new_servers() {
-        assert_eq!(exception_code(&bad("Code: 60. DB::Exception: Table x doesn't exist. (UNKNOWN_TABLE)")), Some(60));
-        assert_eq!(exception_code(&bad("Code: 27, e.displayText() = DB::Exception: Cannot parse input")), Some(27));
+        assert_eq!(
+            exception_code(&bad(
+                "Code: 60. DB::Exception: Table x doesn't exist. (UNKNOWN_TABLE)"
+            )),
+            Some(60)
+        );
+        assert_eq!(
+            exception_code(&bad(
+                "Code: 27, e.displayText() = DB::Exception: Cannot parse input"
+            )),
+            Some(27)
+        );
         assert_eq!(exception_code(&bad("502 Bad Gateway")), None);
         assert_eq!(exception_code(&Error::TimedOut), None);
     }
@@ -166,12 +178,30 @@ mod tests {
     #[test]
     fn only_unreadable_data_is_not_retried() {
         let kind = |e| classify(e).kind;
-        assert_eq!(kind(bad("Code: 27, e.displayText() = Cannot parse input")), ErrorKind::Rejected);
-        assert_eq!(kind(bad("Code: 53. DB::Exception: Type mismatch")), ErrorKind::Rejected);
-        assert_eq!(kind(bad("Code: 60. DB::Exception: Table doesn't exist")), ErrorKind::Transient);
-        assert_eq!(kind(bad("Code: 516. DB::Exception: Authentication failed")), ErrorKind::Transient);
-        assert_eq!(kind(bad("Code: 252. DB::Exception: Too many parts")), ErrorKind::Transient);
+        assert_eq!(
+            kind(bad("Code: 27, e.displayText() = Cannot parse input")),
+            ErrorKind::Rejected
+        );
+        assert_eq!(
+            kind(bad("Code: 53. DB::Exception: Type mismatch")),
+            ErrorKind::Rejected
+        );
+        assert_eq!(
+            kind(bad("Code: 60. DB::Exception: Table doesn't exist")),
+            ErrorKind::Transient
+        );
+        assert_eq!(
+            kind(bad("Code: 516. DB::Exception: Authentication failed")),
+            ErrorKind::Transient
+        );
+        assert_eq!(
+            kind(bad("Code: 252. DB::Exception: Too many parts")),
+            ErrorKind::Transient
+        );
         assert_eq!(kind(Error::TimedOut), ErrorKind::Transient);
-        assert_eq!(kind(Error::Network("connection refused".into())), ErrorKind::Transient);
+        assert_eq!(
+            kind(Error::Network("connection refused".into())),
+            ErrorKind::Transient
+        );
     }
 }

@@ -55,7 +55,9 @@ impl Collector {
         match self.spool.seal() {
             Ok(Some(sealed)) => self.pending.push(sealed, &self.health),
             Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, "cannot seal a batch in the spool; retrying with the next"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot seal a batch in the spool; retrying with the next")
+            }
         }
     }
 }

@@ -52,7 +52,10 @@ impl Deliverer {
                         tracing::error!(error = %e, seq = head.seq, "cannot remove a delivered batch from the spool");
                     }
                     if self.pending.failing.swap(false, Ordering::SeqCst) {
-                        tracing::info!(sink = self.sink.name(), "sink is back; replaying the spool");
+                        tracing::info!(
+                            sink = self.sink.name(),
+                            "sink is back; replaying the spool"
+                        );
                     }
                     backoff.reset();
                 }

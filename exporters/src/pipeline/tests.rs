@@ -43,7 +43,12 @@ impl Sink for FakeSink {
         let ids = std::str::from_utf8(&batch.data)
             .unwrap()
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["request_id"].as_str().unwrap().to_owned())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["request_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
             .collect::<Vec<_>>();
         assert_eq!(ids.len() as u64, batch.rows);
         self.batches.lock().unwrap().push(ids);
@@ -95,7 +100,8 @@ async fn batches_by_rows_then_flushes_the_rest_at_shutdown() {
     let tmp = tempfile::tempdir().unwrap();
     let sink = Arc::new(FakeSink::default());
     let health = health();
-    let (pipeline, sender) = Pipeline::start(&config(tmp.path(), 3, 60_000), sink.clone(), health.clone()).unwrap();
+    let (pipeline, sender) =
+        Pipeline::start(&config(tmp.path(), 3, 60_000), sink.clone(), health.clone()).unwrap();
     send(&sender, 0..3);
     eventually("a full batch", || sink.sizes() == [3]).await;
     send(&sender, 3..6);
@@ -113,7 +119,8 @@ async fn batches_by_rows_then_flushes_the_rest_at_shutdown() {
 async fn a_partial_batch_goes_after_the_interval() {
     let tmp = tempfile::tempdir().unwrap();
     let sink = Arc::new(FakeSink::default());
-    let (pipeline, sender) = Pipeline::start(&config(tmp.path(), 1000, 50), sink.clone(), health()).unwrap();
+    let (pipeline, sender) =
+        Pipeline::start(&config(tmp.path(), 1000, 50), sink.clone(), health()).unwrap();
     send(&sender, 0..2);
     eventually("the interval seals the batch", || sink.sizes() == [2]).await;
     pipeline.shutdown(Duration::from_secs(1)).await;
@@ -125,7 +132,8 @@ async fn a_failing_sink_spools_and_replays_in_order() {
     let sink = Arc::new(FakeSink::default());
     sink.down.store(true, Ordering::SeqCst);
     let health = health();
-    let (pipeline, sender) = Pipeline::start(&config(tmp.path(), 2, 20), sink.clone(), health.clone()).unwrap();
+    let (pipeline, sender) =
+        Pipeline::start(&config(tmp.path(), 2, 20), sink.clone(), health.clone()).unwrap();
     for i in 0..5 {
         send(&sender, i * 2..i * 2 + 2);
         tokio::time::sleep(Duration::from_millis(30)).await;
@@ -146,7 +154,8 @@ async fn what_a_run_could_not_deliver_is_delivered_by_the_next() {
     let tmp = tempfile::tempdir().unwrap();
     let sink = Arc::new(FakeSink::default());
     sink.down.store(true, Ordering::SeqCst);
-    let (pipeline, sender) = Pipeline::start(&config(tmp.path(), 3, 20), sink.clone(), health()).unwrap();
+    let (pipeline, sender) =
+        Pipeline::start(&config(tmp.path(), 3, 20), sink.clone(), health()).unwrap();
     send(&sender, 0..5);
     eventually("the first batch sealed", || spool_files(tmp.path()) == 1).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -156,7 +165,8 @@ async fn what_a_run_could_not_deliver_is_delivered_by_the_next() {
 
     let sink = Arc::new(FakeSink::default());
     let health = health();
-    let (pipeline, sender) = Pipeline::start(&config(tmp.path(), 3, 20), sink.clone(), health.clone()).unwrap();
+    let (pipeline, sender) =
+        Pipeline::start(&config(tmp.path(), 3, 20), sink.clone(), health.clone()).unwrap();
     send(&sender, 8..10);
     pipeline.shutdown(Duration::from_secs(5)).await;
     assert_eq!(sink.ids(), expected(0..10), "old rows first, then new ones");
@@ -169,7 +179,12 @@ async fn a_row_is_on_disk_when_send_returns() {
     let tmp = tempfile::tempdir().unwrap();
     let sink = Arc::new(FakeSink::default());
     let health = health();
-    let (pipeline, sender) = Pipeline::start(&config(tmp.path(), 100, 60_000), sink.clone(), health.clone()).unwrap();
+    let (pipeline, sender) = Pipeline::start(
+        &config(tmp.path(), 100, 60_000),
+        sink.clone(),
+        health.clone(),
+    )
+    .unwrap();
     // The test runtime is single-threaded: no pipeline task has run yet.
     send(&sender, 0..3);
     let journal = std::fs::read_to_string(tmp.path().join("open.jsonl")).unwrap();

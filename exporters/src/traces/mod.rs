@@ -127,8 +127,14 @@ mod tests {
 
     #[test]
     fn http_endpoints_get_the_traces_path_when_they_have_none() {
-        assert_eq!(traces_url("http://127.0.0.1:4318"), "http://127.0.0.1:4318/v1/traces");
+        assert_eq!(
+            traces_url("http://127.0.0.1:4318"),
+            "http://127.0.0.1:4318/v1/traces"
+        );
         assert_eq!(traces_url("http://c:4318/"), "http://c:4318/v1/traces");
-        assert_eq!(traces_url("https://c/otlp/v1/traces"), "https://c/otlp/v1/traces");
+        assert_eq!(
+            traces_url("https://c/otlp/v1/traces"),
+            "https://c/otlp/v1/traces"
+        );
     }
 }

@@ -25,15 +25,17 @@ pub fn operation_name(endpoint: &str) -> &'static str {
     }
 }
 
-/// `error.type`: the HTTP status of a failed answer, or why the provider's answer broke off.
+/// Reasons for missing usage that are not failures of the request itself.
+const NOT_FAILURES: [&str; 2] = ["not_reported", "oversized"];
+
+/// `error.type`: the HTTP status of a failed answer, or why the answer broke off
+/// (`client_disconnect`, `upstream_reset`, `upstream_idle_timeout`, `shutdown`, …).
 pub fn error_type(event: &RequestEvent) -> Option<String> {
     if event.status >= 400 {
         return Some(event.status.to_string());
     }
     match event.usage_missing_reason {
-        Some(reason @ ("client_disconnect" | "upstream_failed" | "upstream_error_event")) => {
-            Some(reason.to_owned())
-        }
+        Some(reason) if !NOT_FAILURES.contains(&reason) => Some(reason.to_owned()),
         _ if event.status == 0 => Some("_OTHER".to_owned()),
         _ => None,
     }
@@ -74,7 +76,11 @@ pub fn span_data(event: &RequestEvent, ids: &SpanIds, scope: &InstrumentationSco
     }
 }
 
-fn attributes(event: &RequestEvent, operation: &'static str, error: Option<String>) -> Vec<KeyValue> {
+fn attributes(
+    event: &RequestEvent,
+    operation: &'static str,
+    error: Option<String>,
+) -> Vec<KeyValue> {
     let tokens = &event.tokens;
     let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let mut kv = vec![
@@ -83,8 +89,14 @@ fn attributes(event: &RequestEvent, operation: &'static str, error: Option<Strin
         KeyValue::new("gen_ai.request.model", event.model.clone()),
         KeyValue::new("gen_ai.usage.input_tokens", count(tokens.input)),
         KeyValue::new("gen_ai.usage.output_tokens", count(tokens.output)),
-        KeyValue::new("gen_ai.usage.cache_read.input_tokens", count(tokens.cache_read)),
-        KeyValue::new("gen_ai.usage.cache_creation.input_tokens", count(tokens.cache_write)),
+        KeyValue::new(
+            "gen_ai.usage.cache_read.input_tokens",
+            count(tokens.cache_read),
+        ),
+        KeyValue::new(
+            "gen_ai.usage.cache_creation.input_tokens",
+            count(tokens.cache_write),
+        ),
         KeyValue::new("tailmeter.usage.reasoning_tokens", count(tokens.reasoning)),
         KeyValue::new("tailmeter.usage_source", event.usage_source.as_str()),
         KeyValue::new("tailmeter.cost_usd", event.cost_usd),
@@ -110,7 +122,10 @@ fn attributes(event: &RequestEvent, operation: &'static str, error: Option<Strin
     }
     if !event.tags.is_empty() {
         let tags: Vec<StringValue> = event.tags.iter().map(|t| t.clone().into()).collect();
-        kv.push(KeyValue::new("tailmeter.tags", Value::Array(Array::String(tags))));
+        kv.push(KeyValue::new(
+            "tailmeter.tags",
+            Value::Array(Array::String(tags)),
+        ));
     }
     if let Some(ttft) = event.ttft_ms {
         kv.push(KeyValue::new("tailmeter.ttft_ms", ttft));
@@ -128,7 +143,13 @@ mod tests {
 
     fn event() -> RequestEvent {
         RequestEvent {
-            tokens: TokenCounts { input: 10, output: 5, cache_read: 4, cache_write: 1, reasoning: 2 },
+            tokens: TokenCounts {
+                input: 10,
+                output: 5,
+                cache_read: 4,
+                cache_write: 1,
+                reasoning: 2,
+            },
             login: String::new(),
             stream: false,
             duration_ms: 250.0,
@@ -138,22 +159,45 @@ mod tests {
     }
 
     fn attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
-        span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| &kv.value)
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| &kv.value)
     }
 
     #[test]
     fn a_request_becomes_a_genai_client_span() {
-        let ids = SpanIds { trace_id: [7; 16], span_id: [1; 8], parent_span_id: Some([2; 8]) };
-        let span = span_data(&event(), &ids, &InstrumentationScope::builder("tailmeter").build());
+        let ids = SpanIds {
+            trace_id: [7; 16],
+            span_id: [1; 8],
+            parent_span_id: Some([2; 8]),
+        };
+        let span = span_data(
+            &event(),
+            &ids,
+            &InstrumentationScope::builder("tailmeter").build(),
+        );
         assert_eq!(span.name, "chat gpt-4o");
         assert_eq!(span.span_kind, SpanKind::Client);
         assert_eq!(span.span_context.trace_id(), TraceId::from_bytes([7; 16]));
         assert_eq!(span.parent_span_id, SpanId::from_bytes([2; 8]));
         assert!(span.parent_span_is_remote);
-        assert_eq!(span.end_time.duration_since(span.start_time).unwrap(), Duration::from_millis(250));
-        assert_eq!(attr(&span, "gen_ai.usage.input_tokens"), Some(&Value::I64(10)));
-        assert_eq!(attr(&span, "gen_ai.usage.cache_creation.input_tokens"), Some(&Value::I64(1)));
-        assert_eq!(attr(&span, "gen_ai.response.model"), Some(&Value::from("gpt-4o-2024-08-06")));
+        assert_eq!(
+            span.end_time.duration_since(span.start_time).unwrap(),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            attr(&span, "gen_ai.usage.input_tokens"),
+            Some(&Value::I64(10))
+        );
+        assert_eq!(
+            attr(&span, "gen_ai.usage.cache_creation.input_tokens"),
+            Some(&Value::I64(1))
+        );
+        assert_eq!(
+            attr(&span, "gen_ai.response.model"),
+            Some(&Value::from("gpt-4o-2024-08-06"))
+        );
         assert_eq!(attr(&span, "tailmeter.login"), None);
         assert_eq!(attr(&span, "error.type"), None);
         assert_eq!(span.status, Status::Unset);
@@ -165,8 +209,8 @@ mod tests {
         e.status = 429;
         assert_eq!(error_type(&e).as_deref(), Some("429"));
         e.status = 200;
-        e.usage_missing_reason = Some("upstream_failed");
-        assert_eq!(error_type(&e).as_deref(), Some("upstream_failed"));
+        e.usage_missing_reason = Some("upstream_reset");
+        assert_eq!(error_type(&e).as_deref(), Some("upstream_reset"));
         e.usage_missing_reason = Some("not_reported");
         assert_eq!(error_type(&e), None);
         e.status = 0;

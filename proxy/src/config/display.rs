@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::fmt::{self, Formatter};
 
-use super::model::{BudgetSubject, Config, OnExceed, OtlpProtocol, Price, TailscaledDown, UnknownPolicy, Who};
+use super::model::{
+    BudgetSubject, Config, OnExceed, OtlpProtocol, Price, TailscaledDown, UnknownPolicy, Who,
+};
 use super::size::{format_duration, format_size};
 
 impl Config {
@@ -42,8 +44,9 @@ impl Summary<'_> {
         )?;
         writeln!(
             f,
-            "max_request_body: {}, shutdown_grace: {}, threads: {}",
+            "max_request_body: {}, client_body_timeout: {}, shutdown_grace: {}, threads: {}",
             format_size(s.max_request_body),
+            format_duration(s.client_body_timeout),
             format_duration(s.shutdown_grace),
             s.threads
         )?;

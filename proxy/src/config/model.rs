@@ -54,6 +54,9 @@ pub struct Server {
     pub shutdown_grace: Duration,
     /// Worker threads (`threads`); defaults to the number of CPUs.
     pub threads: usize,
+    /// Longest a client may take to send its whole request body (`client_body_timeout`,
+    /// default 60s); past it the request is refused with 408 (a slowloris body).
+    pub client_body_timeout: Duration,
 }
 
 impl Default for Server {
@@ -64,6 +67,7 @@ impl Default for Server {
             max_request_body: 32 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(30),
             threads: std::thread::available_parallelism().map_or(1, usize::from),
+            client_body_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -33,6 +33,7 @@ pub(super) struct RawServer {
     pub max_request_body: Option<RawSize>,
     pub shutdown_grace: Option<String>,
     pub threads: Option<i64>,
+    pub client_body_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -185,6 +185,13 @@ fn server(raw: &RawServer, path: &KeyPath, ctx: &Ctx<'_>) -> Result<Server, Conf
         let text = ctx.text(&path, grace)?;
         server.shutdown_grace = parse_duration(&text).map_err(|e| ctx.error(&path, e))?;
     }
+    if let Some(timeout) = &raw.client_body_timeout {
+        let path = path.key("client_body_timeout");
+        server.client_body_timeout = parse_duration(&ctx.text(&path, timeout)?)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| ctx.error(&path, "expected a positive duration such as \"60s\""))?;
+    }
     if let Some(threads) = raw.threads {
         let path = path.key("threads");
         let threads = ctx.positive(&path, threads)?;

@@ -40,7 +40,11 @@ fn count(ctx: &Ctx<'_>, path: &KeyPath, raw: i64) -> Result<usize, ConfigError> 
     usize::try_from(value).map_err(|_| ctx.error(path, "is too large"))
 }
 
-pub(super) fn events(raw: &RawEvents, path: &KeyPath, ctx: &Ctx<'_>) -> Result<Events, ConfigError> {
+pub(super) fn events(
+    raw: &RawEvents,
+    path: &KeyPath,
+    ctx: &Ctx<'_>,
+) -> Result<Events, ConfigError> {
     let mut events = Events::default();
     if let Some(dir) = &raw.dir {
         events.dir = PathBuf::from(ctx.non_empty(&path.key("dir"), dir)?);
@@ -100,7 +104,10 @@ pub(super) fn clickhouse(
             let ttl_path = path.key("ttl");
             let value = duration(ctx, &ttl_path, ttl)?;
             if value.as_secs() % DAY != 0 || value.subsec_nanos() != 0 {
-                return Err(ctx.error(&ttl_path, "must be a whole number of days, such as \"400d\""));
+                return Err(ctx.error(
+                    &ttl_path,
+                    "must be a whole number of days, such as \"400d\"",
+                ));
             }
             Ok(value)
         })

@@ -127,6 +127,9 @@ impl ProxyHttp for Proxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        // Pipelined requests (sent before the previous answer was read) are answered in order
+        // rather than dropped with the connection (RFC 9112 §9.3.2).
+        session.downstream_session.set_pipelining_enabled(true);
         let req = session.req_header();
         ctx.user_agent = header_str(req, "user-agent").to_owned();
         let traceparent = req.headers.get(TRACEPARENT).and_then(|v| v.to_str().ok());
@@ -244,7 +247,9 @@ impl ProxyHttp for Proxy {
             })?;
             upstream_request.set_uri(uri);
         }
-        route.upstream.rewrite_request(upstream_request, body.len())?;
+        route
+            .upstream
+            .rewrite_request(upstream_request, body.len())?;
         if let Some(traceparent) = ctx.trace.and_then(|t| t.upstream_traceparent()) {
             upstream_request.insert_header(TRACEPARENT, traceparent)?;
         }
@@ -304,7 +309,11 @@ impl ProxyHttp for Proxy {
             // Recorded before the last bytes go out, not in `logging`: a response the client
             // has whole then always has its usage row journaled, even if the process dies
             // the next instant.
-            let status = session.response_written().map_or(0, |r| r.status.as_u16());
+            let status = session
+                .response_written()
+                .map(|r| r.status.as_u16())
+                .or(ctx.meter.upstream_status())
+                .unwrap_or(0);
             record::record(&self.gateway, ctx, status, Ending::Complete);
         }
         Ok(None)
@@ -380,9 +389,10 @@ impl Proxy {
         endpoint: Endpoint,
         caller: &Caller,
     ) -> std::result::Result<(), ApiError> {
-        let body = crate::body::read_whole_body(session, self.gateway.max_request_body).await?;
-        let fields = crate::body::parse_fields(&body)?;
         let gateway = &self.gateway;
+        let (limit, timeout) = (gateway.max_request_body, gateway.client_body_timeout);
+        let body = crate::body::read_whole_body(session, limit, timeout).await?;
+        let fields = crate::body::parse_fields(&body)?;
         // Gemini and Bedrock name the model in the path, the others in the body.
         let path_model = endpoint
             .model_in_path()

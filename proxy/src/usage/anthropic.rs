@@ -24,17 +24,13 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::extractor::{Seen, Wire};
-use super::json::{self, keys, Keys, WireError};
+use super::json::{self, key, Key, WireError};
 use super::{latest, Usage};
 
-/// The text of `content_block_delta` events (a compaction summary is `content`)
-/// and of a non-streamed body.
-static TEXT: Keys = keys!(
-    b"\"text\"",
-    b"\"thinking\"",
-    b"\"partial_json\"",
-    b"\"content\"",
-);
+/// Members holding generated text, in a `content_block_delta`'s `delta` (a
+/// compaction summary is `content`) and in a non-streamed body.
+const TEXT: &[&[u8]] = &[b"text", b"thinking", b"partial_json", b"content"];
+static DELTA: Key = key!(b"\"delta\"");
 
 /// `message_start`'s payload.
 #[derive(Deserialize)]
@@ -175,7 +171,11 @@ pub(super) struct Messages {
 impl Wire for Messages {
     fn event(&mut self, seen: &mut Seen, event: &str, data: &[u8]) {
         match json::event_kind(event, data).as_ref() {
-            "content_block_delta" => seen.content_bytes += json::text_len(data, &TEXT),
+            "content_block_delta" => {
+                seen.content_bytes += json::values(data, &DELTA)
+                    .map(|at| json::text_within(data, at, TEXT))
+                    .sum::<u64>();
+            }
             "message_start" => {
                 if let Ok(start) = serde_json::from_slice::<Start<'_>>(data) {
                     self.take(seen, start.message);
@@ -191,7 +191,7 @@ impl Wire for Messages {
     }
 
     fn body(&mut self, seen: &mut Seen, body: &[u8]) {
-        seen.content_bytes += json::text_len(body, &TEXT);
+        seen.content_bytes += json::text_within(body, json::skip_ws(body, 0), TEXT);
         self.read(seen, body);
         seen.complete |= !seen.usage.is_empty();
     }

@@ -82,6 +82,58 @@ pub(super) fn string<'a>(data: &'a [u8], key: &Finder<'static>) -> Option<Cow<'a
     serde_json::from_slice(&data[at..end]).ok()
 }
 
+/// The deepest nesting [`text_within`] follows; deeper text is not counted.
+const MAX_DEPTH: usize = 32;
+
+/// Total escaped length of the string values of members named in `names`
+/// (unquoted) anywhere inside the object or array that opens at `at`: a walk
+/// over that value alone, for events whose text sits in one small object
+/// (a chat chunk's `delta`). Stops quietly at malformed bytes.
+pub(super) fn text_within(data: &[u8], at: usize, names: &[&[u8]]) -> u64 {
+    let mut total = 0;
+    walk(data, at, names, 0, &mut total);
+    total
+}
+
+/// Walks the value at `at`, adding text lengths to `total`; the offset after it.
+fn walk(data: &[u8], at: usize, names: &[&[u8]], depth: usize, total: &mut u64) -> Option<usize> {
+    let close = match *data.get(at)? {
+        b'{' => b'}',
+        b'[' => b']',
+        b'"' => return string_end(data, at),
+        _ => return value_end(data, at),
+    };
+    if depth >= MAX_DEPTH {
+        return None;
+    }
+    let mut i = skip_ws(data, at + 1);
+    if data.get(i) == Some(&close) {
+        return Some(i + 1);
+    }
+    loop {
+        let mut text = false;
+        if close == b'}' {
+            let name_end = string_end(data, i).filter(|_| data[i] == b'"')?;
+            text = names.contains(&&data[i + 1..name_end - 1]);
+            i = skip_ws(data, name_end);
+            if data.get(i) != Some(&b':') {
+                return None;
+            }
+            i = skip_ws(data, i + 1);
+        }
+        let end = walk(data, i, names, depth + 1, total)?;
+        if text && data[i] == b'"' {
+            *total += (end - i - 2) as u64;
+        }
+        i = skip_ws(data, end);
+        match data.get(i) {
+            Some(b',') => i = skip_ws(data, i + 1),
+            Some(&b) if b == close => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}
+
 /// The offset just past the string that opens at `open` (a `"`), if it ends.
 pub(super) fn string_end(data: &[u8], open: usize) -> Option<usize> {
     let mut at = open + 1;

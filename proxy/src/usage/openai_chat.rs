@@ -23,21 +23,22 @@ pub use inject::inject_include_usage;
 pub use strip::IncludeUsageStripper;
 
 use super::extractor::{Seen, Wire};
-use super::json::{self, key, keys, Key, Keys, WireError};
+use super::json::{self, key, Key, WireError};
 use super::Usage;
 
 static USAGE: Key = key!(b"\"usage\"");
 static ERROR: Key = key!(b"\"error\"");
 static CHOICES: Key = key!(b"\"choices\"");
+static DELTA: Key = key!(b"\"delta\"");
 /// Members whose strings are generated text: content, reasoning (as OpenAI-compatible
 /// servers spell it), tool-call arguments, refusals.
-static TEXT: Keys = keys!(
-    b"\"content\"",
-    b"\"reasoning_content\"",
-    b"\"reasoning\"",
-    b"\"arguments\"",
-    b"\"refusal\"",
-);
+const TEXT: &[&[u8]] = &[
+    b"content",
+    b"reasoning_content",
+    b"reasoning",
+    b"arguments",
+    b"refusal",
+];
 
 /// A stream chunk or a whole body: only the members metering needs.
 #[derive(Deserialize)]
@@ -93,7 +94,10 @@ impl Wire for Chat {
         if data == b"[DONE]" {
             return;
         }
-        seen.content_bytes += json::text_len(data, &TEXT);
+        // A chunk's text is in its choices' `delta` objects: only those are walked.
+        seen.content_bytes += json::values(data, &DELTA)
+            .map(|at| json::text_within(data, at, TEXT))
+            .sum::<u64>();
         let worth_parsing = !seen.has_model()
             || event == "error"
             || json::has_object(data, &USAGE)
@@ -104,7 +108,7 @@ impl Wire for Chat {
     }
 
     fn body(&mut self, seen: &mut Seen, body: &[u8]) {
-        seen.content_bytes += json::text_len(body, &TEXT);
+        seen.content_bytes += json::text_within(body, json::skip_ws(body, 0), TEXT);
         read(seen, body);
     }
 }

@@ -12,12 +12,18 @@ fn sink_defaults() {
     assert_eq!(events.spool_dir, Path::new("./tailmeter-data/spool"));
     assert_eq!(events.batch_rows, 1000);
     assert_eq!(events.batch_interval, Duration::from_secs(1));
-    assert_eq!((events.spool_max_bytes, events.rotate_size), (1 << 30, 100 << 20));
+    assert_eq!(
+        (events.spool_max_bytes, events.rotate_size),
+        (1 << 30, 100 << 20)
+    );
     let c = ok("[clickhouse]\nurl = \"http://ch:8123\"\n[otlp]\nendpoint = \"http://c:4317\"\n");
     assert_eq!(c.clickhouse.unwrap().ttl, None);
     assert_eq!(c.otlp.unwrap().protocol, OtlpProtocol::Grpc);
     // The spool follows `dir` unless placed explicitly.
-    assert_eq!(ok("[events]\ndir = \"/d\"\n").events.spool_dir, Path::new("/d/spool"));
+    assert_eq!(
+        ok("[events]\ndir = \"/d\"\n").events.spool_dir,
+        Path::new("/d/spool")
+    );
 }
 
 #[test]
@@ -45,7 +51,10 @@ protocol = "http"
     assert_eq!(events.batch_rows, 200);
     assert_eq!(events.batch_interval, Duration::from_millis(250));
     assert_eq!(events.spool_dir, Path::new("/var/spool/tailmeter"));
-    assert_eq!((events.spool_max_bytes, events.rotate_size), (2 << 30, 1 << 20));
+    assert_eq!(
+        (events.spool_max_bytes, events.rotate_size),
+        (2 << 30, 1 << 20)
+    );
     let ch = c.clickhouse.as_ref().unwrap();
     assert_eq!(ch.database, "usage_2");
     assert_eq!(ch.ttl, Some(Duration::from_secs(400 * 86_400)));
@@ -56,7 +65,10 @@ protocol = "http"
         "batches of 200 rows or 250ms, spool /var/spool/tailmeter up to 2GiB",
         "traces: OTLP http://127.0.0.1:4318 (HTTP)",
     ] {
-        assert!(summary.contains(needle), "missing {needle:?} in:\n{summary}");
+        assert!(
+            summary.contains(needle),
+            "missing {needle:?} in:\n{summary}"
+        );
     }
     let off = ok("[events]\nenabled = false\n").summary();
     assert!(off.contains("events: off (metrics only)"), "{off}");
@@ -64,16 +76,66 @@ protocol = "http"
 
 #[test]
 fn bad_sink_values_name_their_key() {
-    rejects("[events]\nbatch_rows = 0\n", 2, "events.batch_rows", "greater than 0");
-    rejects("[events]\nbatch_rows = -1\n", 2, "events.batch_rows", "greater than 0");
-    rejects("[events]\nbatch_interval = \"0s\"\n", 2, "events.batch_interval", "longer than 0");
-    rejects("[events]\nspool_max_bytes = \"1XB\"\n", 2, "events.spool_max_bytes", "unknown unit");
-    rejects("[events]\nspool_dir = \"\"\n", 2, "events.spool_dir", "must not be empty");
+    rejects(
+        "[events]\nbatch_rows = 0\n",
+        2,
+        "events.batch_rows",
+        "greater than 0",
+    );
+    rejects(
+        "[events]\nbatch_rows = -1\n",
+        2,
+        "events.batch_rows",
+        "greater than 0",
+    );
+    rejects(
+        "[events]\nbatch_interval = \"0s\"\n",
+        2,
+        "events.batch_interval",
+        "longer than 0",
+    );
+    rejects(
+        "[events]\nspool_max_bytes = \"1XB\"\n",
+        2,
+        "events.spool_max_bytes",
+        "unknown unit",
+    );
+    rejects(
+        "[events]\nspool_dir = \"\"\n",
+        2,
+        "events.spool_dir",
+        "must not be empty",
+    );
     rejects("[events]\nenabled = \"yes\"\n", 2, "events.enabled", "bool");
-    rejects("[events]\nbatch_size = 1\n", 2, "events.batch_size", "unknown field");
+    rejects(
+        "[events]\nbatch_size = 1\n",
+        2,
+        "events.batch_size",
+        "unknown field",
+    );
     let ch = "[clickhouse]\nurl = \"http://ch:8123\"\n";
-    rejects(&format!("{ch}ttl = \"36h\"\n"), 3, "clickhouse.ttl", "whole number of days");
-    rejects(&format!("{ch}database = \"usage-db\"\n"), 3, "clickhouse.database", "not a database name");
-    rejects(&format!("{ch}database = \"1db\"\n"), 3, "clickhouse.database", "not a database name");
-    rejects("[otlp]\nendpoint = \"http://c:4317\"\nprotocol = \"udp\"\n", 3, "otlp.protocol", "`udp` is not one of \"grpc\", \"http\"");
+    rejects(
+        &format!("{ch}ttl = \"36h\"\n"),
+        3,
+        "clickhouse.ttl",
+        "whole number of days",
+    );
+    rejects(
+        &format!("{ch}database = \"usage-db\"\n"),
+        3,
+        "clickhouse.database",
+        "not a database name",
+    );
+    rejects(
+        &format!("{ch}database = \"1db\"\n"),
+        3,
+        "clickhouse.database",
+        "not a database name",
+    );
+    rejects(
+        "[otlp]\nendpoint = \"http://c:4317\"\nprotocol = \"udp\"\n",
+        3,
+        "otlp.protocol",
+        "`udp` is not one of \"grpc\", \"http\"",
+    );
 }
