@@ -2,22 +2,20 @@
 //! process is up) and `/readyz` (it accepts traffic; 503 while draining for shutdown). It is a
 //! separate listener, so nothing of it is reachable through the API port.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
-use crate::gateway::Gateway;
+use crate::gateway::SharedGateway;
 
 /// The admin HTTP app.
 pub struct AdminApp {
-    gateway: Arc<Gateway>,
+    gateway: SharedGateway,
 }
 
 impl AdminApp {
-    /// The admin app over shared gateway state.
-    pub fn new(gateway: Arc<Gateway>) -> Self {
+    /// The admin app over shared gateway state (the current generation at each request).
+    pub fn new(gateway: SharedGateway) -> Self {
         Self { gateway }
     }
 }
@@ -51,15 +49,18 @@ impl ServeHttp for AdminApp {
         match req.uri.path() {
             "/metrics" => {
                 // Idle budgets roll over to their new window before the gauges are read.
-                self.gateway.budgets.refresh(crate::budgets::now_ms());
+                self.gateway
+                    .load()
+                    .budgets
+                    .refresh(crate::budgets::now_ms());
                 respond(
                     200,
                     "text/plain; version=0.0.4; charset=utf-8",
-                    self.gateway.metrics.render(),
+                    self.gateway.load().metrics.render(),
                 )
             }
             "/healthz" => respond(200, "text/plain", b"ok\n".to_vec()),
-            "/readyz" if self.gateway.is_draining() => {
+            "/readyz" if self.gateway.load().is_draining() => {
                 respond(503, "text/plain", b"draining\n".to_vec())
             }
             "/readyz" => respond(200, "text/plain", b"ready\n".to_vec()),

@@ -1,9 +1,15 @@
 //! The state every request shares: what the configuration resolves to (routes, grants,
 //! identities, prices), the metrics, and whether the process is draining for shutdown.
+//!
+//! A config reload (SIGHUP, see `reload`) makes a new generation with [`Gateway::reloaded`]
+//! and swaps it in whole through a [`SharedGateway`]: a request sees one generation from start
+//! to end, and what outlives a generation (metrics, exporters, the draining flag, budget
+//! windows whose definition did not change) is carried over, not rebuilt.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use tailmeter_exporters::{Exporters, Metrics};
 
 use crate::access::Access;
@@ -14,6 +20,9 @@ use crate::pricing::Prices;
 use crate::routing::Routes;
 use crate::upstream::Upstream;
 
+/// The current gateway generation, swapped whole on reload.
+pub type SharedGateway = Arc<ArcSwap<Gateway>>;
+
 /// Shared, read-mostly gateway state.
 pub struct Gateway {
     /// Model routes.
@@ -22,8 +31,8 @@ pub struct Gateway {
     pub access: Access,
     /// Source address to caller.
     pub resolver: Resolver,
-    /// Token budgets.
-    pub budgets: Budgets,
+    /// Token budgets (shared with the next generation when their definitions are unchanged).
+    pub budgets: Arc<Budgets>,
     /// Prices for cost.
     pub prices: Prices,
     /// Every metric family.
@@ -34,28 +43,51 @@ pub struct Gateway {
     pub client_body_timeout: std::time::Duration,
     /// Where each request's usage row and span go.
     pub exporters: Exporters,
-    draining: AtomicBool,
+    /// The configuration this generation was made from.
+    pub config: Config,
+    draining: Arc<AtomicBool>,
 }
 
 impl Gateway {
     /// The state for `config`.
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
-        let upstreams: Vec<Arc<Upstream>> = config
-            .providers
-            .iter()
-            .map(|provider| Arc::new(Upstream::new(provider)))
-            .collect();
         Self {
-            routes: Routes::new(&upstreams),
+            routes: Routes::new(&upstreams(config)),
             access: Access::new(config.grants.clone(), config.identity.capability.clone()),
             resolver: Resolver::new(&config.identity, metrics.registry()),
-            budgets: Budgets::new(&config.budgets, &metrics),
+            budgets: Arc::new(Budgets::new(&config.budgets, &metrics)),
             prices: Prices::new(config.prices.clone()),
             metrics,
             max_request_body: config.server.max_request_body,
             client_body_timeout: config.server.client_body_timeout,
             exporters: Exporters::disabled(),
-            draining: AtomicBool::new(false),
+            config: config.clone(),
+            draining: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The next generation, for a reloaded `config`: new routes, grants, identities, prices and
+    /// limits; the same metrics, exporters and draining flag; the same budget windows unless
+    /// `[[budgets]]` changed (then they start afresh, which is logged).
+    pub fn reloaded(&self, config: &Config) -> Self {
+        let budgets = if config.budgets == self.config.budgets {
+            Arc::clone(&self.budgets)
+        } else {
+            tracing::warn!("[[budgets]] changed: every budget window starts again from zero");
+            Arc::new(Budgets::new(&config.budgets, &self.metrics))
+        };
+        Self {
+            routes: Routes::new(&upstreams(config)),
+            access: Access::new(config.grants.clone(), config.identity.capability.clone()),
+            resolver: self.resolver.renewed(&config.identity),
+            budgets,
+            prices: Prices::new(config.prices.clone()),
+            metrics: Arc::clone(&self.metrics),
+            max_request_body: config.server.max_request_body,
+            client_body_timeout: config.server.client_body_timeout,
+            exporters: self.exporters.clone(),
+            config: config.clone(),
+            draining: Arc::clone(&self.draining),
         }
     }
 
@@ -74,4 +106,13 @@ impl Gateway {
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
+}
+
+/// One upstream per `[[providers]]` entry.
+fn upstreams(config: &Config) -> Vec<Arc<Upstream>> {
+    config
+        .providers
+        .iter()
+        .map(|provider| Arc::new(Upstream::new(provider)))
+        .collect()
 }

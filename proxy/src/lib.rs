@@ -20,6 +20,7 @@ pub mod logging;
 pub mod meter;
 pub mod pricing;
 pub mod refusal;
+pub mod reload;
 pub mod routing;
 pub mod server;
 pub mod service;

@@ -49,7 +49,7 @@ fn main() -> ExitCode {
         Command::Serve { config: path } => match config::load(&path) {
             Ok(config) => {
                 tailmeter::logging::init(config.log.level.as_deref());
-                tailmeter::server::run(&config);
+                tailmeter::server::run(&config, &path);
                 ExitCode::SUCCESS
             }
             Err(e) => {

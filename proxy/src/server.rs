@@ -3,12 +3,15 @@
 //! lets in-flight streams finish within `server.shutdown_grace`, then stops the runtimes and
 //! flushes the exporters (queued usage rows and spans).
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use tailmeter_exporters::clickhouse::ClickHouseConfig;
 use tailmeter_exporters::jsonl::JsonSinkConfig;
@@ -19,10 +22,12 @@ use tailmeter_exporters::{EventSink, ExportersConfig, ExportersRuntime, Metrics}
 use crate::admin::AdminApp;
 use crate::config::{self, Config};
 use crate::gateway::Gateway;
+use crate::reload::ReloadOnHangup;
 use crate::service::Proxy;
 
-/// Runs the gateway until a shutdown signal, then drains and returns.
-pub fn run(config: &Config) {
+/// Runs the gateway until a shutdown signal, then drains and returns. SIGHUP reloads `path`
+/// (see [`crate::reload`]).
+pub fn run(config: &Config, path: &Path) {
     let metrics = Arc::new(Metrics::new(config.metrics.max_identities));
     // Before the listeners: a spool left by a crash starts replaying now.
     let (exporters_runtime, exporters) =
@@ -34,6 +39,9 @@ pub fn run(config: &Config) {
             }
         };
     let gateway = Arc::new(Gateway::new(config, metrics).with_exporters(exporters));
+    // Every generation shares the draining flag and the metrics, so the shutdown watch may keep
+    // the first one.
+    let shared = Arc::new(ArcSwap::new(Arc::clone(&gateway)));
 
     let conf = ServerConf {
         threads: config.server.threads.max(1),
@@ -48,14 +56,21 @@ pub fn run(config: &Config) {
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Proxy::new(gateway.clone()),
+        Proxy::new(shared.clone()),
         "tailmeter proxy",
     );
     proxy.add_tcp(&config.server.listen.to_string());
-    let mut admin = Service::new("tailmeter admin".to_owned(), AdminApp::new(gateway.clone()));
+    let mut admin = Service::new("tailmeter admin".to_owned(), AdminApp::new(shared.clone()));
     admin.add_tcp(&config.server.admin_listen.to_string());
     server.add_service(proxy);
     server.add_service(admin);
+    server.add_service(background_service(
+        "config reload",
+        ReloadOnHangup {
+            path: path.to_owned(),
+            gateway: shared,
+        },
+    ));
 
     tracing::info!(
         listen = %config.server.listen,

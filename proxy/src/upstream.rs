@@ -167,7 +167,10 @@ mod tests {
         };
         let peer = Upstream::new(&provider).peer().await.unwrap();
         assert!(peer.options.verify_cert, "certificate verification is off");
-        assert!(peer.options.verify_hostname, "host name verification is off");
+        assert!(
+            peer.options.verify_hostname,
+            "host name verification is off"
+        );
         assert_eq!(peer.sni, "127.0.0.1");
     }
 

@@ -21,6 +21,7 @@ import pytest
 from harness import config as cfg
 from harness import events as ev
 from harness.clients import CLIENT_OPENAI_KEY, Tailmeter, http_client
+from harness.procs import free_port, start_tailmeter, wait_ready
 from harness.sim import MARKER, Sim
 
 CHAT = b'{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}'
@@ -42,8 +43,9 @@ def head(tm: Tailmeter, marker: str, extra: str = "", length: int | None = None)
 
 
 def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """One response (Content-Length framed, or until close), bounded by the socket timeout."""
-    buf = b""
+    """One response (Content-Length framed, or until close), bounded by the socket timeout.
+    Reads byte-exact through a per-socket buffer, so pipelined answers stay separate."""
+    buf = _pending.pop(sock.fileno(), b"")
     while b"\r\n\r\n" not in buf:
         chunk = sock.recv(65536)
         if not chunk:
@@ -61,7 +63,9 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
             if not chunk:
                 break
             rest += chunk
-        return status, headers, rest[:want] + b"" if len(rest) <= want else rest
+        if len(rest) > want:
+            _pending[sock.fileno()] = rest[want:]
+        return status, headers, rest[:want]
     while True:
         try:
             chunk = sock.recv(65536)
@@ -71,6 +75,10 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
             break
         rest += chunk
     return status, headers, rest
+
+
+# Bytes read past one response, per socket (pipelining).
+_pending: dict[int, bytes] = {}
 
 
 def exchange(tm: Tailmeter, data: bytes, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
@@ -266,3 +274,59 @@ def test_thousands_of_idle_connections_then_a_request(tailmeter: Tailmeter) -> N
         for sock in socks:
             sock.close()
     ev.wait_for("descriptors back to baseline", lambda: fds() <= baseline + 10, 20)
+
+
+BODY_TIMEOUT_S = 1
+
+
+@pytest.fixture(scope="module")
+def tailmeter_slow(binaries: dict[str, Path], sim: Sim, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tailmeter]:
+    """A private instance with a short `client_body_timeout`."""
+    workdir = tmp_path_factory.mktemp("tailmeter-slow")
+    listen, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    text = cfg.render(cfg.TailmeterConfig(listen, admin, cfg.standard_providers(sim.base_url)))
+    text = text.replace("[server]\n", f'[server]\nclient_body_timeout = "{BODY_TIMEOUT_S}s"\n', 1)
+    (workdir / "tailmeter.toml").write_text(text)
+    proc = start_tailmeter(binaries["tailmeter"], workdir / "tailmeter.toml", workdir, ev.PROVIDER_ENV)
+    try:
+        wait_ready(proc, admin)
+    except RuntimeError:
+        proc.stop()
+        raise
+    tm = Tailmeter(proc, listen, admin)
+    yield tm
+    proc.stop()
+
+
+def test_slowloris_body_is_408_within_the_timeout(tailmeter_slow: Tailmeter, sim: Sim, marker: str) -> None:
+    """A body trickling in a byte every 200 ms (each read well inside any per-read timeout) is cut
+    at `client_body_timeout` with 408, and nothing is forwarded."""
+    tm = tailmeter_slow
+    with connect(tm) as sock:
+        sock.sendall(head(tm, marker, "", len(CHAT)))
+        started = time.monotonic()
+        sock.settimeout(0.2)
+        answer = b""
+        for byte in CHAT:
+            try:
+                sock.sendall(bytes([byte]))
+                answer += sock.recv(65536)
+            except socket.timeout:
+                continue
+            except ConnectionError:
+                break
+            if answer or time.monotonic() - started > 10 * BODY_TIMEOUT_S:
+                break
+        sock.settimeout(5.0)
+        elapsed = time.monotonic() - started
+        buf = answer if b"\r\n\r\n" in answer else answer + sock.recv(65536)
+    status = int(buf.split(b" ", 2)[1])
+    assert status == 408, buf
+    assert "client_body_timeout" in openai_error(buf.split(b"\r\n\r\n", 1)[1])["message"]
+    assert BODY_TIMEOUT_S * 0.9 <= elapsed < BODY_TIMEOUT_S + 2.0, elapsed
+    assert forwarded(sim, marker) == 0
+    still_serving(tm)
+
+
+def test_a_normal_body_beats_the_timeout(tailmeter_slow: Tailmeter) -> None:
+    still_serving(tailmeter_slow)

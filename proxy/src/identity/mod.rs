@@ -124,6 +124,16 @@ impl Resolver {
         registry
             .register(Box::new(lookups.clone()))
             .expect("metric registered once");
+        Self::with_lookups(config, lookups)
+    }
+
+    /// A resolver for a reloaded `[identity]` section, counting into this one's lookup counter
+    /// (a metric family is registered once per process). Its whois cache starts empty.
+    pub fn renewed(&self, config: &IdentityConfig) -> Self {
+        Self::with_lookups(config, self.lookups.clone())
+    }
+
+    fn with_lookups(config: &IdentityConfig, lookups: IntCounterVec) -> Self {
         let whois = (!config.tailscale_socket.is_empty()).then(|| {
             (
                 WhoisClient::new(

@@ -116,7 +116,7 @@ fn partial_provider_figures_are_kept_and_the_rest_estimated() {
         Dialect::AnthropicMessages,
         "claude-sonnet-4-5",
         b"{}",
-        Some((200, sse(), text[..cut].as_bytes())),
+        Some((200, sse(), &text.as_bytes()[..cut])),
         Ending::UpstreamIdleTimeout,
     );
     assert_eq!(got.source, UsageSource::Estimated);

@@ -18,7 +18,7 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::api_error::{ApiError, ErrorFormat};
 use crate::endpoint::Endpoint;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, SharedGateway};
 use crate::identity::{Caller, Unresolved};
 use crate::meter::{Ending, Meter};
 use crate::routing::Route;
@@ -32,18 +32,21 @@ pub const REQUEST_ID_HEADER: &str = "x-tailmeter-request-id";
 
 /// The proxy service.
 pub struct Proxy {
-    gateway: Arc<Gateway>,
+    gateway: SharedGateway,
 }
 
 impl Proxy {
-    /// A proxy over shared gateway state.
-    pub fn new(gateway: Arc<Gateway>) -> Self {
+    /// A proxy over shared gateway state; each request uses the generation current when it
+    /// starts.
+    pub fn new(gateway: SharedGateway) -> Self {
         Self { gateway }
     }
 }
 
 /// Per-request state, made by `new_ctx` and carried through every phase.
 pub struct RequestCtx {
+    /// The gateway generation this request started with (a reload does not change it).
+    gateway: Arc<Gateway>,
     request_id: String,
     started_ms: u64,
     meter: Meter,
@@ -103,7 +106,10 @@ impl ProxyHttp for Proxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
+        let gateway = self.gateway.load_full();
         RequestCtx {
+            unrecorded: Some(Arc::clone(&gateway)),
+            gateway,
             request_id: uuid::Uuid::now_v7().simple().to_string(),
             started_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -122,7 +128,6 @@ impl ProxyHttp for Proxy {
             connected: false,
             trace: None,
             _inflight: None,
-            unrecorded: Some(Arc::clone(&self.gateway)),
         }
     }
 
@@ -130,10 +135,11 @@ impl ProxyHttp for Proxy {
         // Pipelined requests (sent before the previous answer was read) are answered in order
         // rather than dropped with the connection (RFC 9112 §9.3.2).
         session.downstream_session.set_pipelining_enabled(true);
+        let gateway = Arc::clone(&ctx.gateway);
         let req = session.req_header();
         ctx.user_agent = header_str(req, "user-agent").to_owned();
         let traceparent = req.headers.get(TRACEPARENT).and_then(|v| v.to_str().ok());
-        ctx.trace = TraceContext::start(traceparent, self.gateway.exporters.tracing());
+        ctx.trace = TraceContext::start(traceparent, gateway.exporters.tracing());
         let peer = session.client_addr().and_then(|a| a.as_inet()).copied();
         ctx.src_ip = peer.map(|a| a.ip());
         let Some(endpoint) = Endpoint::classify(&req.method, req.uri.path()) else {
@@ -142,15 +148,17 @@ impl ProxyHttp for Proxy {
         };
         ctx.endpoint = Some(endpoint);
         let format = endpoint.error_format();
-        if self.gateway.is_draining() {
+        if gateway.is_draining() {
             return self.refuse(session, ctx, refusal::draining(), format).await;
         }
         let resolved = match peer {
             Some(peer) => {
                 let headers = &session.req_header().headers;
-                self.gateway.resolver.resolve(peer, headers).await
+                gateway.resolver.resolve(peer, headers).await
             }
-            None => Err(Unresolved::Unknown("the connection has no IP address".to_owned())),
+            None => Err(Unresolved::Unknown(
+                "the connection has no IP address".to_owned(),
+            )),
         };
         let caller = match resolved {
             Ok(caller) => caller,
@@ -170,11 +178,11 @@ impl ProxyHttp for Proxy {
                 } else {
                     ErrorFormat::OpenAi
                 };
-                local::list_models(&self.gateway, &caller, format)
+                local::list_models(&gateway, &caller, format)
             }
             Endpoint::WhoAmI => {
                 let src = ctx.src_ip.map(|ip| ip.to_string()).unwrap_or_default();
-                local::whoami(&self.gateway, &caller, &src)
+                local::whoami(&gateway, &caller, &src)
             }
             _ => {
                 let prepared = self.prepare_upstream(session, ctx, endpoint, &caller).await;
@@ -314,7 +322,8 @@ impl ProxyHttp for Proxy {
                 .map(|r| r.status.as_u16())
                 .or(ctx.meter.upstream_status())
                 .unwrap_or(0);
-            record::record(&self.gateway, ctx, status, Ending::Complete);
+            let gateway = Arc::clone(&ctx.gateway);
+            record::record(&gateway, ctx, status, Ending::Complete);
         }
         Ok(None)
     }
@@ -372,11 +381,12 @@ impl ProxyHttp for Proxy {
             _ if !ctx.connected => Ending::NotSent,
             None => Ending::Complete,
             Some(e) if *e.esource() == ErrorSource::Downstream => Ending::ClientGone,
-            Some(_) if self.gateway.is_draining() => Ending::Shutdown,
+            Some(_) if ctx.gateway.is_draining() => Ending::Shutdown,
             Some(e) if *e.etype() == ErrorType::ReadTimedout => Ending::UpstreamIdleTimeout,
             Some(_) => Ending::UpstreamFailed,
         };
-        record::record(&self.gateway, ctx, status, ending);
+        let gateway = Arc::clone(&ctx.gateway);
+        record::record(&gateway, ctx, status, ending);
     }
 }
 
@@ -389,7 +399,8 @@ impl Proxy {
         endpoint: Endpoint,
         caller: &Caller,
     ) -> std::result::Result<(), ApiError> {
-        let gateway = &self.gateway;
+        let gateway = Arc::clone(&ctx.gateway);
+        let gateway = &gateway;
         let (limit, timeout) = (gateway.max_request_body, gateway.client_body_timeout);
         let body = crate::body::read_whole_body(session, limit, timeout).await?;
         let fields = crate::body::parse_fields(&body)?;

@@ -196,6 +196,28 @@ fn provider_error_strings_stay_short() {
     );
 }
 
+#[test]
+fn text_within_walks_one_value_only() {
+    use super::json::text_within;
+    let data = br#"{"delta":{"content":"ab\"c","tool_calls":[{"function":{"arguments":"{}"}}],"n":[1,{"x":null}]},"content":"outside"}"#;
+    let at = data
+        .iter()
+        .position(|&b| b == b':')
+        .map(|c| c + 1)
+        .expect("a member");
+    // `ab\"c` is 5 escaped bytes, `{}` 2; the top-level content is outside the walked value.
+    assert_eq!(text_within(data, at, &[b"content", b"arguments"]), 7);
+    assert_eq!(text_within(data, 0, &[b"content"]), 5 + 7);
+    // Malformed or too deep: what was counted before stays, nothing panics.
+    assert_eq!(
+        text_within(br#"{"content":"ab","x":}"#, 0, &[b"content"]),
+        2
+    );
+    let deep = format!("{}{{\"content\":\"x\"}}{}", "[".repeat(40), "]".repeat(40));
+    assert_eq!(text_within(deep.as_bytes(), 0, &[b"content"]), 0);
+    assert_eq!(text_within(b"", 0, &[b"content"]), 0);
+}
+
 /// A small deterministic generator, so the hostile-input tests need no crate.
 pub(super) struct XorShift(pub(super) u64);
 

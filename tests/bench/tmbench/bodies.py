@@ -38,10 +38,13 @@ class Workload:
     stream: bool = False
 
 
-OPENAI_HEADERS = {"content-type": "application/json", "authorization": "Bearer sk-client"}
+# The client's key: dropped by tailmeter, ignored by the upstream, LiteLLM's master key.
+CLIENT_KEY = "sk-bench-7f3a9c2e5b8d4f1a6c0e9b2d7a4f8c3e"
+OPENAI_HEADERS = {"content-type": "application/json", "authorization": f"Bearer {CLIENT_KEY}"}
 ANTHROPIC_HEADERS = {
     "content-type": "application/json",
-    "x-api-key": "sk-client",
+    "x-api-key": CLIENT_KEY,
+    "authorization": f"Bearer {CLIENT_KEY}",
     "anthropic-version": "2023-06-01",
 }
 

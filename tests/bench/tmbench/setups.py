@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import procs
-from .bodies import ANTHROPIC_MODEL, OPENAI_MODEL, SLOW
+from .bodies import ANTHROPIC_MODEL, CLIENT_KEY, OPENAI_MODEL, SLOW
 
 HERE = Path(__file__).resolve().parent.parent
 REPO = HERE.parents[1]
@@ -193,6 +193,8 @@ model_list:
     litellm_params: {{model: "anthropic/{anthropic}{slow}", api_base: "http://{upstream}", api_key: sk-bench-anthropic}}
 litellm_settings:
   callbacks: ["prometheus"]
+general_settings:
+  master_key: {key}
 """
 
 
@@ -208,7 +210,7 @@ class LiteLLM(Setup):
         work.mkdir(parents=True, exist_ok=True)
         port = procs.free_port()
         (work / "config.yaml").write_text(LITELLM_CONFIG.format(
-            openai=OPENAI_MODEL, anthropic=ANTHROPIC_MODEL, slow=SLOW, upstream=ctx.upstream))
+            openai=OPENAI_MODEL, anthropic=ANTHROPIC_MODEL, slow=SLOW, upstream=ctx.upstream, key=CLIENT_KEY))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "ANTHROPIC", "LITELLM"))}
         env |= {"LITELLM_LOG": "ERROR", "NO_DOCS": "True", "DISABLE_ADMIN_UI": "True",
                 "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_DONT_SHOW_FEEDBACK_BOX": "true"}
