@@ -38,6 +38,8 @@ pub struct Upstream {
     api_key: String,
     /// Longest silence while reading a response.
     idle_timeout: Duration,
+    /// Longest wait for a connection.
+    connect_timeout: Duration,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -61,6 +63,7 @@ impl Upstream {
             models: provider.models.clone(),
             api_key: provider.api_key.clone(),
             idle_timeout: provider.idle_timeout,
+            connect_timeout: provider.connect_timeout,
         }
     }
 
@@ -77,8 +80,9 @@ impl Upstream {
             })?;
         let mut peer = HttpPeer::new(addr, self.base.tls, self.base.host.clone());
         let options = &mut peer.options;
-        options.connection_timeout = Some(Duration::from_secs(10));
-        options.total_connection_timeout = Some(Duration::from_secs(20));
+        // The provider's `connect_timeout` for TCP, twice that with the TLS handshake.
+        options.connection_timeout = Some(self.connect_timeout);
+        options.total_connection_timeout = Some(self.connect_timeout * 2);
         // The provider's `idle_timeout`: the longest silence before a response (or between its
         // pieces) is taken for a stalled upstream; the request is then metered as
         // `upstream_idle_timeout`.
@@ -164,6 +168,7 @@ mod tests {
             api_key: "k".to_owned(),
             models: vec!["gpt-4o".to_owned()],
             idle_timeout: Provider::DEFAULT_IDLE_TIMEOUT,
+            connect_timeout: Provider::DEFAULT_CONNECT_TIMEOUT,
         };
         let peer = Upstream::new(&provider).peer().await.unwrap();
         assert!(peer.options.verify_cert, "certificate verification is off");

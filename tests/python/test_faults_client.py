@@ -10,6 +10,7 @@ header), panic nothing, and leave tailmeter serving.
 from __future__ import annotations
 
 import json
+import resource
 import socket
 import time
 import uuid
@@ -113,25 +114,21 @@ def openai_error(body: bytes) -> dict:
 
 @pytest.mark.parametrize("size", [70_000, 2_000_000])
 def test_oversized_header_is_refused(tailmeter: Tailmeter, sim: Sim, marker: str, size: int) -> None:
-    """A header past the limit gets a 4xx (or the connection is closed), never a forward."""
+    """A header past the limit (1 MiB) gets a 4xx, never a forward; one under it is served."""
     data = head(tailmeter, marker, f"x-big: {'a' * size}\r\n", len(CHAT)) + CHAT
-    try:
-        status, _, _ = exchange(tailmeter, data)
-    except (ConnectionError, AssertionError):
-        status = None
+    status, _, _ = exchange(tailmeter, data)
     if size > 1_048_575:  # Pingora's header limit: refused
-        assert status in (None, 400, 431), status
+        assert status in (400, 431), status
         assert forwarded(sim, marker) == 0
+    else:
+        assert status == 200
     still_serving(tailmeter)
 
 
 def test_too_many_headers_is_refused(tailmeter: Tailmeter, sim: Sim, marker: str) -> None:
     extra = "".join(f"x-h{i}: v\r\n" for i in range(2000))
-    try:
-        status, _, _ = exchange(tailmeter, head(tailmeter, marker, extra, len(CHAT)) + CHAT)
-    except (ConnectionError, AssertionError):
-        status = None
-    assert status in (None, 400, 431), status
+    status, _, _ = exchange(tailmeter, head(tailmeter, marker, extra, len(CHAT)) + CHAT)
+    assert status in (400, 431), status
     assert forwarded(sim, marker) == 0
     still_serving(tailmeter)
 
@@ -146,16 +143,13 @@ SMUGGLING = {
 
 @pytest.mark.parametrize("name", sorted(SMUGGLING))
 def test_smuggling_attempt_is_400_and_not_forwarded(tailmeter: Tailmeter, sim: Sim, marker: str, name: str) -> None:
-    """Conflicting framing: 400 (or the connection closed), and neither the request nor the
-    request hidden behind it reaches the provider."""
+    """Conflicting framing: 400, and neither the request nor the request hidden behind it
+    reaches the provider."""
     hidden = f"GET /_sim/requests HTTP/1.1\r\nHost: x\r\n{MARKER}: {marker}\r\n\r\n".encode()
     body = b"0\r\n\r\n" + hidden
     data = head(tailmeter, marker, SMUGGLING[name].format(n=len(body))) + body
-    try:
-        status, _, resp_body = exchange(tailmeter, data, timeout=5.0)
-    except (ConnectionError, AssertionError):
-        status, resp_body = None, b""
-    assert status in (None, 400), (status, resp_body[:300])
+    status, _, resp_body = exchange(tailmeter, data, timeout=5.0)
+    assert status == 400, (status, resp_body[:300])
     time.sleep(0.3)
     assert forwarded(sim, marker) == 0
     still_serving(tailmeter)
@@ -251,29 +245,43 @@ def test_hang_up_mid_stream_leaves_it_healthy(tailmeter: Tailmeter, sim: Sim, ma
 
 
 def test_thousands_of_idle_connections_then_a_request(tailmeter: Tailmeter) -> None:
-    """2,000 idle connections (half opened and silent, half after one request, kept alive) do not
-    stop a new request being served, and tailmeter's descriptors return to their baseline when
-    they close."""
+    """10,000 idle connections (the issue's figure, fewer where the descriptor limit will not
+    allow it; a few of them after one request, kept alive) do not stop a new request being served
+    promptly, and tailmeter's descriptors return to their baseline when they close."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    limit = min(resource.getrlimit(resource.RLIMIT_NOFILE)[0], _nofile(tailmeter.proc.popen.pid))
+    count = min(IDLE_CONNECTIONS, limit - 512)
+    assert count >= 1000, f"descriptor limit {limit} is too low for this test"
     fds = lambda: len(list(Path(f"/proc/{tailmeter.proc.popen.pid}/fd").iterdir()))  # noqa: E731
     baseline = fds()
     socks: list[socket.socket] = []
     try:
-        for _ in range(1000):
-            socks.append(connect(tailmeter))
-        for _ in range(10):
+        for i in range(count):
             sock = connect(tailmeter)
-            sock.sendall(f"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {CLIENT_OPENAI_KEY}\r\n\r\n".encode())
-            assert read_response(sock)[0] == 200
+            if i % 1000 == 0:
+                sock.sendall(f"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {CLIENT_OPENAI_KEY}\r\n\r\n".encode())
+                assert read_response(sock)[0] == 200
             socks.append(sock)
-        for _ in range(990):
-            socks.append(connect(tailmeter))
         started = time.monotonic()
         still_serving(tailmeter)
         assert time.monotonic() - started < 5.0
     finally:
         for sock in socks:
             sock.close()
-    ev.wait_for("descriptors back to baseline", lambda: fds() <= baseline + 10, 20)
+    ev.wait_for("descriptors back to baseline", lambda: fds() <= baseline + 10, 30)
+
+
+IDLE_CONNECTIONS = 10_000
+
+
+def _nofile(pid: int) -> int:
+    """The soft descriptor limit of process `pid`."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            return int(line.split()[3])
+    return 1024
 
 
 BODY_TIMEOUT_S = 1

@@ -97,6 +97,11 @@ impl Summary<'_> {
             writeln!(f, "    api_key: set ({} chars)", p.api_key.chars().count())?;
             writeln!(f, "    models: {}", p.models.join(", "))?;
             writeln!(f, "    idle_timeout: {}s", p.idle_timeout.as_secs_f64())?;
+            writeln!(
+                f,
+                "    connect_timeout: {}s",
+                p.connect_timeout.as_secs_f64()
+            )?;
         }
         writeln!(
             f,

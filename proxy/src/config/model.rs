@@ -164,12 +164,18 @@ pub struct Provider {
     /// Longest wait for the next bytes of a response (`idle_timeout`, default 300s): past it
     /// the response is cut and its usage estimated.
     pub idle_timeout: Duration,
+    /// Longest wait for the TCP (and TLS) connection to the provider (`connect_timeout`,
+    /// default 10s): past it the request fails with 504.
+    pub connect_timeout: Duration,
 }
 
 impl Provider {
     /// `idle_timeout` when the file does not set it: long enough for a model that thinks for
     /// minutes before its first byte.
     pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+    /// `connect_timeout` when the file does not set it.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 }
 
 impl fmt::Debug for Provider {
@@ -181,6 +187,7 @@ impl fmt::Debug for Provider {
             .field("api_key", &REDACTED)
             .field("models", &self.models)
             .field("idle_timeout", &self.idle_timeout)
+            .field("connect_timeout", &self.connect_timeout)
             .finish()
     }
 }

@@ -72,6 +72,7 @@ pub(super) struct RawProvider {
     pub api_key: Option<String>,
     pub models: Option<Vec<String>>,
     pub idle_timeout: Option<String>,
+    pub connect_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -301,3 +301,31 @@ fn load_reads_files_and_reports_missing_ones() {
         "{e}"
     );
 }
+
+#[test]
+fn providers_take_an_idle_timeout() {
+    let provider = |extra: &str| {
+        format!(
+            "[[providers]]\nname = \"p\"\nkind = \"gemini\"\nbase_url = \"https://x\"\napi_key = \"k\"\nmodels = [\"m\"]\n{extra}"
+        )
+    };
+    let default = ok(&provider(""));
+    assert_eq!(default.providers[0].idle_timeout, Duration::from_secs(300));
+    let set = ok(&provider("idle_timeout = \"90s\"\n"));
+    assert_eq!(set.providers[0].idle_timeout, Duration::from_secs(90));
+    assert_eq!(default.providers[0].connect_timeout, Duration::from_secs(10));
+    let set = ok(&provider("connect_timeout = \"2s\"\n"));
+    assert_eq!(set.providers[0].connect_timeout, Duration::from_secs(2));
+    rejects(
+        &provider("idle_timeout = \"0s\"\n"),
+        7,
+        "providers[0].idle_timeout",
+        "positive duration",
+    );
+    rejects(
+        &provider("idle_timeout = \"soon\"\n"),
+        7,
+        "providers[0].idle_timeout",
+        "positive duration",
+    );
+}

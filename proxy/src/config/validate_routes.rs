@@ -5,6 +5,7 @@
 //! checks live together, apart from the plain settings in `validate`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use super::error::{ConfigError, KeyPath};
 use super::model::{Budget, BudgetSubject, Grant, OnExceed, Price, Provider, ProviderKind};
@@ -72,16 +73,28 @@ pub(super) fn providers(
                 ));
             }
         }
-        let idle_path = path.key("idle_timeout");
-        let idle_timeout = match &entry.idle_timeout {
-            None => Provider::DEFAULT_IDLE_TIMEOUT,
-            Some(raw) => parse_duration(&ctx.text(&idle_path, raw)?)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    ctx.error(&idle_path, "expected a positive duration such as \"300s\"")
-                })?,
+        let timeout = |key: &str, raw: &Option<String>, default: Duration| {
+            let path = path.key(key);
+            match raw {
+                None => Ok(default),
+                Some(raw) => parse_duration(&ctx.text(&path, raw)?)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| {
+                        ctx.error(&path, "expected a positive duration such as \"300s\"")
+                    }),
+            }
         };
+        let idle_timeout = timeout(
+            "idle_timeout",
+            &entry.idle_timeout,
+            Provider::DEFAULT_IDLE_TIMEOUT,
+        )?;
+        let connect_timeout = timeout(
+            "connect_timeout",
+            &entry.connect_timeout,
+            Provider::DEFAULT_CONNECT_TIMEOUT,
+        )?;
         out.push(Provider {
             name,
             kind,
@@ -89,6 +102,7 @@ pub(super) fn providers(
             api_key,
             models,
             idle_timeout,
+            connect_timeout,
         });
     }
     Ok(out)

@@ -74,7 +74,10 @@ pub struct RequestCtx {
 impl Drop for RequestCtx {
     fn drop(&mut self) {
         if let Some(gateway) = self.unrecorded.take() {
-            let status = self.local_status.or(self.meter.upstream_status()).unwrap_or(0);
+            let status = self
+                .local_status
+                .or(self.meter.upstream_status())
+                .unwrap_or(0);
             let ending = if self.connected {
                 Ending::Shutdown
             } else {
@@ -317,9 +320,11 @@ impl ProxyHttp for Proxy {
             // Recorded before the last bytes go out, not in `logging`: a response the client
             // has whole then always has its usage row journaled, even if the process dies
             // the next instant.
+            // The final header may not be written yet (only a `100 Continue` may have been).
             let status = session
                 .response_written()
                 .map(|r| r.status.as_u16())
+                .filter(|status| *status >= 200)
                 .or(ctx.meter.upstream_status())
                 .unwrap_or(0);
             let gateway = Arc::clone(&ctx.gateway);

@@ -14,6 +14,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 from pathlib import Path
 
@@ -96,6 +97,7 @@ def run_setup(setup, ctx, args, workloads, results, rates, upstream_pids) -> Non
             results["ttft"].append(t.to_json())
             print(f"  {setup.name:13} {w.key} ttft  p50 {t.p50_ms:.3f} ms  p99 {t.p99_ms:.3f} ms", flush=True)
         if isinstance(setup, setups.TailmeterClickHouse):
+            time.sleep(3)  # the sink's last batch
             results["notes"].append(f"ClickHouse rows written during the run: {setup.rows()}")
         results["descriptions"][setup.name] = setup.describe()
     finally:

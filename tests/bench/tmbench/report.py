@@ -201,7 +201,7 @@ def plot(results: dict, path: Path) -> None:
             (best, "rps", "throughput at 64 connections (req/s, log)"),
             (rate, "p99_ms", "p99 latency at the fixed rate (ms, log)")]):
         for i, name in enumerate(setups):
-            values = [table[(name, k)][field] if (name, k) in table else 0 for k in keys]
+            values = [table[(name, k)][field] if (name, k) in table else float("nan") for k in keys]
             panel.bar([x + i * width for x in range(len(keys))], values, width, label=name)
         panel.set_xticks([x + width * (len(setups) - 1) / 2 for x in range(len(keys))])
         panel.set_xticklabels([f"{k}: {BY_KEY[k].title}" for k in keys], fontsize=8)

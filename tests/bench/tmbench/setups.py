@@ -218,7 +218,7 @@ class LiteLLM(Setup):
                 "--port", str(port), "--num_workers", str(ctx.threads)]
         self.child = procs.Child("litellm", argv, work / "litellm.log", env=env, cwd=work)
         self.url = f"http://127.0.0.1:{port}"
-        procs.wait_http(self.url + "/health/liveliness", 180, self.child, ok=lambda s: s == 200)
+        procs.wait_http(self.url + "/health/liveliness", 300, self.child, ok=lambda s: s == 200)
         python = ctx.litellm.parent / "python"
         self.version = os.popen(f"{python} -c 'import importlib.metadata as m; print(m.version(\"litellm\"))'"
                                 ).read().strip()
