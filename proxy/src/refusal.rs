@@ -7,9 +7,9 @@ use std::net::IpAddr;
 use pingora::{Error, ErrorSource, ErrorType};
 
 use crate::api_error::{ApiError, ErrorFormat, ErrorKind};
+use crate::budgets::{rfc3339, Standing};
 use crate::endpoint::Endpoint;
 use crate::gateway::Gateway;
-use crate::budgets::{rfc3339, Standing};
 use crate::identity::{Caller, Unresolved};
 use crate::local;
 use crate::routing::Route;
@@ -236,7 +236,12 @@ pub fn not_granted(
 }
 
 /// 429 for a caller whose `reject` budget is spent for the current window.
-pub fn budget_exhausted(caller: &Caller, route: &Route, budget: &Standing, now_ms: u64) -> ApiError {
+pub fn budget_exhausted(
+    caller: &Caller,
+    route: &Route,
+    budget: &Standing,
+    now_ms: u64,
+) -> ApiError {
     let retry_after = budget.retry_after_s(now_ms);
     let mut refusal = ApiError::new(
         ErrorKind::BudgetExhausted,

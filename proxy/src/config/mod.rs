@@ -27,7 +27,7 @@ pub use error::ConfigError;
 pub use load::{load, parse};
 pub use model::{
     BaseUrl, Budget, BudgetSubject, ClickHouse, Config, Events, Grant, Identity, Log, Metrics,
-    OnExceed, Otlp, OtlpProtocol, Price, Provider, ProviderKind, Server, StaticIdentity, TailscaledDown,
-    UnknownPolicy, Who,
+    OnExceed, Otlp, OtlpProtocol, Price, Provider, ProviderKind, Server, StaticIdentity,
+    TailscaledDown, UnknownPolicy, Who,
 };
 pub use size::format_duration;

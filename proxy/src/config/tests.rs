@@ -313,7 +313,10 @@ fn providers_take_an_idle_timeout() {
     assert_eq!(default.providers[0].idle_timeout, Duration::from_secs(300));
     let set = ok(&provider("idle_timeout = \"90s\"\n"));
     assert_eq!(set.providers[0].idle_timeout, Duration::from_secs(90));
-    assert_eq!(default.providers[0].connect_timeout, Duration::from_secs(10));
+    assert_eq!(
+        default.providers[0].connect_timeout,
+        Duration::from_secs(10)
+    );
     let set = ok(&provider("connect_timeout = \"2s\"\n"));
     assert_eq!(set.providers[0].connect_timeout, Duration::from_secs(2));
     rejects(

@@ -337,7 +337,12 @@ impl ProxyHttp for Proxy {
     /// client may put its key there).
     fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
         let req = session.req_header();
-        format!("{} {} (request {})", req.method, req.uri.path(), ctx.request_id)
+        format!(
+            "{} {} (request {})",
+            req.method,
+            req.uri.path(),
+            ctx.request_id
+        )
     }
 
     async fn fail_to_proxy(

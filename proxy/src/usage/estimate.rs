@@ -22,6 +22,11 @@ use tiktoken_rs::CoreBPE;
 const BYTES_PER_TOKEN: u64 = 4;
 /// The most text tokenized exactly; beyond it the measured ratio is extrapolated.
 const EXACT_PREFIX: usize = 256 * 1024;
+/// The longest run of whitespace or of other characters handed to the tokenizer in one piece.
+/// tiktoken's merge step is quadratic in the length of a piece, so one megabyte-long "word" (or
+/// blank) would keep a proxy thread busy for minutes; real words are far shorter, so cutting
+/// longer runs leaves real counts as they were.
+const MAX_RUN: usize = 256;
 /// String values longer than this are taken for binary data (base64 media), not text.
 const MAX_TEXT_VALUE: usize = 1 << 20;
 /// Members whose string values are labels or media, not text the model reads as tokens.
@@ -116,15 +121,35 @@ pub fn text_tokens(model: &str, text: &str) -> u64 {
         return (text.len() as u64).div_ceil(BYTES_PER_TOKEN);
     };
     if text.len() <= EXACT_PREFIX {
-        return bpe.encode_ordinary(text).len() as u64;
+        return encoded_len(bpe, text);
     }
     let cut = (0..=EXACT_PREFIX)
         .rev()
         .find(|&i| text.is_char_boundary(i))
         .unwrap_or(0);
-    let exact = bpe.encode_ordinary(&text[..cut]).len() as u64;
+    let exact = encoded_len(bpe, &text[..cut]);
     let rest = (text.len() - cut) as u64;
     exact + (rest * exact).div_ceil(cut.max(1) as u64)
+}
+
+/// Tokens of `text`, tokenized in parts cut wherever a run of whitespace or of other
+/// characters grows past [`MAX_RUN`] bytes.
+fn encoded_len(bpe: &CoreBPE, text: &str) -> u64 {
+    let mut tokens = 0;
+    let (mut start, mut run, mut blank) = (0, 0, false);
+    for (at, c) in text.char_indices() {
+        if c.is_whitespace() != blank {
+            blank = !blank;
+            run = 0;
+        }
+        run += c.len_utf8();
+        if run > MAX_RUN {
+            tokens += bpe.encode_ordinary(&text[start..at]).len() as u64;
+            start = at;
+            run = c.len_utf8();
+        }
+    }
+    tokens + bpe.encode_ordinary(&text[start..]).len() as u64
 }
 
 /// Appends the text of every string value under `value` to `out`, one per line.
@@ -170,6 +195,22 @@ mod tests {
             r#"{{"model":"m","contents":[{{"role":"user","parts":[{{"text":"abcd"}},{{"inlineData":{{"mimeType":"image/png","data":"{image}"}}}}]}}]}}"#
         );
         assert_eq!(input_tokens("gemini-2.5-flash", body.as_bytes()), 2);
+    }
+
+    #[test]
+    fn endless_words_and_blanks_are_tokenized_in_bounded_time() {
+        let started = std::time::Instant::now();
+        for text in ["x".repeat(1 << 20), " ".repeat(1 << 20)] {
+            let tokens = text_tokens("gpt-4o", &text);
+            assert!((1 << 14..=1 << 20).contains(&tokens), "{tokens}");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        let prose = "The quick brown fox jumps over the lazy dog. ".repeat(50);
+        let bpe = tokenizer("gpt-4o").unwrap();
+        assert_eq!(
+            text_tokens("gpt-4o", &prose),
+            bpe.encode_ordinary(&prose).len() as u64
+        );
     }
 
     #[test]

@@ -160,7 +160,11 @@ def request(workload: Workload, slow: bool = False) -> bytes:
         body |= {"stream": True, "stream_options": {"include_usage": True}}
     if workload.key == "d":
         pad = BIG_REQUEST_BYTES - len(compact(body | {"messages": [user, {"role": "user", "content": ""}]}))
-        body["messages"] = [user, {"role": "user", "content": "x" * pad}]
+        # Prose, as a pasted document is: words and spaces (one 1 MiB word would make any
+        # tokenizer's estimate quadratic, which real prompts never do).
+        text = ("The quick brown fox jumps over the lazy dog while the committee reviews the "
+                "quarterly figures, line by line, before lunch. ") * (pad // 100 + 1)
+        body["messages"] = [user, {"role": "user", "content": text[:pad]}]
     out = compact(body).encode()
     assert workload.key != "d" or len(out) == BIG_REQUEST_BYTES
     return out
