@@ -123,8 +123,9 @@ pub fn format_day(ts_ms: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
+/// The proleptic Gregorian date `(year, month, day)` of a day count since 1970-01-01
+/// (Howard Hinnant's algorithm).
+pub fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z % 146_097;

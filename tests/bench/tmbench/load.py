@@ -24,7 +24,7 @@ class Run:
 
     setup: str
     workload: str
-    kind: str  # "max" (wrk, fixed concurrency) or "rate" (oha, fixed rate)
+    kind: str  # "max" (wrk, fixed concurrency), "rate" or "light" (oha, fixed rates)
     requests: int
     seconds: float
     rps: float
@@ -108,7 +108,7 @@ def measure_max(setup, workload: Workload, requests_dir: Path, seconds: float, u
 
 
 def measure_rate(setup, workload: Workload, requests_dir: Path, seconds: float, upstream_pids: list[int],
-                 rate: float) -> Run:
+                 rate: float, kind: str = "rate") -> Run:
     """Latency at a fixed rate."""
     meter = Meter(setup.pids(), upstream_pids)
     result = oha(setup.url, workload, requests_dir, seconds, rate)
@@ -122,5 +122,5 @@ def measure_rate(setup, workload: Workload, requests_dir: Path, seconds: float, 
     failed = sum(codes.values()) - ok + sum(errors.values())
     total = summary.get("total", seconds)
     ms = lambda key: (pct.get(key) or 0.0) * 1e3  # noqa: E731 - oha reports seconds
-    return Run(setup.name, workload.key, "rate", ok, total, ok / total if total else 0.0,
+    return Run(setup.name, workload.key, kind, ok, total, ok / total if total else 0.0,
                ms("p50"), ms("p99"), ms("p99.9"), failed, cpu, up_cpu, peak, rate=rate)

@@ -36,6 +36,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--workloads", default="a,b,c,d")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per throughput run")
     p.add_argument("--rate-duration", type=float, default=10.0, help="seconds per fixed-rate run")
+    p.add_argument("--light-fraction", type=float, default=0.1,
+                   help="a second fixed-rate run at this fraction of nginx's throughput (0: none)")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each throughput run")
     p.add_argument("--streams", type=int, default=2000, help="concurrent slow streams (0: skip)")
     p.add_argument("--ttft-samples", type=int, default=200)
@@ -69,22 +71,25 @@ def run_setup(setup, ctx, args, workloads, results, rates, upstream_pids) -> Non
             results["runs"].append(run.to_json())
             print(f"  {setup.name:13} {w.key} max   {run.rps:10.0f} req/s  p99 {run.p99_ms:8.2f} ms  "
                   f"cpu {run.cpu_s:6.2f} s  errors {run.errors}", flush=True)
+        fractions = {"rate": 0.5, "light": args.light_fraction}
         if setup.name == "nginx":
-            rates.update({k: v / 2 for k, v in own_max.items()})
-        for w in workloads:
-            rate = rates.get(w.key)
-            if rate is None:
-                continue
-            if is_litellm:  # at nginx's rate it only queues: take half of its own ceiling
-                rate = max(1.0, own_max[w.key] / 2)
-            try:
-                run = load.measure_rate(setup, w, ctx.work / "requests", rate_seconds, upstream_pids, rate)
-            except RuntimeError as error:
-                results["notes"].append(f"{setup.name} {w.key} fixed rate: {error}")
-                continue
-            results["runs"].append(run.to_json())
-            print(f"  {setup.name:13} {w.key} rate  {run.rps:10.0f} req/s  p50 {run.p50_ms:7.3f}  "
-                  f"p99 {run.p99_ms:7.3f}  p99.9 {run.p999_ms:7.3f} ms  errors {run.errors}", flush=True)
+            rates.update({(kind, k): v * f for kind, f in fractions.items() for k, v in own_max.items()})
+        for kind, fraction in fractions.items():
+            for w in workloads:
+                rate = rates.get((kind, w.key))
+                if rate is None or fraction <= 0:
+                    continue
+                if is_litellm:  # at nginx's rates it only queues: take fractions of its own ceiling
+                    rate = max(1.0, own_max[w.key] * fraction)
+                try:
+                    run = load.measure_rate(setup, w, ctx.work / "requests", rate_seconds, upstream_pids, rate,
+                                            kind)
+                except RuntimeError as error:
+                    results["notes"].append(f"{setup.name} {w.key} fixed rate: {error}")
+                    continue
+                results["runs"].append(run.to_json())
+                print(f"  {setup.name:13} {w.key} {kind:5} {run.rps:10.0f} req/s  p50 {run.p50_ms:7.3f}  "
+                      f"p99 {run.p99_ms:7.3f}  p99.9 {run.p999_ms:7.3f} ms  errors {run.errors}", flush=True)
         samples = max(10, args.ttft_samples // 10) if is_litellm else args.ttft_samples
         for w in workloads:
             if not w.stream or samples <= 0:
@@ -144,7 +149,7 @@ def main() -> int:
         try:
             address = upstream.first_line("listening on ").split()[-1]
             ctx = setups.Context(work, address, args.bin_dir / "tailmeter", args.litellm, args.threads)
-            rates: dict[str, float] = {}
+            rates: dict[tuple[str, str], float] = {}
             for setup in setups.build(names):
                 print(f"{setup.name}: {setup.title}", flush=True)
                 try:
