@@ -5,7 +5,7 @@
 //! `info` whatever the filter asks for.
 
 use tracing::{Level, Metadata};
-use tracing_subscriber::filter::{filter_fn, EnvFilter};
+use tracing_subscriber::filter::{filter_fn, EnvFilter, LevelFilter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
@@ -32,10 +32,15 @@ pub fn init(level: Option<&str>) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level.unwrap_or("info")))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // The subscriber's level hint becomes the `log` crate's max level (Pingora logs through
+    // `log`). Without it on the outer filter that level stays at TRACE, and every `trace!` in
+    // Pingora evaluates its arguments before the filter drops the event: for each body chunk, a
+    // lossy UTF-8 copy of the whole read buffer, half of a stream's CPU (tests/bench/RESULTS.md).
+    let hint = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_filter(filter)
-        .with_filter(filter_fn(is_safe));
+        .with_filter(filter_fn(is_safe).with_max_level_hint(hint));
     tracing_subscriber::registry().with(layer).init();
 }

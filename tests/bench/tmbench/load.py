@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -61,6 +62,18 @@ class Meter:
                 procs.memory_kib(self.proxy, "VmHWM"))
 
 
+def settle(pids: list[int], limit: float = 60.0) -> float:
+    """Waits until the proxy is idle (work left by cut-off requests of the last run done), at most
+    `limit` seconds; returns the seconds waited."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        before = procs.cpu_seconds(pids)
+        time.sleep(0.5)
+        if procs.cpu_seconds(pids) - before < 0.05:
+            break
+    return time.monotonic() - start
+
+
 def wrk(url: str, workload: Workload, requests_dir: Path, seconds: float, connections: int = CONCURRENCY
         ) -> dict:
     """One wrk run; its totals and latency percentiles (µs)."""
@@ -97,6 +110,7 @@ def measure_max(setup, workload: Workload, requests_dir: Path, seconds: float, u
     """Throughput at CONCURRENCY connections."""
     if warmup > 0:
         wrk(setup.url, workload, requests_dir, warmup)
+    settle(setup.pids())
     meter = Meter(setup.pids(), upstream_pids)
     result = wrk(setup.url, workload, requests_dir, seconds)
     cpu, up_cpu, peak = meter.finish()
@@ -110,6 +124,7 @@ def measure_max(setup, workload: Workload, requests_dir: Path, seconds: float, u
 def measure_rate(setup, workload: Workload, requests_dir: Path, seconds: float, upstream_pids: list[int],
                  rate: float, kind: str = "rate") -> Run:
     """Latency at a fixed rate."""
+    settle(setup.pids())
     meter = Meter(setup.pids(), upstream_pids)
     result = oha(setup.url, workload, requests_dir, seconds, rate)
     cpu, up_cpu, peak = meter.finish()

@@ -234,7 +234,7 @@ def plot(results: dict, path: Path) -> None:
             values = [table[(name, k)][field] if (name, k) in table else float("nan") for k in keys]
             panel.bar([x + i * width for x in range(len(keys))], values, width, label=name)
         panel.set_xticks([x + width * (len(setups) - 1) / 2 for x in range(len(keys))])
-        panel.set_xticklabels([f"{k}: {BY_KEY[k].title}" for k in keys], fontsize=8)
+        panel.set_xticklabels([f"{k}\n{BY_KEY[k].title}" for k in keys], fontsize=8)
         panel.set_yscale("log")
         panel.set_title(title, fontsize=10)
         panel.grid(axis="y", alpha=0.3)
