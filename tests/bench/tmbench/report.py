@@ -230,12 +230,15 @@ def plot(results: dict, path: Path) -> None:
             (best, "rps", "throughput at 64 connections (req/s, log)"),
             (rate, "p99_ms", f"p99 at {RATE_TITLES['rate']} (ms, log)"),
             (light, "p99_ms", f"p99 at {RATE_TITLES['light']} (ms, log)")]):
+        positive = False
         for i, name in enumerate(setups):
             values = [table[(name, k)][field] if (name, k) in table else float("nan") for k in keys]
+            positive |= any(v > 0 for v in values)
             panel.bar([x + i * width for x in range(len(keys))], values, width, label=name)
         panel.set_xticks([x + width * (len(setups) - 1) / 2 for x in range(len(keys))])
-        panel.set_xticklabels([f"{k}\n{BY_KEY[k].title}" for k in keys], fontsize=8)
-        panel.set_yscale("log")
+        panel.set_xticklabels([f"{k}\n" + BY_KEY[k].title.replace(", ", "\n") for k in keys], fontsize=8)
+        if positive:
+            panel.set_yscale("log")
         panel.set_title(title, fontsize=10)
         panel.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)

@@ -230,8 +230,9 @@ class LiteLLM(Setup):
         """Whether /metrics served LiteLLM's own series."""
         import urllib.request  # noqa: PLC0415
 
+        request = urllib.request.Request(self.url + "/metrics/", headers={"authorization": f"Bearer {CLIENT_KEY}"})
         try:
-            with urllib.request.urlopen(self.url + "/metrics/", timeout=5) as resp:
+            with urllib.request.urlopen(request, timeout=5) as resp:
                 text = resp.read().decode(errors="replace")
         except OSError as error:
             return f"/metrics unavailable: {error}"

@@ -96,7 +96,11 @@ fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = || value.parse::<u64>().map_err(|_| format!("{flag}: {value:?}"));
+        let number = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("{flag}: {value:?}"))
+        };
         match flag.as_str() {
             "--listen" => listen = Some(value.parse().map_err(|_| format!("--listen {value:?}"))?),
             "--bodies" => bodies = Some(value.clone()),
