@@ -21,6 +21,7 @@ pub mod meter;
 pub mod pricing;
 pub mod refusal;
 pub mod reload;
+pub mod resolve;
 pub mod routing;
 pub mod server;
 pub mod service;

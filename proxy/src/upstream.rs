@@ -8,6 +8,7 @@ use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 
 use crate::config::{BaseUrl, Provider, ProviderKind};
+use crate::resolve::CachedAddr;
 
 /// Request headers that carry a client's credential or identity claim; never forwarded.
 const CLIENT_CREDENTIAL_HEADERS: &[&str] = &[
@@ -40,6 +41,8 @@ pub struct Upstream {
     idle_timeout: Duration,
     /// Longest wait for a connection.
     connect_timeout: Duration,
+    /// The base URL's host, resolved once per [`crate::resolve::FRESH_FOR`].
+    addr: CachedAddr,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -64,20 +67,13 @@ impl Upstream {
             api_key: provider.api_key.clone(),
             idle_timeout: provider.idle_timeout,
             connect_timeout: provider.connect_timeout,
+            addr: CachedAddr::new(&provider.base_url.host, provider.base_url.port),
         }
     }
 
-    /// The peer to connect to, resolving the host name without blocking a worker thread.
+    /// The peer to connect to; the host name is resolved off the worker thread and cached.
     pub async fn peer(&self) -> std::io::Result<Box<HttpPeer>> {
-        let addr = tokio::net::lookup_host((self.base.host.as_str(), self.base.port))
-            .await?
-            .next()
-            .ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("{} did not resolve to any address", self.base.host),
-                )
-            })?;
+        let addr = self.addr.get().await?;
         let mut peer = HttpPeer::new(addr, self.base.tls, self.base.host.clone());
         let options = &mut peer.options;
         // The provider's `connect_timeout` for TCP, twice that with the TLS handshake.

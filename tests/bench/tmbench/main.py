@@ -32,6 +32,9 @@ def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="tests/bench/run", description=__doc__)
     p.add_argument("--bin-dir", type=Path, default=target / "release", help="where tailmeter is")
     p.add_argument("--upstream", type=Path, required=True, help="the bench-upstream binary")
+    p.add_argument("--upstream-name", default="127.0.0.1",
+                   help="the host the proxies are given for the upstream (`localhost`: resolved by name, "
+                        "as a provider's is)")
     p.add_argument("--litellm", type=Path, help="the litellm CLI (absent: LiteLLM is skipped)")
     p.add_argument("--setups", default=",".join(ORDER), help="comma-separated, of " + ",".join(ORDER))
     p.add_argument("--workloads", default="a,b,c,d")
@@ -148,7 +151,8 @@ def main() -> int:
                                                   str(answers), "--drip-ms", "100", "--threads",
                                                   str(args.threads)], work / "upstream.log")
         try:
-            address = upstream.first_line("listening on ").split()[-1]
+            port = upstream.first_line("listening on ").split()[-1].rsplit(":", 1)[1]
+            address = f"{args.upstream_name}:{port}"
             ctx = setups.Context(work, address, args.bin_dir / "tailmeter", args.litellm, args.threads)
             rates: dict[tuple[str, str], float] = {}
             for setup in setups.build(names):
