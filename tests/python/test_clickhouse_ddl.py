@@ -3,13 +3,15 @@
 (exporters/src/clickhouse/requests.modern.sql, kept equal to the code by a Rust test) takes
 the embedded sink's JSON lines as they are (`INSERT … FORMAT JSONEachRow`), keeps their
 milliseconds, drops a replayed batch by its deduplication token, collapses duplicates under
-`FINAL`, and every ClickHouse query of the Grafana dashboards runs against it.
+`FINAL`, and every ClickHouse query of the Grafana dashboards runs against it (expanded by the
+dashboards' own `tailmeter_dashboards.queries`, as Grafana's plugin would).
 """
 
 from __future__ import annotations
 
 import json
-import re
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,13 +21,19 @@ from harness.events import json_rows, launch, mixed_requests, wait_for
 from harness.procs import REPO
 from harness.sim import Sim
 
+sys.path.insert(0, str(REPO / "dashboards"))
+from tailmeter_dashboards import queries as dq  # noqa: E402
+
 chdb_session = pytest.importorskip("chdb.session", reason="chdb-core is in tests/python/requirements.txt")
 
 DDL = REPO / "exporters" / "src" / "clickhouse" / "requests.modern.sql"
 DASHBOARDS = REPO / "dashboards"
 TABLE = "tailmeter.requests"
-# One selection per dashboard variable, for the filtered variant of each query.
-SELECTED = {"identity": "alice@example.com", "tag": "tag:ci", "provider": "openai", "model": "gpt-4o"}
+# Every dashboard variable at "All", and at one value each, for the two variants of each query.
+ALL = {name: dq.ALL for name in ("identity", "tag", "provider", "model")}
+SELECTED = {"identity": ["alice@example.com"], "tag": ["tag:ci"], "provider": ["openai"], "model": ["gpt-4o"]}
+# The dashboards' time range: from 2000 to a day ahead, so every row is inside it.
+SINCE_2000_S = 946_684_800
 
 
 @pytest.fixture(scope="module")
@@ -102,73 +110,26 @@ def test_a_replayed_batch_is_not_counted_twice(db: Chdb, rows_file: Path) -> Non
     assert int(db.scalar(f"SELECT uniqExact(request_id) FROM {TABLE}")) == n
 
 
-def dashboard_queries() -> list[tuple[str, str]]:
-    """(dashboard file, SQL) of every ClickHouse target and variable in the dashboards."""
-    found = []
-
-    def walk(node: object, source: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key in ("rawSql", "query") and isinstance(value, str) and "tailmeter.requests" in value:
-                    found.append((source, value))
-                else:
-                    walk(value, source)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value, source)
-
-    for path in sorted(DASHBOARDS.glob("*.json")):
-        walk(json.loads(path.read_text()), path.name)
-    return found
-
-
-def _call_args(sql: str, start: int) -> tuple[list[str], int]:
-    """The top-level comma-separated arguments of the call whose `(` is at `start`, and the
-    index after its `)`."""
-    depth, args, begin = 0, [], start + 1
-    for i in range(start, len(sql)):
-        c = sql[i]
-        if c in "([":
-            depth += 1
-        elif c in ")]":
-            depth -= 1
-            if depth == 0:
-                args.append(sql[begin:i].strip())
-                return args, i + 1
-        elif c == "," and depth == 1:
-            args.append(sql[begin:i].strip())
-            begin = i + 1
-    raise ValueError(f"unbalanced call in {sql!r}")
-
-
-def expand(sql: str, selected: dict[str, str] | None) -> str:
-    """Grafana's ClickHouse macros, as the plugin expands them, with every variable at "All"
-    (`selected` None) or at one value each."""
-    out = sql
-    while (i := out.find("$__conditionalAll(")) >= 0:
-        args, end = _call_args(out, i + len("$__conditionalAll"))
-        condition = ",".join(args[:-1])
-        out = out[:i] + (f"({condition})" if selected else "1 = 1") + out[end:]
-    out = re.sub(r"\$__timeFilter\((\w+)\)", r"(\1 >= toDateTime('2000-01-01 00:00:00') AND \1 <= now() + INTERVAL 1 DAY)", out)
-    out = re.sub(r"\$__timeInterval\((\w+)\)", r"toStartOfInterval(\1, INTERVAL 60 SECOND)", out)
-    if selected:
-        out = re.sub(r"\$\{(\w+):singlequote\}", lambda m: "'" + selected[m.group(1)] + "'", out)
-    assert "$" not in out, f"unexpanded macro left in: {out}"
-    return out
+def dashboard_queries() -> list[dq.Query]:
+    """Every ClickHouse target and variable query of the dashboards."""
+    return [q for path in sorted(DASHBOARDS.glob("*.json")) for q in dq.queries(path.name, json.loads(path.read_text()))
+            if q.datasource == "grafana-clickhouse-datasource"]
 
 
 @pytest.mark.skipif(not list(DASHBOARDS.glob("*.json")), reason="no dashboards in this checkout")
 def test_every_dashboard_query_runs_on_the_modern_table(db: Chdb, rows_file: Path) -> None:
     db.insert(rows_file.read_text(), token="batch")
     queries = dashboard_queries()
-    assert queries, "the dashboards query tailmeter.requests"
+    assert queries and all(TABLE in q.text for q in queries), "the dashboards query tailmeter.requests"
+    to_s = int(time.time()) + 86_400
     failures = []
-    for source, sql in queries:
-        for selected in (None, SELECTED):
+    for query in queries:
+        for variables in (ALL, SELECTED):
+            sql = dq.clickhouse_sql(query.text, variables, SINCE_2000_S, to_s)
             try:
-                db.query(expand(sql, selected))
+                db.query(sql)
             except Exception as err:  # noqa: BLE001 - every failure is reported with its query
-                failures.append(f"{source}: {err}\n{expand(sql, selected)}")
+                failures.append(f"{query}: {err}\n{sql}")
     assert not failures, "\n\n".join(failures)
     # And one answer checked: the per-identity totals match the rows.
     per_identity = db.query(f"SELECT identity, count() AS n FROM {TABLE} GROUP BY identity ORDER BY identity")

@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::{sleep, Sleep};
 
+use crate::bedrock::split_frames;
 use crate::faults::Faults;
 use crate::sse::split_events;
 use crate::synth::Tokens;
@@ -29,6 +30,9 @@ pub enum Kind {
     Json,
     /// An event stream, sent chunked, one write per event by default.
     Sse,
+    /// AWS event-stream frames (`application/vnd.amazon.eventstream`), sent
+    /// chunked, one write per frame by default.
+    Frames,
     /// Anything else, with this content type and a `content-length`.
     Other(&'static str),
 }
@@ -44,6 +48,8 @@ pub struct Reply {
     pub body: Bytes,
     /// The usage a synthesized answer reports (none for recordings).
     pub usage: Option<Tokens>,
+    /// Provider headers the answer carries beside its content type.
+    pub headers: HeaderMap,
 }
 
 impl Reply {
@@ -54,7 +60,13 @@ impl Reply {
             kind,
             body: body.into(),
             usage: None,
+            headers: HeaderMap::new(),
         }
+    }
+
+    /// The same answer with these provider headers.
+    pub fn with_headers(self, headers: HeaderMap) -> Self {
+        Self { headers, ..self }
     }
 
     /// The same answer, noting the usage it reports.
@@ -72,6 +84,7 @@ impl Reply {
             kind: Kind::Json,
             body: body.into(),
             usage: None,
+            headers: HeaderMap::new(),
         }
     }
 }
@@ -79,10 +92,10 @@ impl Reply {
 /// The response for `reply` under `faults`; `error_event` is the event a
 /// stream ends with under the `error-event` fault.
 pub fn deliver(reply: Reply, faults: &Faults, error_event: Bytes) -> Response<PlannedBody> {
-    let mut pieces = if reply.kind == Kind::Sse {
-        split_events(&reply.body)
-    } else {
-        vec![reply.body]
+    let mut pieces = match reply.kind {
+        Kind::Sse => split_events(&reply.body),
+        Kind::Frames => split_frames(&reply.body).unwrap_or_else(|_| vec![reply.body]),
+        Kind::Json | Kind::Other(_) => vec![reply.body],
     };
     if faults.error_event && reply.kind == Kind::Sse {
         pieces.truncate(pieces.len() / 2);
@@ -95,7 +108,8 @@ pub fn deliver(reply: Reply, faults: &Faults, error_event: Bytes) -> Response<Pl
             .collect();
     }
     let total = pieces.iter().map(Bytes::len).sum::<usize>();
-    let length = (reply.kind != Kind::Sse).then_some(total as u64);
+    let chunked = matches!(reply.kind, Kind::Sse | Kind::Frames);
+    let length = (!chunked).then_some(total as u64);
     if let Some(limit) = faults.cut_after {
         pieces = truncate(pieces, limit);
     }
@@ -114,9 +128,11 @@ pub fn deliver(reply: Reply, faults: &Faults, error_event: Bytes) -> Response<Pl
     let content_type = match reply.kind {
         Kind::Json => "application/json",
         Kind::Sse => "text/event-stream; charset=utf-8",
+        Kind::Frames => "application/vnd.amazon.eventstream",
         Kind::Other(content_type) => content_type,
     };
     let headers = response.headers_mut();
+    headers.extend(reply.headers);
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     if reply.status == StatusCode::TOO_MANY_REQUESTS {
         headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));

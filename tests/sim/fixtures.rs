@@ -40,6 +40,9 @@ pub struct Fixtures {
     pub bedrock_stream: Bytes,
     /// Bedrock Converse, derived from the stream.
     pub bedrock_json: Bytes,
+    /// Bedrock InvokeModel (with the Messages object as its body) and
+    /// InvokeModelWithResponseStream, derived from the Messages stream.
+    pub bedrock_invoke: bedrock::invoke::Invoke,
 }
 
 impl Fixtures {
@@ -51,9 +54,10 @@ impl Fixtures {
         let responses_stream = read("openai_responses_stream_usage_reasoning.sse")?;
         let messages_stream = read("anthropic_messages_stream_basic.sse")?;
         let bedrock_stream = read(BEDROCK_STREAM)?;
-        let derived = |name: &str, result: Result<Bytes, String>| {
-            result.map_err(|e| format!("fixture {name}: {e}"))
-        };
+        let messages_json = derived(
+            "anthropic_messages_stream_basic.sse",
+            anthropic::message_json(&messages_stream),
+        )?;
         Ok(Self {
             dir: dir.to_path_buf(),
             chat_stream: openai::chat_stream_without_usage(&chat_stream_usage),
@@ -63,10 +67,11 @@ impl Fixtures {
                 openai::responses_json(&responses_stream),
             )?,
             embeddings_json: read("openai_embeddings_usage.json")?,
-            messages_json: derived(
+            bedrock_invoke: derived(
                 "anthropic_messages_stream_basic.sse",
-                anthropic::message_json(&messages_stream),
+                bedrock::invoke::Invoke::derive(&messages_stream, &messages_json),
             )?,
+            messages_json,
             gemini_stream: read("gemini_stream_sse_usage_thoughts.sse")?,
             gemini_json: read("gemini_generate_content_cached_usage.json")?,
             bedrock_json: derived(BEDROCK_STREAM, bedrock::converse_json(&bedrock_stream))?,
@@ -100,6 +105,11 @@ impl Fixtures {
             _ => Reply::ok(Kind::Other("application/octet-stream"), body),
         })
     }
+}
+
+/// A body derived from fixture `name`, its error naming the fixture.
+fn derived<T>(name: &str, result: Result<T, String>) -> Result<T, String> {
+    result.map_err(|e| format!("fixture {name}: {e}"))
 }
 
 /// A fixture's body: the file without its `# source:` first line.

@@ -36,6 +36,13 @@ pub enum Route {
         /// Whether the action is converse-stream.
         stream: bool,
     },
+    /// POST /model/{model}/invoke or /invoke-with-response-stream (Bedrock).
+    Invoke {
+        /// The model named in the path, as sent (percent-encoded).
+        model: String,
+        /// Whether the action is invoke-with-response-stream.
+        stream: bool,
+    },
 }
 
 impl Route {
@@ -51,15 +58,26 @@ impl Route {
             "/v1/messages" => Some(Self::Messages),
             "/v1/messages/count_tokens" => Some(Self::CountTokens),
             _ if path.starts_with("/model/") => {
-                let rest = &path["/model/".len()..];
-                let (model, stream) = match rest.rsplit_once('/')? {
-                    (model, "converse") => (model, false),
-                    (model, "converse-stream") => (model, true),
+                let (model, action) = path["/model/".len()..].rsplit_once('/')?;
+                let model = model.to_owned();
+                Some(match action {
+                    "converse" => Self::Converse {
+                        model,
+                        stream: false,
+                    },
+                    "converse-stream" => Self::Converse {
+                        model,
+                        stream: true,
+                    },
+                    "invoke" => Self::Invoke {
+                        model,
+                        stream: false,
+                    },
+                    "invoke-with-response-stream" => Self::Invoke {
+                        model,
+                        stream: true,
+                    },
                     _ => return None,
-                };
-                Some(Self::Converse {
-                    model: model.to_owned(),
-                    stream,
                 })
             }
             _ => {
@@ -86,14 +104,16 @@ impl Route {
             Self::ChatCompletions | Self::Responses | Self::Embeddings => Dialect::OpenAi,
             Self::Messages | Self::CountTokens => Dialect::Anthropic,
             Self::Gemini { .. } => Dialect::Gemini,
-            Self::Converse { .. } => Dialect::Bedrock,
+            Self::Converse { .. } | Self::Invoke { .. } => Dialect::Bedrock,
         }
     }
 
-    /// The model named in the path (Gemini), if any.
+    /// The model named in the path (Gemini, Bedrock), if any.
     pub fn path_model(&self) -> Option<&str> {
         match self {
-            Self::Gemini { model, .. } | Self::Converse { model, .. } => Some(model),
+            Self::Gemini { model, .. }
+            | Self::Converse { model, .. }
+            | Self::Invoke { model, .. } => Some(model),
             _ => None,
         }
     }
@@ -136,6 +156,15 @@ impl Route {
             Self::Converse { stream: false, .. } => {
                 Reply::ok(Kind::Json, fixtures.bedrock_json.clone())
             }
+            Self::Invoke { stream: true, .. } => {
+                let invoke = &fixtures.bedrock_invoke;
+                Reply::ok(Kind::Frames, invoke.stream.clone())
+                    .with_headers(invoke.stream_headers.clone())
+            }
+            Self::Invoke { stream: false, .. } => {
+                Reply::ok(Kind::Json, fixtures.messages_json.clone())
+                    .with_headers(fixtures.bedrock_invoke.headers.clone())
+            }
         }
     }
 }
@@ -167,7 +196,14 @@ mod tests {
                 stream: true
             })
         );
-        assert_eq!(Route::resolve(&Method::POST, "/model/m/invoke"), None);
+        assert_eq!(
+            Route::resolve(&Method::POST, "/model/m/invoke-with-response-stream"),
+            Some(Route::Invoke {
+                model: "m".into(),
+                stream: true
+            })
+        );
+        assert_eq!(Route::resolve(&Method::POST, "/model/m/invoke-async"), None);
         assert_eq!(Route::resolve(&Method::GET, "/v1/chat/completions"), None);
         assert_eq!(Route::resolve(&Method::POST, "/v1/models/x:embed"), None);
         assert_eq!(Route::resolve(&Method::POST, "/v2/messages"), None);

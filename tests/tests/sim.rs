@@ -11,6 +11,10 @@ use sha2::{Digest, Sha256};
 
 const OPENAI_KEY: &str = "sk-sim-openai";
 const ANTHROPIC_KEY: &str = "sk-ant-sim";
+const BEDROCK_KEY: &str = "br-sim-bedrock";
+
+#[path = "sim/bedrock.rs"]
+mod bedrock;
 
 /// A running simulator, killed when dropped.
 struct Sim {
@@ -25,6 +29,7 @@ impl Sim {
             .args(["--listen", "127.0.0.1:0", "--fixtures"])
             .arg(fixtures_dir())
             .args(["--openai-key", OPENAI_KEY, "--anthropic-key", ANTHROPIC_KEY])
+            .args(["--bedrock-key", BEDROCK_KEY])
             .stdout(Stdio::piped())
             .spawn()
             .expect("start provider-sim");
@@ -52,6 +57,12 @@ impl Sim {
         self.client
             .post(format!("{}{path}", self.base))
             .header("x-api-key", ANTHROPIC_KEY)
+    }
+
+    fn bedrock(&self, path: &str) -> RequestBuilder {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(BEDROCK_KEY)
     }
 
     async fn requests(&self) -> Vec<Value> {
