@@ -25,6 +25,7 @@ pub mod resolve;
 pub mod routing;
 pub mod server;
 pub mod service;
+pub mod timeouts;
 pub mod trace_context;
 pub mod upstream;
 pub mod usage;

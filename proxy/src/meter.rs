@@ -50,6 +50,8 @@ pub enum Ending {
     UpstreamFailed,
     /// The provider sent nothing for longer than its `idle_timeout`.
     UpstreamIdleTimeout,
+    /// The provider's response header did not come within its `first_byte_timeout`.
+    UpstreamFirstByteTimeout,
     /// tailmeter shut down before the response ended.
     Shutdown,
 }
@@ -248,6 +250,7 @@ fn ending_reason(ending: Ending) -> &'static str {
     match ending {
         Ending::ClientGone => "client_disconnect",
         Ending::UpstreamIdleTimeout => "upstream_idle_timeout",
+        Ending::UpstreamFirstByteTimeout => "upstream_first_byte_timeout",
         Ending::Shutdown => "shutdown",
         Ending::UpstreamFailed | Ending::Complete | Ending::NotSent => "upstream_reset",
     }

@@ -13,6 +13,7 @@ use crate::gateway::Gateway;
 use crate::identity::{Caller, Unresolved};
 use crate::local;
 use crate::routing::Route;
+use crate::timeouts::upstream::UpstreamTimeout;
 
 /// At most this many alternatives are listed in a message.
 const MAX_LISTED: usize = 20;
@@ -275,6 +276,14 @@ pub fn from_proxy_error(e: &Error, route: Option<&Route>) -> Option<ApiError> {
             )
         },
     );
+    if let Some(timeout) = crate::timeouts::upstream::timed_out(e) {
+        let code = match timeout {
+            UpstreamTimeout::FirstByte(_) => "upstream_first_byte_timeout",
+            UpstreamTimeout::Idle(_) => "upstream_idle_timeout",
+        };
+        let message = format!("tailmeter got {timeout} from {provider}");
+        return Some(ApiError::new(ErrorKind::GatewayTimeout, code, message));
+    }
     let etype = e.etype();
     if *e.esource() == ErrorSource::Downstream
         && matches!(

@@ -26,6 +26,7 @@ use crate::config::{self, Config};
 use crate::gateway::Gateway;
 use crate::reload::ReloadOnHangup;
 use crate::service::Proxy;
+use crate::timeouts::client::HeaderDeadlineApp;
 
 /// Runs the gateway until a shutdown signal, then drains and returns. SIGHUP reloads `path`
 /// (see [`crate::reload`]).
@@ -56,10 +57,13 @@ pub fn run(config: &Config, path: &Path) {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Proxy::new(shared.clone()),
-        "tailmeter proxy",
+    // Every client connection under `server.client_header_timeout` (crate::timeouts::client).
+    let mut proxy = Service::new(
+        "tailmeter proxy".to_owned(),
+        HeaderDeadlineApp::new(
+            pingora::proxy::http_proxy(&server.configuration, Proxy::new(shared.clone())),
+            shared.clone(),
+        ),
     );
     proxy.add_listener(
         ListenerConfig::tcp(config.server.listen.to_string()).l4_buffer(L4BufferSettings::new(

@@ -2,6 +2,7 @@
 //! headers, and which credential to send. Client credentials never pass: every header or query
 //! parameter that can carry one is removed before the provider's own key is set.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pingora::http::RequestHeader;
@@ -9,6 +10,7 @@ use pingora::upstreams::peer::HttpPeer;
 
 use crate::config::{BaseUrl, Provider, ProviderKind};
 use crate::resolve::CachedAddr;
+use crate::timeouts::upstream::{ResponseTimeouts, TimedConnector};
 
 /// Request headers that carry a client's credential or identity claim; never forwarded.
 const CLIENT_CREDENTIAL_HEADERS: &[&str] = &[
@@ -37,10 +39,10 @@ pub struct Upstream {
     /// The models it serves, as configured.
     pub models: Vec<String>,
     api_key: String,
-    /// Longest silence while reading a response.
-    idle_timeout: Duration,
     /// Longest wait for a connection.
     connect_timeout: Duration,
+    /// Connects with the provider's first-byte and idle deadlines on the socket.
+    connector: Arc<TimedConnector>,
     /// The base URL's host, resolved once per [`crate::resolve::FRESH_FOR`].
     addr: CachedAddr,
 }
@@ -65,8 +67,15 @@ impl Upstream {
             base: provider.base_url.clone(),
             models: provider.models.clone(),
             api_key: provider.api_key.clone(),
-            idle_timeout: provider.idle_timeout,
             connect_timeout: provider.connect_timeout,
+            connector: Arc::new(TimedConnector {
+                connect_timeout: provider.connect_timeout,
+                timeouts: ResponseTimeouts {
+                    first_byte: provider.first_byte_timeout,
+                    idle: provider.idle_timeout,
+                },
+                plaintext: !provider.base_url.tls,
+            }),
             addr: CachedAddr::new(&provider.base_url.host, provider.base_url.port),
         }
     }
@@ -79,10 +88,12 @@ impl Upstream {
         // The provider's `connect_timeout` for TCP, twice that with the TLS handshake.
         options.connection_timeout = Some(self.connect_timeout);
         options.total_connection_timeout = Some(self.connect_timeout * 2);
-        // The provider's `idle_timeout`: the longest silence before a response (or between its
-        // pieces) is taken for a stalled upstream; the request is then metered as
-        // `upstream_idle_timeout`.
-        options.read_timeout = Some(self.idle_timeout);
+        // The provider's `first_byte_timeout` (for the response header) and `idle_timeout`
+        // (between its pieces) are kept on the socket (crate::timeouts::upstream); Pingora's own
+        // per-read timeout is only a backstop.
+        let timeouts = self.connector.timeouts;
+        options.read_timeout = Some(timeouts.first_byte.max(timeouts.idle));
+        options.custom_l4 = Some(self.connector.clone());
         options.write_timeout = Some(Duration::from_secs(60));
         options.idle_timeout = Some(Duration::from_secs(90));
         Ok(Box::new(peer))
@@ -165,6 +176,7 @@ mod tests {
             models: vec!["gpt-4o".to_owned()],
             idle_timeout: Provider::DEFAULT_IDLE_TIMEOUT,
             connect_timeout: Provider::DEFAULT_CONNECT_TIMEOUT,
+            first_byte_timeout: Provider::DEFAULT_IDLE_TIMEOUT,
         };
         let peer = Upstream::new(&provider).peer().await.unwrap();
         assert!(peer.options.verify_cert, "certificate verification is off");

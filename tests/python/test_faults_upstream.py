@@ -6,13 +6,19 @@ threads and memory come back to their level before a burst of faulted requests. 
 elsewhere and not repeated here: connection refused → 502 and a 500 passing through unchanged
 (test_errors.py), a stream cut mid-way, an error event in a 200 stream and an idle stream past
 its `idle_timeout` (test_stream_endings.py).
+
+A private instance (`tailmeter_timeouts`) has short timeouts: a provider whose `first_byte_timeout`
+(1 s) is shorter than its `idle_timeout` (4 s), and `server.client_header_timeout` (1 s), whose
+slowloris tests live here too since they share it.
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
@@ -20,8 +26,11 @@ import pytest
 
 from harness import config as cfg
 from harness.clients import CLIENT_ANTHROPIC_KEY, CLIENT_OPENAI_KEY, REQUEST_ID, Tailmeter, http_client
+from harness import events as ev
 from harness.events import wait_for
 from harness.metrics import Expect
+from harness.procs import free_port, start_tailmeter, wait_ready
+from harness.sim import Sim
 
 OPENAI = {"authorization": f"Bearer {CLIENT_OPENAI_KEY}"}
 ANTHROPIC = {"x-api-key": CLIENT_ANTHROPIC_KEY, "anthropic-version": "2023-06-01"}
@@ -162,3 +171,147 @@ def test_faults_leak_no_descriptors_threads_or_memory(tailmeter_metering: Tailme
     rss1 = _usage(pid)[2]
     assert rss1 - rss0 < 32 * 1024, f"resident memory grew from {rss0} KiB to {rss1} KiB over one burst"
     assert tm.proc.alive() and tm.healthz() == 200
+
+
+FIRST_BYTE_MODEL = "gpt-4o-first-byte"
+FIRST_BYTE_S = 1
+IDLE_S = 4
+HEADER_TIMEOUT_S = 1
+
+
+@pytest.fixture(scope="module")
+def tailmeter_timeouts(binaries: dict[str, Path], sim: Sim, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tailmeter]:
+    """A private instance: provider `first-byte` waits 1 s for a response header but 4 s between
+    pieces; every client has 1 s to send a request header."""
+    workdir = tmp_path_factory.mktemp("tailmeter-timeouts")
+    listen, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    provider = cfg.Provider("first-byte", "openai", sim.base_url, f"${{{cfg.OPENAI_KEY_ENV}}}", [FIRST_BYTE_MODEL], f"{IDLE_S}s")
+    text = cfg.render(cfg.TailmeterConfig(listen, admin, cfg.standard_providers(sim.base_url) + [provider]))
+    text = text.replace(f'idle_timeout = "{IDLE_S}s"\n', f'idle_timeout = "{IDLE_S}s"\nfirst_byte_timeout = "{FIRST_BYTE_S}s"\n', 1)
+    text = text.replace("[server]\n", f'[server]\nclient_header_timeout = "{HEADER_TIMEOUT_S}s"\n', 1)
+    (workdir / "tailmeter.toml").write_text(text)
+    proc = start_tailmeter(binaries["tailmeter"], workdir / "tailmeter.toml", workdir, ev.PROVIDER_ENV)
+    try:
+        wait_ready(proc, admin)
+    except RuntimeError:
+        proc.stop()
+        raise
+    yield Tailmeter(proc, listen, admin)
+    proc.stop()
+
+
+def test_stall_before_headers_past_first_byte_timeout_is_504_despite_a_long_idle_timeout(
+    tailmeter_timeouts: Tailmeter,
+) -> None:
+    tm = tailmeter_timeouts
+    delta = tm.metrics.delta()
+    started = time.monotonic()
+    resp = chat(tm, "stall-ms=3500", {**CHAT, "model": FIRST_BYTE_MODEL})
+    elapsed = time.monotonic() - started
+    assert resp.status_code == 504, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "upstream_first_byte_timeout" and "first_byte_timeout" in error["message"], error
+    assert FIRST_BYTE_S * 0.9 <= elapsed < FIRST_BYTE_S + 1.5, elapsed
+    delta.expect([counted("first-byte", FIRST_BYTE_MODEL, "chat_completions", 504)])
+    wait_for(
+        "the request metered as a first-byte timeout",
+        lambda: delta.now("tailmeter_usage_missing_total", reason="upstream_first_byte_timeout") >= 1, 10,
+    )
+
+
+def test_stream_stall_before_headers_is_504_json(tailmeter_timeouts: Tailmeter) -> None:
+    """A stream request is no different before its header: 504, JSON, with a request id."""
+    resp = chat(tailmeter_timeouts, "stall-ms=3000", {**CHAT, "model": FIRST_BYTE_MODEL, "stream": True})
+    assert resp.status_code == 504, resp.text
+    assert resp.headers.get(REQUEST_ID) and resp.headers["content-type"].startswith("application/json")
+    assert resp.json()["error"]["code"] == "upstream_first_byte_timeout"
+
+
+def test_pauses_between_chunks_past_first_byte_timeout_are_served_whole(tailmeter_timeouts: Tailmeter) -> None:
+    """Events 1.5 s apart: longer than `first_byte_timeout`, shorter than `idle_timeout`."""
+    tm = tailmeter_timeouts
+    delta = tm.metrics.delta()
+    resp = chat(tm, "chunk-bytes=1200,chunk-delay-ms=1500", {**CHAT, "model": FIRST_BYTE_MODEL, "stream": True}, timeout=60)
+    assert resp.status_code == 200, resp.text
+    assert resp.text.rstrip().endswith("data: [DONE]"), resp.text[-200:]
+    delta.expect([counted("first-byte", FIRST_BYTE_MODEL, "chat_completions", 200)])
+    assert delta.now("tailmeter_usage_missing_total") == 0
+
+
+def _slow_header(tm: Tailmeter, pause: float, stop: threading.Event | None = None) -> tuple[float, bytes]:
+    """Sends a request header a few bytes at a time, `pause` apart, never finishing it; returns
+    how long until tailmeter answered or closed, and what it sent."""
+    host, port = tm.listen.rsplit(":", 1)
+    piece = f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {CLIENT_OPENAI_KEY}\r\nX-Pad: ".encode()
+    with socket.create_connection((host, int(port)), timeout=10, source_address=(cfg.SRC_ALICE, 0)) as sock:
+        started = time.monotonic()
+        sock.settimeout(pause)
+        answer = b""
+        for i in range(int(30 / pause)):
+            if stop is not None and stop.is_set():
+                break
+            try:
+                sock.sendall(piece[i * 4 : i * 4 + 4] if i * 4 < len(piece) else b"a")
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            answer += chunk
+            if not chunk:
+                break
+        return time.monotonic() - started, answer
+
+
+def test_slowloris_header_is_cut_with_408_within_the_timeout(tailmeter_timeouts: Tailmeter) -> None:
+    """A header trickling in every 200 ms (each read well inside Pingora's per-read timeout) is
+    answered 408 and closed at `client_header_timeout`."""
+    tm = tailmeter_timeouts
+    elapsed, answer = _slow_header(tm, 0.2)
+    assert HEADER_TIMEOUT_S * 0.9 <= elapsed < HEADER_TIMEOUT_S + 1.5, elapsed
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 "), answer
+    error = json.loads(body)["error"]
+    assert error["code"] == "client_header_timeout" and "client_header_timeout" in error["message"], error
+    assert tm.proc.alive() and tm.healthz() == 200
+
+
+def test_many_slowloris_clients_do_not_stop_normal_requests(tailmeter_timeouts: Tailmeter) -> None:
+    """200 slow headers at once: normal requests are served meanwhile, each slow one is cut, and
+    tailmeter's descriptors come back."""
+    tm = tailmeter_timeouts
+    pid = tm.proc.popen.pid
+    fds0 = _usage(pid)[0]
+    stop = threading.Event()
+    results: list[tuple[float, bytes]] = []
+    threads = [threading.Thread(target=lambda: results.append(_slow_header(tm, 0.1, stop)), daemon=True) for _ in range(200)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.3)
+        for _ in range(5):
+            started = time.monotonic()
+            resp = chat(tm, "")
+            assert resp.status_code == 200, resp.text
+            assert time.monotonic() - started < 2.0
+    finally:
+        for t in threads:
+            t.join(15)
+        stop.set()
+    assert not any(t.is_alive() for t in threads)
+    assert len(results) == 200
+    slow = [elapsed for elapsed, _ in results if elapsed >= HEADER_TIMEOUT_S + 3]
+    assert not slow, f"{len(slow)} slow clients held on past the timeout: {max(slow)}"
+    wait_for(f"descriptors back to {fds0}", lambda: _usage(pid)[0] <= fds0 + 8, 30, 0.5)
+    assert tm.proc.alive() and tm.healthz() == 200
+
+
+def test_a_normal_request_on_a_kept_alive_connection_beats_the_header_timeout(tailmeter_timeouts: Tailmeter) -> None:
+    """The deadline of a later request starts at its first byte, not at accept: a connection
+    idle for longer than the timeout between two requests is still served."""
+    tm = tailmeter_timeouts
+    with http_client(cfg.SRC_ALICE) as http:
+        first = http.post(f"{tm.base_url}/v1/chat/completions", json=CHAT, headers=OPENAI)
+        time.sleep(HEADER_TIMEOUT_S + 0.5)
+        second = http.post(f"{tm.base_url}/v1/chat/completions", json=CHAT, headers=OPENAI)
+    assert (first.status_code, second.status_code) == (200, 200), second.text

@@ -44,8 +44,9 @@ impl Summary<'_> {
         )?;
         writeln!(
             f,
-            "max_request_body: {}, client_body_timeout: {}, shutdown_grace: {}, threads: {}",
+            "max_request_body: {}, client_header_timeout: {}, client_body_timeout: {}, shutdown_grace: {}, threads: {}",
             format_size(s.max_request_body),
+            format_duration(s.client_header_timeout),
             format_duration(s.client_body_timeout),
             format_duration(s.shutdown_grace),
             s.threads
@@ -99,8 +100,9 @@ impl Summary<'_> {
             writeln!(f, "    idle_timeout: {}s", p.idle_timeout.as_secs_f64())?;
             writeln!(
                 f,
-                "    connect_timeout: {}s",
-                p.connect_timeout.as_secs_f64()
+                "    connect_timeout: {}s, first_byte_timeout: {}s",
+                p.connect_timeout.as_secs_f64(),
+                p.first_byte_timeout.as_secs_f64()
             )?;
         }
         writeln!(

@@ -57,6 +57,10 @@ pub struct Server {
     /// Longest a client may take to send its whole request body (`client_body_timeout`,
     /// default 60s); past it the request is refused with 408 (a slowloris body).
     pub client_body_timeout: Duration,
+    /// Longest a client may take to send a whole request header (`client_header_timeout`,
+    /// default 30s; from accept for a connection's first request, from its first byte for a
+    /// later one); past it the connection gets 408 and is closed (a slowloris header).
+    pub client_header_timeout: Duration,
 }
 
 impl Default for Server {
@@ -68,6 +72,7 @@ impl Default for Server {
             shutdown_grace: Duration::from_secs(30),
             threads: std::thread::available_parallelism().map_or(1, usize::from),
             client_body_timeout: Duration::from_secs(60),
+            client_header_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -167,6 +172,9 @@ pub struct Provider {
     /// Longest wait for the TCP (and TLS) connection to the provider (`connect_timeout`,
     /// default 10s): past it the request fails with 504.
     pub connect_timeout: Duration,
+    /// Longest wait for the response header once the request was sent (`first_byte_timeout`,
+    /// default: the provider's `idle_timeout`): past it the request fails with 504.
+    pub first_byte_timeout: Duration,
 }
 
 impl Provider {
@@ -188,6 +196,7 @@ impl fmt::Debug for Provider {
             .field("models", &self.models)
             .field("idle_timeout", &self.idle_timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("first_byte_timeout", &self.first_byte_timeout)
             .finish()
     }
 }

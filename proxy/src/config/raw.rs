@@ -34,6 +34,7 @@ pub(super) struct RawServer {
     pub shutdown_grace: Option<String>,
     pub threads: Option<i64>,
     pub client_body_timeout: Option<String>,
+    pub client_header_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -73,6 +74,7 @@ pub(super) struct RawProvider {
     pub models: Option<Vec<String>>,
     pub idle_timeout: Option<String>,
     pub connect_timeout: Option<String>,
+    pub first_byte_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

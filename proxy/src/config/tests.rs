@@ -332,3 +332,51 @@ fn providers_take_an_idle_timeout() {
         "positive duration",
     );
 }
+
+#[test]
+fn first_byte_timeout_defaults_to_the_idle_timeout() {
+    let provider = |extra: &str| {
+        format!(
+            "[[providers]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"http://x\"\napi_key = \"k\"\nmodels = [\"m\"]\n{extra}"
+        )
+    };
+    let default = ok(&provider(""));
+    assert_eq!(
+        default.providers[0].first_byte_timeout,
+        Duration::from_secs(300)
+    );
+    let idle = ok(&provider("idle_timeout = \"20s\"\n"));
+    assert_eq!(
+        idle.providers[0].first_byte_timeout,
+        Duration::from_secs(20)
+    );
+    let set = ok(&provider(
+        "idle_timeout = \"20s\"\nfirst_byte_timeout = \"10m\"\n",
+    ));
+    assert_eq!(
+        set.providers[0].first_byte_timeout,
+        Duration::from_secs(600)
+    );
+    assert_eq!(set.providers[0].idle_timeout, Duration::from_secs(20));
+    rejects(
+        &provider("first_byte_timeout = \"0s\"\n"),
+        7,
+        "providers[0].first_byte_timeout",
+        "positive duration",
+    );
+}
+
+#[test]
+fn server_takes_a_client_header_timeout() {
+    assert_eq!(ok("").server.client_header_timeout, Duration::from_secs(30));
+    let set = ok("[server]\nclient_header_timeout = \"5s\"\n");
+    assert_eq!(set.server.client_header_timeout, Duration::from_secs(5));
+    rejects(
+        "[server]\nclient_header_timeout = \"never\"\n",
+        2,
+        "server.client_header_timeout",
+        "positive duration",
+    );
+    let shown = set.summary();
+    assert!(shown.contains("client_header_timeout: 5s"), "{shown}");
+}

@@ -185,13 +185,26 @@ fn server(raw: &RawServer, path: &KeyPath, ctx: &Ctx<'_>) -> Result<Server, Conf
         let text = ctx.text(&path, grace)?;
         server.shutdown_grace = parse_duration(&text).map_err(|e| ctx.error(&path, e))?;
     }
-    if let Some(timeout) = &raw.client_body_timeout {
-        let path = path.key("client_body_timeout");
-        server.client_body_timeout = parse_duration(&ctx.text(&path, timeout)?)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| ctx.error(&path, "expected a positive duration such as \"60s\""))?;
-    }
+    let positive = |key: &str, raw: &Option<String>, default: Duration| {
+        let path = path.key(key);
+        match raw {
+            None => Ok(default),
+            Some(raw) => parse_duration(&ctx.text(&path, raw)?)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| ctx.error(&path, "expected a positive duration such as \"60s\"")),
+        }
+    };
+    server.client_body_timeout = positive(
+        "client_body_timeout",
+        &raw.client_body_timeout,
+        server.client_body_timeout,
+    )?;
+    server.client_header_timeout = positive(
+        "client_header_timeout",
+        &raw.client_header_timeout,
+        server.client_header_timeout,
+    )?;
     if let Some(threads) = raw.threads {
         let path = path.key("threads");
         let threads = ctx.positive(&path, threads)?;

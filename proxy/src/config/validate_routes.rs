@@ -95,6 +95,11 @@ pub(super) fn providers(
             &entry.connect_timeout,
             Provider::DEFAULT_CONNECT_TIMEOUT,
         )?;
+        let first_byte_timeout = timeout(
+            "first_byte_timeout",
+            &entry.first_byte_timeout,
+            idle_timeout,
+        )?;
         out.push(Provider {
             name,
             kind,
@@ -103,6 +108,7 @@ pub(super) fn providers(
             models,
             idle_timeout,
             connect_timeout,
+            first_byte_timeout,
         });
     }
     Ok(out)

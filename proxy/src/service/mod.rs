@@ -22,6 +22,7 @@ use crate::gateway::{Gateway, SharedGateway};
 use crate::identity::{Caller, Unresolved};
 use crate::meter::{Ending, Meter};
 use crate::routing::Route;
+use crate::timeouts::upstream::UpstreamTimeout;
 use crate::trace_context::{TraceContext, TRACEPARENT};
 use crate::{local, refusal};
 
@@ -392,8 +393,12 @@ impl ProxyHttp for Proxy {
             None => Ending::Complete,
             Some(e) if *e.esource() == ErrorSource::Downstream => Ending::ClientGone,
             Some(_) if ctx.gateway.is_draining() => Ending::Shutdown,
-            Some(e) if *e.etype() == ErrorType::ReadTimedout => Ending::UpstreamIdleTimeout,
-            Some(_) => Ending::UpstreamFailed,
+            Some(e) => match crate::timeouts::upstream::timed_out(e) {
+                Some(UpstreamTimeout::FirstByte(_)) => Ending::UpstreamFirstByteTimeout,
+                Some(UpstreamTimeout::Idle(_)) => Ending::UpstreamIdleTimeout,
+                None if *e.etype() == ErrorType::ReadTimedout => Ending::UpstreamIdleTimeout,
+                None => Ending::UpstreamFailed,
+            },
         };
         let gateway = Arc::clone(&ctx.gateway);
         record::record(&gateway, ctx, status, ending);

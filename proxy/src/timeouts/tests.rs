@@ -1,0 +1,100 @@
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::upstream::{ResponseTimeouts, Timed, UpstreamTimeout};
+use super::HeaderEnd;
+
+#[test]
+fn header_end_is_found_across_pieces_and_line_endings() {
+    let mut end = HeaderEnd::default();
+    assert_eq!(end.feed(b"GET / HTTP/1.1\r\nHost: x\r"), None);
+    assert_eq!(end.feed(b"\n\r"), None);
+    assert_eq!(end.feed(b"\n{\"body\":1}"), Some(1));
+    let mut bare = HeaderEnd::default();
+    assert_eq!(bare.feed(b"HTTP/1.1 200 OK\nA: b\n\nrest"), Some(22));
+    // Empty lines before the request line are not the end of a header.
+    let mut leading = HeaderEnd::default();
+    assert_eq!(leading.feed(b"\r\n\r\n"), None);
+    assert_eq!(leading.feed(b"GET / HTTP/1.1\r\n\r\n"), Some(18));
+}
+
+fn timeouts(first_byte_ms: u64, idle_ms: u64) -> ResponseTimeouts {
+    ResponseTimeouts {
+        first_byte: Duration::from_millis(first_byte_ms),
+        idle: Duration::from_millis(idle_ms),
+    }
+}
+
+/// A provider that answers `script`: (pause before, bytes) after reading a request.
+async fn provider(script: Vec<(u64, &'static [u8])>) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = sock.read(&mut buf).await;
+        for (pause, bytes) in script {
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            if sock.write_all(bytes).await.is_err() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    addr
+}
+
+async fn read_all(timed: &mut Timed, until: usize) -> std::io::Result<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while got.len() < until {
+        let n = timed.read(&mut buf).await?;
+        got.extend_from_slice(&buf[..n]);
+    }
+    Ok(got)
+}
+
+fn which(e: &std::io::Error) -> Option<UpstreamTimeout> {
+    e.get_ref()?.downcast_ref::<UpstreamTimeout>().copied()
+}
+
+#[tokio::test]
+async fn a_header_trickling_past_first_byte_timeout_is_cut() {
+    // Each piece comes well within idle_timeout, the whole header not within first_byte_timeout.
+    let script = (0..10).map(|_| (60, &b"H"[..])).collect();
+    let addr = provider(script).await;
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut timed = Timed::new(tcp, timeouts(300, 1000), true);
+    timed.write_all(b"POST / HTTP/1.1\r\n\r\n").await.unwrap();
+    let e = read_all(&mut timed, 100).await.unwrap_err();
+    assert_eq!(
+        which(&e),
+        Some(UpstreamTimeout::FirstByte(Duration::from_millis(300)))
+    );
+}
+
+#[tokio::test]
+async fn pauses_in_the_body_longer_than_first_byte_timeout_are_served() {
+    let head: &[u8] = b"HTTP/1.1 200 OK\r\n\r\n";
+    let addr = provider(vec![(0, head), (400, b"one"), (400, b"two")]).await;
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut timed = Timed::new(tcp, timeouts(200, 1000), true);
+    timed.write_all(b"POST / HTTP/1.1\r\n\r\n").await.unwrap();
+    let got = read_all(&mut timed, head.len() + 6).await.unwrap();
+    assert!(got.ends_with(b"onetwo"));
+}
+
+#[tokio::test]
+async fn silence_in_the_body_past_idle_timeout_is_cut() {
+    let addr = provider(vec![(0, b"HTTP/1.1 200 OK\r\n\r\nx"), (800, b"late")]).await;
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut timed = Timed::new(tcp, timeouts(1000, 300), true);
+    timed.write_all(b"POST / HTTP/1.1\r\n\r\n").await.unwrap();
+    let e = read_all(&mut timed, 100).await.unwrap_err();
+    assert_eq!(
+        which(&e),
+        Some(UpstreamTimeout::Idle(Duration::from_millis(300)))
+    );
+}
