@@ -109,7 +109,7 @@ impl ExportersRuntime {
             handle.events = sender;
         }
         if let Some(otlp) = &config.otlp {
-            handle.traces = Some(Arc::new(Traces::start(otlp, runtime.handle())?));
+            handle.traces = Some(Arc::new(Traces::start(otlp, runtime.handle(), registry)?));
         }
         let traces = handle.traces.clone();
         Ok((

@@ -179,7 +179,13 @@ impl Spool {
             None => Err(io::Error::other("journal not open")),
         };
         if let Err(e) = written {
-            // A torn line is cut off at the next start; the open file is reopened here.
+            // A full disk can take part of the line: cut the journal back to its last whole
+            // line, so the next row does not land glued to a torn one (a torn line left by a
+            // crash is cut off at the next start instead).
+            let whole = open.bytes;
+            if let Some(Err(cut)) = open.file.as_ref().map(|f| f.set_len(whole)) {
+                tracing::error!(error = %cut, "cannot cut a torn line off the spool journal");
+            }
             open.file = None;
             self.release(len, 0);
             return Err(e);
@@ -227,12 +233,20 @@ impl Spool {
         Ok(())
     }
 
-    /// Sets a rejected batch aside as `N.rejected` (kept for inspection, out of the limit).
-    pub fn reject(&self, sealed: &Sealed) -> io::Result<PathBuf> {
+    /// Retires a batch the sink has taken all it will of: the `rejected` lines (all of the
+    /// batch, or the rows it refused alone) are kept as `N.rejected` for inspection, out of the
+    /// limit, and the batch leaves the spool.
+    pub fn reject(&self, sealed: &Sealed, rejected: &[u8]) -> io::Result<PathBuf> {
         let to = self
             .dir
             .join(format!("{:020}{REJECTED_SUFFIX}", sealed.seq));
-        fs::rename(self.sealed_path(sealed.seq), &to)?;
+        let from = self.sealed_path(sealed.seq);
+        if rejected.len() as u64 == sealed.bytes {
+            fs::rename(&from, &to)?;
+        } else {
+            fs::write(&to, rejected)?;
+            fs::remove_file(&from)?;
+        }
         self.release(sealed.bytes, sealed.rows);
         Ok(to)
     }
@@ -314,9 +328,23 @@ mod tests {
         assert_eq!(spool.journal(b"12\n").unwrap(), None);
         assert_eq!((spool.bytes(), spool.rows()), (9, 1));
         let sealed = spool.seal().unwrap().unwrap();
-        let path = spool.reject(&sealed).unwrap();
+        let path = spool.reject(&sealed, b"12345678\n").unwrap();
         assert!(path.ends_with("00000000000000000000.rejected"));
         assert_eq!((spool.bytes(), spool.rows()), (0, 0));
         assert_eq!(spool.journal(b"12\n").unwrap(), Some(1), "room again");
+    }
+
+    #[test]
+    fn a_partly_refused_batch_keeps_only_the_refused_lines() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (spool, _) = Spool::open(tmp.path(), 1 << 20).unwrap();
+        for line in [&b"ok\n"[..], b"bad\n", b"ok2\n"] {
+            spool.journal(line).unwrap();
+        }
+        let sealed = spool.seal().unwrap().unwrap();
+        let path = spool.reject(&sealed, b"bad\n").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"bad\n");
+        assert_eq!(names(tmp.path()), ["00000000000000000000.rejected"]);
+        assert_eq!((spool.bytes(), spool.rows()), (0, 0));
     }
 }

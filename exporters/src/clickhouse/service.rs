@@ -1,10 +1,12 @@
 //! Talking to ClickHouse: the health check (version, then database and table, idempotently),
 //! the insert of one batch, and the retry classification of its failures.
 //!
-//! Only answers that mean the data itself is unreadable are not retried (the batch is set aside
-//! by the pipeline); everything else (connection refused, timeouts, overload, a missing table,
-//! authentication) is transient: the batch waits in the spool and is tried again. A missing
-//! table or database also makes the next attempt create them again.
+//! Only answers that mean the data itself is unreadable are not retried: the pipeline splits the
+//! batch until the refused rows are alone and drops only those (so taking a transient answer
+//! for a rejection costs extra writes, not rows). Everything else (connection refused,
+//! timeouts, overload, a missing table, authentication) is transient: the batch waits in the
+//! spool and is tried again. A missing table or database also makes the next attempt create
+//! them again.
 
 use std::sync::Mutex;
 
@@ -20,6 +22,7 @@ const REJECTED_CODES: &[u32] = &[
     26,  // CANNOT_PARSE_QUOTED_STRING
     27,  // CANNOT_PARSE_INPUT_ASSERTION_FAILED
     32,  // ATTEMPT_TO_READ_AFTER_EOF
+    33,  // CANNOT_READ_ALL_DATA (a row cut short)
     38,  // CANNOT_PARSE_DATE
     41,  // CANNOT_PARSE_DATETIME
     53,  // TYPE_MISMATCH
@@ -184,6 +187,12 @@ mod tests {
         );
         assert_eq!(
             kind(bad("Code: 53. DB::Exception: Type mismatch")),
+            ErrorKind::Rejected
+        );
+        assert_eq!(
+            kind(bad(
+                "Code: 33, e.displayText() = DB::Exception: Unexpected end of stream"
+            )),
             ErrorKind::Rejected
         );
         assert_eq!(

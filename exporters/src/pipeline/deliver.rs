@@ -1,6 +1,8 @@
 //! The deliverer: writes sealed batches to the sink strictly oldest first. A transient failure
-//! leaves the batch (and every later one) on disk and retries it with backoff; a rejection sets
-//! the batch aside, counted as dropped and logged, since retrying bad data cannot succeed.
+//! leaves the batch (and every later one) on disk and retries it with backoff; a rejection is
+//! narrowed down to the rows the sink refuses ([`super::isolate`]): the others are delivered,
+//! the refused ones set aside, counted as dropped and logged, since retrying bad data cannot
+//! succeed.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -8,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use super::isolate::{isolate, write, Isolated};
 use super::{mark_spooled, Pending};
 use crate::health::{Health, Outcome};
 use crate::retry::Backoff;
@@ -41,14 +44,16 @@ impl Deliverer {
                 return self.leave_rest();
             }
             match self.deliver(&head).await {
-                Ok(()) => {
+                Ok(isolated) => {
                     let outcome = if head.spooled {
                         Outcome::Replayed
                     } else {
                         Outcome::Written
                     };
-                    self.health.count(outcome, head.rows);
-                    if let Err(e) = self.spool.remove(&head) {
+                    self.health.count(outcome, isolated.delivered);
+                    if isolated.rejected_rows > 0 {
+                        self.reject(&head, &isolated);
+                    } else if let Err(e) = self.spool.remove(&head) {
                         tracing::error!(error = %e, seq = head.seq, "cannot remove a delivered batch from the spool");
                     }
                     if self.pending.failing.swap(false, Ordering::SeqCst) {
@@ -59,7 +64,6 @@ impl Deliverer {
                     }
                     backoff.reset();
                 }
-                Err(e) if e.kind == ErrorKind::Rejected => self.reject(&head, &e),
                 Err(e) => {
                     if !self.pending.failing.swap(true, Ordering::SeqCst) {
                         tracing::warn!(sink = self.sink.name(), error = %e, "sink write failed; spooling batches until it is back");
@@ -81,34 +85,60 @@ impl Deliverer {
         }
     }
 
-    /// One attempt at one batch, bounded by the write timeout.
-    async fn deliver(&self, sealed: &Sealed) -> Result<(), SinkError> {
-        let data = self.spool.read(sealed).map_err(|e| {
-            SinkError::rejected(format!("cannot read spooled batch {}: {e}", sealed.seq))
-        })?;
+    /// One attempt at one batch, each write bounded by the write timeout. A batch the sink
+    /// rejects is narrowed down to the rows it refuses; `Err` is always transient (retry later).
+    async fn deliver(&self, sealed: &Sealed) -> Result<Isolated, SinkError> {
+        let data = match self.spool.read(sealed) {
+            Ok(data) => data,
+            Err(e) => {
+                // Unreadable on disk: nothing to deliver, ever; keep what there is to inspect.
+                let error = format!("cannot read spooled batch {}: {e}", sealed.seq);
+                return Ok(Isolated {
+                    rejected_rows: sealed.rows,
+                    first_error: Some(error),
+                    ..Isolated::default()
+                });
+            }
+        };
         let batch = Batch {
             data,
             rows: sealed.rows,
         };
-        match tokio::time::timeout(self.write_timeout, self.sink.write(&batch)).await {
-            Ok(result) => result,
-            Err(_) => Err(SinkError::transient(format!(
-                "write took longer than {:?}",
-                self.write_timeout
-            ))),
+        match write(self.sink.as_ref(), &batch, self.write_timeout).await {
+            Ok(()) => Ok(Isolated {
+                delivered: batch.rows,
+                ..Isolated::default()
+            }),
+            Err(e) if e.kind == ErrorKind::Rejected && batch.rows <= 1 => Ok(Isolated {
+                rejected: batch.data.to_vec(),
+                rejected_rows: batch.rows,
+                first_error: Some(e.message),
+                ..Isolated::default()
+            }),
+            Err(e) if e.kind == ErrorKind::Rejected => {
+                tracing::warn!(
+                    sink = self.sink.name(), error = %e, rows = batch.rows, seq = sealed.seq,
+                    "the sink rejected a batch; splitting it to find the rows it refuses"
+                );
+                isolate(self.sink.as_ref(), &batch.data, self.write_timeout).await
+            }
+            Err(e) => Err(e),
         }
     }
 
-    fn reject(&self, sealed: &Sealed, error: &SinkError) {
-        self.health.count(Outcome::Dropped, sealed.rows);
-        match self.spool.reject(sealed) {
+    /// Counts and logs the rows the sink refused, and keeps them as `N.rejected`.
+    fn reject(&self, sealed: &Sealed, isolated: &Isolated) {
+        self.health.count(Outcome::Dropped, isolated.rejected_rows);
+        let error = isolated.first_error.as_deref().unwrap_or("");
+        let (rows, delivered) = (isolated.rejected_rows, isolated.delivered);
+        match self.spool.reject(sealed, &isolated.rejected) {
             Ok(path) => tracing::error!(
-                sink = self.sink.name(), error = %error, rows = sealed.rows, kept = %path.display(),
-                "USAGE ROWS LOST: the sink rejected a batch; it is kept for inspection"
+                sink = self.sink.name(), error, rows, delivered, kept = %path.display(),
+                "USAGE ROWS LOST: the sink rejected rows; they are kept for inspection, the rest of their batch was delivered"
             ),
             Err(e) => tracing::error!(
-                sink = self.sink.name(), error = %error, rows = sealed.rows, move_error = %e,
-                "USAGE ROWS LOST: the sink rejected a batch"
+                sink = self.sink.name(), error, rows, delivered, move_error = %e,
+                "USAGE ROWS LOST: the sink rejected rows"
             ),
         }
     }

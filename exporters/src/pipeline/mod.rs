@@ -9,13 +9,16 @@
 //! - the collector ([`collect`]) seals the open batch every `batch_rows` rows or
 //!   `batch_interval` after its first row, whichever comes first;
 //! - the deliverer ([`deliver`]) writes sealed batches to the sink strictly in order, retrying
-//!   transient failures with [`crate::retry::Backoff`] while later batches wait on disk.
+//!   transient failures with [`crate::retry::Backoff`] while later batches wait on disk; a batch
+//!   the sink rejects as bad data is split until the refused rows are alone ([`isolate`]): the
+//!   rest is delivered, the refused rows are dropped (counted, logged, kept as `N.rejected`).
 //!
 //! [`Pipeline::shutdown`] seals the open batch and delivers what it can within a deadline;
 //! anything left stays in the spool and is delivered at the next start.
 
 mod collect;
 mod deliver;
+mod isolate;
 #[cfg(test)]
 mod tests;
 

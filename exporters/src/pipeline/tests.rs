@@ -1,6 +1,6 @@
 //! The pipeline against a fake sink that can be switched off: batching by rows and interval,
-//! spooling and in-order replay, shutdown flush, recovery of a crashed run's spool, and the
-//! spool's disk limit.
+//! spooling and in-order replay, shutdown flush, recovery of a crashed run's spool, the
+//! spool's disk limit, and a row the sink refuses.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +16,8 @@ use crate::sink::{Batch, SinkError};
 #[derive(Default)]
 struct FakeSink {
     down: AtomicBool,
+    /// A batch holding this request id is rejected as bad data.
+    refuse: Mutex<Option<String>>,
     batches: Mutex<Vec<Vec<String>>>,
 }
 
@@ -51,6 +53,11 @@ impl Sink for FakeSink {
             })
             .collect::<Vec<_>>();
         assert_eq!(ids.len() as u64, batch.rows);
+        if let Some(bad) = self.refuse.lock().unwrap().as_ref() {
+            if ids.contains(bad) {
+                return Err(SinkError::rejected(format!("cannot parse {bad}")));
+            }
+        }
         self.batches.lock().unwrap().push(ids);
         Ok(())
     }
@@ -212,4 +219,31 @@ async fn past_the_disk_limit_rows_are_dropped_and_counted() {
     let kept = health.total(Outcome::Spooled);
     assert!((1..=3).contains(&kept), "{kept}");
     pipeline.shutdown(Duration::from_millis(50)).await;
+}
+
+#[tokio::test]
+async fn a_refused_row_is_dropped_alone_and_later_batches_flow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Arc::new(FakeSink::default());
+    *sink.refuse.lock().unwrap() = Some("r003".to_owned());
+    let health = health();
+    let (pipeline, sender) =
+        Pipeline::start(&config(tmp.path(), 8, 60_000), sink.clone(), health.clone()).unwrap();
+    send(&sender, 0..16);
+    eventually("both batches", || sink.ids().len() == 15).await;
+    let mut want = expected(0..16);
+    want.retain(|id| id != "r003");
+    assert_eq!(
+        sink.ids(),
+        want,
+        "the rest of the batch, in order, then the next one"
+    );
+    assert_eq!(health.total(Outcome::Written), 15);
+    assert_eq!(health.total(Outcome::Dropped), 1);
+    pipeline.shutdown(Duration::from_secs(1)).await;
+    let kept = std::fs::read_to_string(tmp.path().join("00000000000000000000.rejected")).unwrap();
+    assert_eq!(kept.lines().count(), 1);
+    assert!(kept.contains("\"r003\""));
+    assert_eq!(spool_files(tmp.path()), 1, "only the refused row is left");
+    assert_eq!(health.spool_bytes.get(), 0);
 }

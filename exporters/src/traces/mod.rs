@@ -1,14 +1,17 @@
 //! Traces: one span per proxied request, exported over OTLP (gRPC or HTTP/protobuf).
 //!
 //! Spans are built after the fact ([`span::span_data`]) and handed to the SDK's
-//! `BatchSpanProcessor`, whose queue is bounded (`queue_capacity`): handing a span over is a
-//! `try_send`, and a span that finds the queue full is dropped by the SDK, never waited for.
-//! Export runs on the processor's own thread; the gRPC channel and the HTTP client run on the
-//! exporters' runtime.
+//! `BatchSpanProcessor`, whose queue is bounded (`queue_capacity`): a span that finds it full is
+//! dropped, never waited for. Export runs on the processor's own thread; the gRPC channel and the
+//! HTTP client run on the exporters' runtime. Spans lost to a full queue or a failed export (a
+//! collector that is gone) are counted in `tailmeter_exporter_spans_total` and logged
+//! ([`count`]).
 
+mod count;
 mod http;
 pub mod span;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::InstrumentationScope;
@@ -17,7 +20,10 @@ use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, IdGenerator, RandomIdGenerator, SpanProcessor,
 };
 use opentelemetry_sdk::Resource;
+use prometheus::Registry;
 use tokio::runtime::Handle;
+
+use self::count::{Counted, SpanGate};
 
 use crate::event::RequestEvent;
 
@@ -50,12 +56,17 @@ pub struct OtlpConfig {
 pub struct Traces {
     processor: BatchSpanProcessor,
     scope: InstrumentationScope,
+    gate: Arc<SpanGate>,
 }
 
 impl Traces {
-    /// Builds the OTLP exporter and its batch processor; the gRPC channel and HTTP requests run
-    /// on `runtime`.
-    pub fn start(config: &OtlpConfig, runtime: &Handle) -> Result<Self, String> {
+    /// Builds the OTLP exporter and its batch processor, registering the span counters on
+    /// `registry`; the gRPC channel and HTTP requests run on `runtime`.
+    pub fn start(
+        config: &OtlpConfig,
+        runtime: &Handle,
+        registry: &Registry,
+    ) -> Result<Self, String> {
         let _entered = runtime.enter();
         let exporter = match config.protocol {
             OtlpProtocol::Grpc => SpanExporter::builder()
@@ -72,6 +83,14 @@ impl Traces {
                 .build(),
         }
         .map_err(|e| format!("OTLP exporter for {}: {e}", config.endpoint))?;
+        let gate = Arc::new(
+            SpanGate::register(registry, config.queue_capacity)
+                .map_err(|e| format!("span exporter metrics: {e}"))?,
+        );
+        let exporter = Counted {
+            inner: exporter,
+            gate: gate.clone(),
+        };
         let batch = BatchConfigBuilder::default()
             .with_max_queue_size(config.queue_capacity.max(1))
             .with_scheduled_delay(Duration::from_millis(500))
@@ -81,14 +100,21 @@ impl Traces {
         let scope = InstrumentationScope::builder("tailmeter")
             .with_version(env!("CARGO_PKG_VERSION"))
             .build();
-        Ok(Self { processor, scope })
+        Ok(Self {
+            processor,
+            scope,
+            gate,
+        })
     }
 
-    /// Queues the span of `event`, when it has one; never blocks.
+    /// Queues the span of `event`, when it has one; never blocks (a full queue drops it,
+    /// counted).
     pub fn export(&self, event: &RequestEvent) {
         if let Some(ids) = &event.span {
-            self.processor
-                .on_end(span::span_data(event, ids, &self.scope));
+            if self.gate.admit() {
+                self.processor
+                    .on_end(span::span_data(event, ids, &self.scope));
+            }
         }
     }
 

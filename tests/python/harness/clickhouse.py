@@ -126,3 +126,13 @@ class ClickHouse:
 
     def scalar(self, sql: str) -> str:
         return self.query(sql).strip()
+
+    def request_counts(self, database: str) -> tuple[int, int, int]:
+        """Rows of `database.requests`: (all, FINAL, distinct request ids). A replayed duplicate
+        shows in the first until a merge, never in the other two."""
+        row = self.rows(f"SELECT count() AS n, uniqExact(request_id) AS ids FROM {database}.requests")[0]
+        final = int(self.scalar(f"SELECT count() FROM {database}.requests FINAL"))
+        return int(row["n"]), final, int(row["ids"])
+
+    def request_ids(self, database: str) -> set[str]:
+        return {r["request_id"] for r in self.rows(f"SELECT DISTINCT request_id FROM {database}.requests")}

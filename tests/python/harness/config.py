@@ -74,6 +74,8 @@ class TailmeterConfig:
     grants: list[tuple[list[str], list[str]]] | None = None
     # Optional tables appended verbatim ([events], [clickhouse], [otlp]), e.g. from sections().
     extra: str = ""
+    # [server] shutdown_grace (e.g. "1s"); None: the default (30s).
+    shutdown_grace: str | None = None
 
 
 def standard_providers(sim_url: str) -> list[Provider]:
@@ -127,6 +129,7 @@ def render(cfg: TailmeterConfig) -> str:
         f"listen = {q(cfg.listen)}",
         f"admin_listen = {q(cfg.admin_listen)}",
         f"max_request_body = {q(cfg.max_request_body)}",
+        *([f"shutdown_grace = {q(cfg.shutdown_grace)}"] if cfg.shutdown_grace else []),
         "",
         "[identity]",
         'tailscale_socket = ""',
