@@ -13,6 +13,9 @@
 //! - an error status with no usage: nothing was billed, `none`;
 //! - never sent: `none`.
 //!
+//! A body the provider compressed although asked not to reaches the client as sent; the usage
+//! tap reads a bounded, decoded copy ([`decode`]), and a coding it cannot read is a reason.
+//!
 //! The tap belongs to one upstream response: a second response header (a retried attempt)
 //! replaces it, so an attempt is never counted on top of another.
 //!
@@ -21,6 +24,7 @@
 //! generating on disconnect stops billing. Reading on to learn the exact usage would make the
 //! provider finish, and bill, a response nobody reads; the usage of such a request is estimated.
 
+mod decode;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +35,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use tailmeter_exporters::{TokenCounts, UsageSource};
 
+use self::decode::CodedTap;
 use crate::usage::openai_chat::IncludeUsageStripper;
 use crate::usage::{estimate, Dialect, Framing, Tokens, UsageTap};
 
@@ -83,7 +88,7 @@ pub struct Meter {
     upstream_status: Option<u16>,
     streaming: bool,
     request: Option<Request>,
-    tap: Option<UsageTap>,
+    tap: Option<CodedTap>,
     stripper: Option<IncludeUsageStripper>,
     scratch: Vec<u8>,
 }
@@ -138,10 +143,11 @@ impl Meter {
             for (name, value) in headers {
                 tap.header(name.as_str(), value.as_bytes());
             }
-            tap
+            CodedTap::new(tap, headers, JSON_BODY_LIMIT)
         });
-        self.stripper = (strip_injected_usage && framing == Framing::Sse && status == 200)
-            .then(IncludeUsageStripper::new);
+        // A compressed stream cannot be edited without recompressing it: it passes as sent.
+        let strip = strip_injected_usage && framing == Framing::Sse && status == 200;
+        self.stripper = (strip && decode::is_identity(headers)).then(IncludeUsageStripper::new);
     }
 
     /// The provider's response status, once its header arrived.
@@ -200,12 +206,14 @@ impl Meter {
         let Some(request) = self.request.as_ref().filter(|_| ending != Ending::NotSent) else {
             return nothing(None);
         };
-        let Some(tap) = self.tap.as_mut() else {
+        let Some(coded) = self.tap.as_mut() else {
             // Sent, but no response header came back: the provider may have read the prompt.
             let input = estimate::input_tokens(&request.model, &request.body);
             return estimated(input_only(input), ending_reason(ending), None);
         };
-        tap.finish();
+        coded.finish();
+        let fault = coded.fault();
+        let tap = coded.tap();
         let response_model = tap.response_model().map(str::to_owned);
         let reported = tap.usage();
         if let Some(tokens) = reported.normalize().filter(|_| tap.usage_complete()) {
@@ -216,11 +224,12 @@ impl Meter {
                 response_model,
             };
         }
-        let reason = match ending {
-            Ending::Complete if tap.provider_error().is_some() => "upstream_error_event",
-            Ending::Complete if tap.oversized() => "oversized",
-            Ending::Complete => "not_reported",
-            other => ending_reason(other),
+        let reason = match (ending, fault) {
+            (Ending::Complete, _) if tap.provider_error().is_some() => "upstream_error_event",
+            (Ending::Complete, Some(fault)) => fault.reason(),
+            (Ending::Complete, None) if tap.oversized() => "oversized",
+            (Ending::Complete, None) => "not_reported",
+            (other, _) => ending_reason(other),
         };
         if self.upstream_status.is_some_and(|s| s >= 400) && reported.normalize().is_none() {
             // Providers do not bill a request they refused.

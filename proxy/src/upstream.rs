@@ -45,6 +45,8 @@ pub struct Upstream {
     connector: Arc<TimedConnector>,
     /// The base URL's host, resolved once per [`crate::resolve::FRESH_FOR`].
     addr: CachedAddr,
+    /// Whether to speak HTTP/2 (h2c without TLS).
+    http2: bool,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -74,9 +76,11 @@ impl Upstream {
                     first_byte: provider.first_byte_timeout,
                     idle: provider.idle_timeout,
                 },
-                plaintext: !provider.base_url.tls,
+                // HTTP/2 frames hide the response header's end as TLS does.
+                plaintext: !provider.base_url.tls && !provider.http2,
             }),
             addr: CachedAddr::new(&provider.base_url.host, provider.base_url.port),
+            http2: provider.http2,
         }
     }
 
@@ -95,6 +99,11 @@ impl Upstream {
         options.read_timeout = Some(timeouts.first_byte.max(timeouts.idle));
         options.custom_l4 = Some(self.connector.clone());
         options.write_timeout = Some(Duration::from_secs(60));
+        if self.http2 {
+            // Over TLS ALPN may still settle on HTTP/1.1; without TLS there is nothing to
+            // negotiate with, so HTTP/2 only: Pingora then speaks h2c by prior knowledge.
+            options.set_http_version(2, if self.base.tls { 1 } else { 2 });
+        }
         options.idle_timeout = Some(Duration::from_secs(90));
         Ok(Box::new(peer))
     }
@@ -135,6 +144,17 @@ impl Upstream {
     }
 }
 
+/// Whether an HTTP/2 provider connection failed on a read timeout. The h2 crate keeps only the
+/// kind and text of a connection's I/O error, so the [`crate::timeouts::upstream::Timed`]
+/// socket's typed timeout is lost there; its kind remains. Over HTTP/2 the first frames back end
+/// the header wait, so such a timeout is the `idle_timeout`.
+pub fn h2_timed_out(e: &pingora::Error) -> bool {
+    e.root_cause()
+        .downcast_ref::<h2::Error>()
+        .and_then(h2::Error::get_io)
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+}
+
 /// The path and query to send upstream: the base URL's prefix joined to the client's path
 /// (without doubling a `/v1` the prefix already ends with), and without a `key=` parameter.
 pub fn upstream_path(prefix: &str, path: &str, query: Option<&str>) -> String {
@@ -161,13 +181,12 @@ pub fn upstream_path(prefix: &str, path: &str, query: Option<&str>) -> String {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn verifies_upstream_tls_certificates_by_default() {
-        let provider = Provider {
+    fn provider(tls: bool, http2: bool) -> Provider {
+        Provider {
             name: "openai".to_owned(),
             kind: ProviderKind::OpenAi,
             base_url: BaseUrl {
-                tls: true,
+                tls,
                 host: "127.0.0.1".to_owned(),
                 port: 443,
                 path_prefix: String::new(),
@@ -177,14 +196,31 @@ mod tests {
             idle_timeout: Provider::DEFAULT_IDLE_TIMEOUT,
             connect_timeout: Provider::DEFAULT_CONNECT_TIMEOUT,
             first_byte_timeout: Provider::DEFAULT_IDLE_TIMEOUT,
-        };
-        let peer = Upstream::new(&provider).peer().await.unwrap();
+            http2,
+        }
+    }
+
+    #[tokio::test]
+    async fn verifies_upstream_tls_certificates_by_default() {
+        let peer = Upstream::new(&provider(true, false)).peer().await.unwrap();
         assert!(peer.options.verify_cert, "certificate verification is off");
         assert!(
             peer.options.verify_hostname,
             "host name verification is off"
         );
         assert_eq!(peer.sni, "127.0.0.1");
+        assert_eq!(peer.options.alpn.get_max_http_version(), 1);
+    }
+
+    #[tokio::test]
+    async fn http2_is_offered_over_tls_and_spoken_by_prior_knowledge_without() {
+        let alpn = |tls| async move {
+            let peer = Upstream::new(&provider(tls, true)).peer().await.unwrap();
+            let alpn = &peer.options.alpn;
+            (alpn.get_max_http_version(), alpn.get_min_http_version())
+        };
+        assert_eq!(alpn(true).await, (2, 1));
+        assert_eq!(alpn(false).await, (2, 2));
     }
 
     #[test]

@@ -1,16 +1,18 @@
 //! Turning an answer into an HTTP response under the requested faults: which
-//! pieces the body is written in, how long to pause between them, and whether
-//! the connection is dropped before the body ends.
+//! pieces the body is written in, whether it is gzip-coded, how long to pause
+//! between them, and whether the body ends early or the connection is dropped.
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::io;
+use std::io::{self, Write};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::{sleep, Sleep};
@@ -101,11 +103,17 @@ pub fn deliver(reply: Reply, faults: &Faults, error_event: Bytes) -> Response<Pl
         pieces.truncate(pieces.len() / 2);
         pieces.push(error_event);
     }
+    if faults.gzip {
+        pieces = gzip(pieces);
+    }
     if let Some(size) = faults.chunk_bytes {
         pieces = Bytes::from(pieces.concat())
             .chunks(size)
             .map(Bytes::copy_from_slice)
             .collect();
+    }
+    if let Some(limit) = faults.end_after {
+        pieces = truncate(pieces, limit);
     }
     let total = pieces.iter().map(Bytes::len).sum::<usize>();
     let chunked = matches!(reply.kind, Kind::Sse | Kind::Frames);
@@ -134,6 +142,9 @@ pub fn deliver(reply: Reply, faults: &Faults, error_event: Bytes) -> Response<Pl
     let headers = response.headers_mut();
     headers.extend(reply.headers);
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if faults.gzip {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     if reply.status == StatusCode::TOO_MANY_REQUESTS {
         headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
     }
@@ -142,6 +153,20 @@ pub fn deliver(reply: Reply, faults: &Faults, error_event: Bytes) -> Response<Pl
         headers.insert(USAGE_HEADER, value);
     }
     response
+}
+
+/// `pieces` as one gzip member, flushed after each so each still goes as one
+/// write; the member's end (last block and trailer) is one more piece.
+fn gzip(pieces: Vec<Bytes>) -> Vec<Bytes> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+    let mut coded = Vec::with_capacity(pieces.len() + 1);
+    for piece in pieces {
+        // Writing to memory does not fail.
+        let _ = encoder.write_all(&piece).and_then(|()| encoder.flush());
+        coded.push(Bytes::from(std::mem::take(encoder.get_mut())));
+    }
+    coded.push(Bytes::from(encoder.finish().unwrap_or_default()));
+    coded
 }
 
 /// The first `limit` bytes of `pieces`, keeping the piece boundaries.

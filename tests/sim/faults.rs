@@ -1,7 +1,7 @@
 //! The `x-sim-fault` request header: comma-separated switches that make the
 //! simulator fail the way real providers do (error statuses, stalls, slow or
-//! cut-off bodies, errors inside a 200 stream), so tests can drive the proxy's
-//! failure paths on purpose.
+//! cut-off bodies, errors inside a 200 stream, a compressed or truncated body,
+//! an HTTP/2 GOAWAY), so tests can drive the proxy's failure paths on purpose.
 
 use std::time::Duration;
 
@@ -25,6 +25,12 @@ pub struct Faults {
     pub chunk_delay: Duration,
     /// `error-event`: end a stream half way with an `event: error`.
     pub error_event: bool,
+    /// `gzip`: send the body gzip-coded (`content-encoding: gzip`), a stream flushed per piece.
+    pub gzip: bool,
+    /// `end-after=N`: end the body properly after its first N bytes (a short `content-length`).
+    pub end_after: Option<usize>,
+    /// `goaway`: on HTTP/2, send GOAWAY as the response starts (the stream in flight goes on).
+    pub goaway: bool,
 }
 
 impl Faults {
@@ -45,8 +51,14 @@ impl Faults {
     pub fn parse(spec: &str) -> Result<Self, String> {
         let mut faults = Self::default();
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            if item == "error-event" {
-                faults.error_event = true;
+            let flag = match item {
+                "error-event" => Some(&mut faults.error_event),
+                "gzip" => Some(&mut faults.gzip),
+                "goaway" => Some(&mut faults.goaway),
+                _ => None,
+            };
+            if let Some(flag) = flag {
+                *flag = true;
                 continue;
             }
             let (name, value) = item
@@ -66,6 +78,7 @@ impl Faults {
                     );
                 }
                 "cut-after" => faults.cut_after = Some(size()?),
+                "end-after" => faults.end_after = Some(size()?),
                 "stall-ms" => faults.stall = Some(Duration::from_millis(number)),
                 "chunk-bytes" if number > 0 => faults.chunk_bytes = Some(size()?),
                 "chunk-delay-ms" => faults.chunk_delay = Duration::from_millis(number),
@@ -83,7 +96,8 @@ mod tests {
     #[test]
     fn parses_every_switch() {
         let faults = Faults::parse(
-            "status=429, cut-after=10,stall-ms=5,chunk-bytes=3,chunk-delay-ms=2,error-event",
+            "status=429, cut-after=10,stall-ms=5,chunk-bytes=3,chunk-delay-ms=2,error-event,gzip,\
+             end-after=7,goaway",
         );
         assert_eq!(
             faults,
@@ -94,6 +108,9 @@ mod tests {
                 chunk_bytes: Some(3),
                 chunk_delay: Duration::from_millis(2),
                 error_event: true,
+                gzip: true,
+                end_after: Some(7),
+                goaway: true,
             })
         );
         assert_eq!(Faults::parse(""), Ok(Faults::default()));

@@ -27,11 +27,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::Notify;
 
 use crate::dialect::Keys;
 use crate::fixtures::Fixtures;
@@ -65,6 +66,9 @@ struct Args {
     /// synthesized for it (OpenAI and Anthropic routes) instead of a recording.
     #[arg(long)]
     synthesize: bool,
+    /// Also speak HTTP/2 without TLS (prior knowledge, "h2c") on the same port.
+    #[arg(long)]
+    http2: bool,
 }
 
 #[tokio::main]
@@ -110,7 +114,7 @@ async fn run(args: Args) -> Result<(), String> {
             _ = terminate.recv() => return Ok(()),
             _ = interrupt.recv() => return Ok(()),
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => serve_connection(stream, Arc::clone(&state)),
+                Ok((stream, _)) => serve_connection(stream, Arc::clone(&state), args.http2),
                 Err(error) => {
                     eprintln!("provider-sim: accept: {error}");
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -120,15 +124,30 @@ async fn run(args: Args) -> Result<(), String> {
     }
 }
 
-/// Serves one HTTP/1.1 connection (keep-alive included) on its own task.
-fn serve_connection(stream: TcpStream, state: Arc<State>) {
+/// Serves one connection (HTTP/1.1 with keep-alive, or HTTP/2 when `http2`)
+/// on its own task. A request with the `goaway` fault ends the connection
+/// gracefully: GOAWAY on HTTP/2 (streams in flight go on), no keep-alive on
+/// HTTP/1.1.
+fn serve_connection(stream: TcpStream, state: Arc<State>, http2: bool) {
     tokio::spawn(async move {
-        let service = service_fn(move |request| service::handle(Arc::clone(&state), request));
+        let goaway = Arc::new(Notify::new());
+        let asked = Arc::clone(&goaway);
+        let service = service_fn(move |request| {
+            service::handle(Arc::clone(&state), Arc::clone(&asked), request)
+        });
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder.http1().timer(TokioTimer::new());
+        if !http2 {
+            builder = builder.http1_only();
+        }
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(connection);
         // Faults drop connections on purpose and clients hang up mid-stream:
         // a connection ending in error is expected, so it is not reported.
-        let _ = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .serve_connection(TokioIo::new(stream), service)
-            .await;
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            () = goaway.notified() => connection.as_mut().graceful_shutdown(),
+        }
+        let _ = connection.await;
     });
 }

@@ -19,6 +19,8 @@ const MAX_RECORDS: usize = 10_000;
 #[derive(Debug, Serialize)]
 pub struct Record {
     method: String,
+    /// `HTTP/1.1` or `HTTP/2.0`: how the proxy spoke to the provider.
+    version: String,
     path: String,
     headers: BTreeMap<String, String>,
     body_len: usize,
@@ -48,6 +50,7 @@ impl Record {
             .collect();
         Self {
             method: parts.method.to_string(),
+            version: format!("{:?}", parts.version),
             path: parts
                 .uri
                 .path_and_query()

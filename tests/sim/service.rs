@@ -11,6 +11,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use serde_json::Value;
+use tokio::sync::Notify;
 
 use crate::deliver::{deliver, Kind, PlannedBody, Reply};
 use crate::dialect::{Dialect, Keys};
@@ -40,9 +41,10 @@ pub struct State {
     pub synth: Option<Synth>,
 }
 
-/// Answers one request.
+/// Answers one request; `goaway` ends its connection gracefully (the `goaway` fault).
 pub async fn handle(
     state: Arc<State>,
+    goaway: Arc<Notify>,
     request: Request<Incoming>,
 ) -> Result<Response<PlannedBody>, Infallible> {
     let (parts, body) = request.into_parts();
@@ -95,6 +97,9 @@ pub async fn handle(
     state.recorder.push(record.with_usage(reply.usage));
     if let Some(stall) = faults.stall {
         tokio::time::sleep(stall).await;
+    }
+    if faults.goaway {
+        goaway.notify_one();
     }
     Ok(deliver(reply, &faults, dialect.stream_error_event()))
 }

@@ -104,6 +104,9 @@ impl Summary<'_> {
                 p.connect_timeout.as_secs_f64(),
                 p.first_byte_timeout.as_secs_f64()
             )?;
+            if p.http2 {
+                writeln!(f, "    http2: true")?;
+            }
         }
         writeln!(
             f,

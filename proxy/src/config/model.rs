@@ -175,6 +175,9 @@ pub struct Provider {
     /// Longest wait for the response header once the request was sent (`first_byte_timeout`,
     /// default: the provider's `idle_timeout`): past it the request fails with 504.
     pub first_byte_timeout: Duration,
+    /// Speak HTTP/2 to the provider (`http2`, default false): offered by ALPN beside HTTP/1.1
+    /// over TLS; to an `http://` base URL, HTTP/2 without TLS by prior knowledge (h2c).
+    pub http2: bool,
 }
 
 impl Provider {
@@ -197,6 +200,7 @@ impl fmt::Debug for Provider {
             .field("idle_timeout", &self.idle_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("first_byte_timeout", &self.first_byte_timeout)
+            .field("http2", &self.http2)
             .finish()
     }
 }

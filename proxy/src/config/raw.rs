@@ -75,6 +75,7 @@ pub(super) struct RawProvider {
     pub idle_timeout: Option<String>,
     pub connect_timeout: Option<String>,
     pub first_byte_timeout: Option<String>,
+    pub http2: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

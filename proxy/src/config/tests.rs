@@ -303,6 +303,18 @@ fn load_reads_files_and_reports_missing_ones() {
 }
 
 #[test]
+fn providers_may_speak_http2() {
+    let provider = |extra: &str| {
+        format!(
+            "[[providers]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:8000\"\napi_key = \"k\"\nmodels = [\"m\"]\n{extra}"
+        )
+    };
+    assert!(!ok(&provider("")).providers[0].http2);
+    assert!(ok(&provider("http2 = true\n")).providers[0].http2);
+    assert!(parse_text(&provider("http2 = \"yes\"\n")).is_err());
+}
+
+#[test]
 fn providers_take_an_idle_timeout() {
     let provider = |extra: &str| {
         format!(

@@ -109,6 +109,7 @@ pub(super) fn providers(
             idle_timeout,
             connect_timeout,
             first_byte_timeout,
+            http2: entry.http2.unwrap_or(false),
         });
     }
     Ok(out)

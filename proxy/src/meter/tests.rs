@@ -90,6 +90,10 @@ fn a_cut_stream_is_estimated_with_its_reason() {
         (Ending::ClientGone, "client_disconnect"),
         (Ending::UpstreamFailed, "upstream_reset"),
         (Ending::UpstreamIdleTimeout, "upstream_idle_timeout"),
+        (
+            Ending::UpstreamFirstByteTimeout,
+            "upstream_first_byte_timeout",
+        ),
         (Ending::Shutdown, "shutdown"),
     ] {
         let got = meter(

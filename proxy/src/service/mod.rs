@@ -397,6 +397,7 @@ impl ProxyHttp for Proxy {
                 Some(UpstreamTimeout::FirstByte(_)) => Ending::UpstreamFirstByteTimeout,
                 Some(UpstreamTimeout::Idle(_)) => Ending::UpstreamIdleTimeout,
                 None if *e.etype() == ErrorType::ReadTimedout => Ending::UpstreamIdleTimeout,
+                None if crate::upstream::h2_timed_out(e) => Ending::UpstreamIdleTimeout,
                 None => Ending::UpstreamFailed,
             },
         };
