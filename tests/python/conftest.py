@@ -18,7 +18,7 @@ import pytest
 from harness import config as cfg
 from harness.clickhouse import ClickHouse, find_server
 from harness.clients import Tailmeter
-from harness.procs import REPO, find_binary, free_port, start_sim, start_tailmeter, wait_ready
+from harness.procs import REPO, find_binary, free_port, start_sim, start_tailmeter
 from harness.sim import Sim
 
 PROVIDER_OPENAI_KEY = "sk-provider-e2e-openai-31f0c2"
@@ -60,12 +60,7 @@ def _launch(
         cfg.OPENAI_KEY_ENV: PROVIDER_OPENAI_KEY, cfg.ANTHROPIC_KEY_ENV: PROVIDER_ANTHROPIC_KEY,
         cfg.GEMINI_KEY_ENV: PROVIDER_GEMINI_KEY, cfg.BEDROCK_KEY_ENV: PROVIDER_BEDROCK_KEY,
     }
-    proc = start_tailmeter(binary, path, workdir, env)
-    try:
-        wait_ready(proc, admin)
-    except RuntimeError:
-        proc.stop()
-        raise
+    proc = start_tailmeter(binary, path, workdir, env, ready_at=admin)
     return Tailmeter(proc, listen, admin)
 
 

@@ -22,7 +22,7 @@ import pytest
 from harness import config as cfg
 from harness import events as ev
 from harness.clients import CLIENT_OPENAI_KEY, Tailmeter, http_client
-from harness.procs import free_port, start_tailmeter, wait_ready
+from harness.procs import free_port, start_tailmeter
 from harness.sim import MARKER, Sim
 
 CHAT = b'{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}'
@@ -295,12 +295,7 @@ def tailmeter_slow(binaries: dict[str, Path], sim: Sim, tmp_path_factory: pytest
     text = cfg.render(cfg.TailmeterConfig(listen, admin, cfg.standard_providers(sim.base_url)))
     text = text.replace("[server]\n", f'[server]\nclient_body_timeout = "{BODY_TIMEOUT_S}s"\n', 1)
     (workdir / "tailmeter.toml").write_text(text)
-    proc = start_tailmeter(binaries["tailmeter"], workdir / "tailmeter.toml", workdir, ev.PROVIDER_ENV)
-    try:
-        wait_ready(proc, admin)
-    except RuntimeError:
-        proc.stop()
-        raise
+    proc = start_tailmeter(binaries["tailmeter"], workdir / "tailmeter.toml", workdir, ev.PROVIDER_ENV, ready_at=admin)
     tm = Tailmeter(proc, listen, admin)
     yield tm
     proc.stop()

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import gzip
 import json
-import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx2
@@ -23,12 +22,13 @@ import pytest
 
 from harness import config as cfg
 from harness import events as ev
+from harness import leaks
 from harness.cli_clients import event_rows
 from harness.clients import CLIENT_OPENAI_KEY, REQUEST_ID, Tailmeter, http_client
 from harness.events import wait_for
 from harness.expected import CHAT_NONSTREAM, CHAT_STREAM
 from harness.metrics import Usage
-from harness.procs import free_port, start_sim, start_tailmeter, wait_ready
+from harness.procs import free_port, start_sim, start_tailmeter
 from harness.sim import Sim, new_marker
 from harness.sse import json_payloads
 
@@ -64,12 +64,7 @@ def tm(binaries: dict[str, Path], h2_sim: Sim, tmp_path_factory: pytest.TempPath
         assert marker in text
         text = text.replace(marker, marker + "http2 = true\n", 1)
     (workdir / "tailmeter.toml").write_text(text)
-    proc = start_tailmeter(binaries["tailmeter"], workdir / "tailmeter.toml", workdir, ev.PROVIDER_ENV)
-    try:
-        wait_ready(proc, admin)
-    except RuntimeError:
-        proc.stop()
-        raise
+    proc = start_tailmeter(binaries["tailmeter"], workdir / "tailmeter.toml", workdir, ev.PROVIDER_ENV, ready_at=admin)
     yield Tailmeter(proc, listen, admin)
     proc.stop()
 
@@ -202,48 +197,21 @@ def test_an_idle_h2_stream_is_cut_at_its_idle_timeout(tm: Tailmeter) -> None:
     missing(tm, delta, "upstream_idle_timeout")
 
 
-def _usage(pid: int) -> tuple[int, int]:
-    """Open descriptors and threads of `pid`."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    threads = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("Threads:"))
-    return len(list(Path(f"/proc/{pid}/fd").iterdir())), threads
-
-
 def _burst(tm: Tailmeter) -> None:
     """Every fault of this file, twice over, from four threads at once."""
     calls = [
         ("gzip", CHAT, "gpt-4o"), ("gzip,end-after=200", STREAM, "gpt-4o"), ("gzip,cut-after=200", STREAM, "gpt-4o"),
         ("goaway,chunk-delay-ms=5", STREAM, H2_MODEL), ("goaway,chunk-delay-ms=5,cut-after=2000", STREAM, H2_MODEL), ("", CHAT, H2_MODEL),
     ]
-    failures: list[BaseException] = []
 
-    def worker() -> None:
-        for fault, body, model in calls * 2:
-            try:
-                resp, _, _ = post(tm, fault, {**body, "model": model})
-                assert resp.status_code == 200, resp.status_code
-            except BaseException as e:  # noqa: BLE001 - reported below
-                failures.append(e)
+    def call(fault: str, body: dict, model: str) -> Callable[[], None]:
+        def run() -> None:
+            resp, _, _ = post(tm, fault, {**body, "model": model})
+            assert resp.status_code == 200, resp.status_code
+        return run
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not any(t.is_alive() for t in threads), "the burst did not finish in 120 s"
-    assert not failures, failures
+    leaks.burst([call(*c) for c in calls])
 
 
 def test_encoding_and_goaway_faults_leak_no_descriptors_or_threads(tm: Tailmeter) -> None:
-    pid = tm.proc.popen.pid
-    _burst(tm)  # warm-up: pools and lazily started threads settle
-    wait_for("no request in flight", lambda: tm.metrics.value("tailmeter_inflight_requests") == 0, 30)
-    time.sleep(1.0)
-    fds0, threads0 = _usage(pid)
-    _burst(tm)
-    wait_for("no request in flight", lambda: tm.metrics.value("tailmeter_inflight_requests") == 0, 30)
-    wait_for(
-        f"descriptors and threads back to {fds0} and {threads0} (now {_usage(pid)})",
-        lambda: _usage(pid)[0] <= fds0 + 8 and _usage(pid)[1] <= threads0, 30, 0.5,
-    )
-    assert tm.proc.alive() and tm.healthz() == 200
+    leaks.assert_no_leak(tm, lambda: _burst(tm))

@@ -20,7 +20,7 @@ import httpx2
 from harness import config as cfg
 from harness import events as ev
 from harness.clients import CLIENT_KEYS, Tailmeter, http_client
-from harness.procs import free_port, start_tailmeter, wait_ready
+from harness.procs import free_port, start_tailmeter
 from harness.sim import Sim
 
 PROVIDER_KEYS = [
@@ -38,12 +38,7 @@ def _launch_trace(binary: Path, workdir: Path, sim_url: str) -> Tailmeter:
     extra = cfg.sections(events={"dir": str(workdir / "events"), "spool_dir": str(workdir / "spool"), "batch_rows": 1})
     path = workdir / "tailmeter.toml"
     path.write_text(cfg.render(cfg.TailmeterConfig(listen, admin, cfg.standard_providers(sim_url), extra=extra)))
-    proc = start_tailmeter(binary, path, workdir, {**ev.PROVIDER_ENV, "RUST_LOG": "trace"})
-    try:
-        wait_ready(proc, admin)
-    except RuntimeError:
-        proc.stop()
-        raise
+    proc = start_tailmeter(binary, path, workdir, {**ev.PROVIDER_ENV, "RUST_LOG": "trace"}, ready_at=admin)
     return Tailmeter(proc, listen, admin)
 
 

@@ -64,12 +64,7 @@ def launch(binary: Path, workdir: Path, sim_url: str, shutdown_grace: str | None
     text = cfg.render(cfg.TailmeterConfig(listen, admin, cfg.standard_providers(sim_url), extra=cfg.sections(**tables),
                                           shutdown_grace=shutdown_grace))
     path.write_text(text)
-    proc = start_tailmeter(binary, path, workdir, PROVIDER_ENV)
-    try:
-        wait_ready(proc, admin)
-    except RuntimeError:
-        proc.stop()
-        raise
+    proc = start_tailmeter(binary, path, workdir, PROVIDER_ENV, ready_at=admin)
     return Instance(binary, workdir, path, Tailmeter(proc, listen, admin))
 
 

@@ -137,9 +137,17 @@ def wait_ready(proc: Process, admin: str, timeout_s: float = START_TIMEOUT_S) ->
     raise RuntimeError(proc.describe_failure(f"not ready at http://{admin}/readyz within {timeout_s}s (last: {last})"))
 
 
-def start_tailmeter(binary: Path, config: Path, workdir: Path, env: dict[str, str]) -> Process:
-    """Start `tailmeter serve --config FILE` in `workdir` (where any default event sink lands)."""
+def start_tailmeter(binary: Path, config: Path, workdir: Path, env: dict[str, str], ready_at: str | None = None) -> Process:
+    """Start `tailmeter serve --config FILE` in `workdir` (where any default event sink lands);
+    with `ready_at` (its admin address), wait until it is ready, stopping it if it never is."""
     full_env = dict(os.environ)
     full_env.update(env)
     argv = [str(binary), "serve", "--config", str(config)]
-    return Process("tailmeter", argv, workdir / "tailmeter.log", workdir, full_env)
+    proc = Process("tailmeter", argv, workdir / "tailmeter.log", workdir, full_env)
+    if ready_at is not None:
+        try:
+            wait_ready(proc, ready_at)
+        except RuntimeError:
+            proc.stop()
+            raise
+    return proc

@@ -16,7 +16,7 @@ import httpx2
 
 from . import config as cfg
 from .clients import Tailmeter, http_client
-from .procs import free_port, start_tailmeter, wait_ready
+from .procs import free_port, start_tailmeter
 
 CAPABILITY = "example.com/cap/tailmeter"
 
@@ -115,12 +115,7 @@ def launch(binary: Path, workdir: Path, setup: Setup, sim_url: str, keys: dict[s
     listen, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     path = workdir / "tailmeter.toml"
     path.write_text(render(setup, listen, admin, sim_url))
-    proc = start_tailmeter(binary, path, workdir, keys)
-    try:
-        wait_ready(proc, admin)
-    except RuntimeError:
-        proc.stop()
-        raise
+    proc = start_tailmeter(binary, path, workdir, keys, ready_at=admin)
     return Tailmeter(proc, listen, admin)
 
 
