@@ -2,14 +2,23 @@
 //! fed through [`UsageTap`] in 16 KiB chunks as the proxy would see them; criterion reports
 //! bytes/s per dialect. Two inputs per streamed dialect: the whole recording (usage, model and
 //! start events included), and its content events alone (the bulk of a long stream, which must be
-//! skipped without a full JSON parse).
+//! skipped without a full JSON parse). Every streamed dialect has a `*/content` input.
 //!
-//! Run: `cargo bench -p tailmeter --bench usage` (release build).
+//! Time is the benchmark thread's CPU time ([`cpu_time::ThreadCpuTime`]), not
+//! wall time: the machine is shared, and the target is bytes/s per core, so
+//! time spent waiting for a core must not count. Figures: `benches/README.md`.
+//!
+//! Run: `cargo bench -p tailmeter --bench usage` (release build); one input:
+//! `cargo bench -p tailmeter --bench usage -- anthropic/content`.
+
+mod cpu_time;
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tailmeter::usage::{Dialect, Framing, UsageTap};
+
+use cpu_time::ThreadCpuTime;
 
 /// Bytes each benchmark input is repeated to.
 const TARGET_BYTES: usize = 4 << 20;
@@ -27,8 +36,9 @@ fn fixture(name: &str) -> Vec<u8> {
     bytes[start..].to_vec()
 }
 
-/// The events of an SSE body whose text contains `marker` (blank-line separated, LF or CRLF).
-fn events_with(body: &[u8], marker: &str) -> Vec<u8> {
+/// The events of an SSE body whose text contains `marker` and not `except`
+/// (blank-line separated, LF or CRLF).
+fn events_with(body: &[u8], marker: &str, except: Option<&str>) -> Vec<u8> {
     let text = String::from_utf8_lossy(body);
     let blank = if text.contains("\r\n\r\n") {
         "\r\n\r\n"
@@ -37,8 +47,23 @@ fn events_with(body: &[u8], marker: &str) -> Vec<u8> {
     };
     text.split_inclusive(blank)
         .filter(|event| event.contains(marker))
+        .filter(|event| except.is_none_or(|except| !event.contains(except)))
         .collect::<String>()
         .into_bytes()
+}
+
+/// The frames of an AWS event stream whose bytes contain `marker`.
+fn frames_with(mut body: &[u8], marker: &[u8]) -> Vec<u8> {
+    let mut kept = Vec::new();
+    while let Some(len) = body.get(..4) {
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let frame = body.get(..len.max(4)).expect("a whole frame");
+        if frame.windows(marker.len()).any(|w| w == marker) {
+            kept.extend_from_slice(frame);
+        }
+        body = &body[frame.len()..];
+    }
+    kept
 }
 
 fn repeat(unit: &[u8]) -> Vec<u8> {
@@ -70,7 +95,7 @@ fn inputs() -> Vec<(&'static str, Dialect, Framing, Vec<u8>)> {
             "openai_chat/content",
             Dialect::OpenAiChat,
             sse,
-            events_with(&chat, "\"delta\":{\"content\""),
+            events_with(&chat, "\"delta\":{\"content\"", None),
         ),
         (
             "openai_responses/fixture",
@@ -82,7 +107,7 @@ fn inputs() -> Vec<(&'static str, Dialect, Framing, Vec<u8>)> {
             "openai_responses/content",
             Dialect::OpenAiResponses,
             sse,
-            events_with(&responses, ".delta\""),
+            events_with(&responses, ".delta\"", None),
         ),
         (
             "anthropic/fixture",
@@ -94,9 +119,16 @@ fn inputs() -> Vec<(&'static str, Dialect, Framing, Vec<u8>)> {
             "anthropic/content",
             Dialect::AnthropicMessages,
             sse,
-            events_with(&anthropic, "content_block_delta"),
+            events_with(&anthropic, "content_block_delta", None),
         ),
-        ("gemini/fixture", Dialect::Gemini, sse, gemini),
+        ("gemini/fixture", Dialect::Gemini, sse, gemini.clone()),
+        (
+            // Every chunk carries a running usageMetadata; the last one finishes.
+            "gemini/content",
+            Dialect::Gemini,
+            sse,
+            events_with(&gemini, "\"text\"", Some("finishReason")),
+        ),
         (
             "vertex_gemini/fixture",
             Dialect::Gemini,
@@ -107,18 +139,24 @@ fn inputs() -> Vec<(&'static str, Dialect, Framing, Vec<u8>)> {
             "vertex_gemini/content",
             Dialect::Gemini,
             sse,
-            events_with(&vertex, "trafficType\": \"ON_DEMAND\"}"),
+            events_with(&vertex, "trafficType\": \"ON_DEMAND\"}", None),
         ),
         (
             "bedrock_converse/fixture",
             Dialect::BedrockConverse,
             Framing::EventStream,
-            bedrock,
+            bedrock.clone(),
+        ),
+        (
+            "bedrock_converse/content",
+            Dialect::BedrockConverse,
+            Framing::EventStream,
+            frames_with(&bedrock, b"contentBlockDelta"),
         ),
     ]
 }
 
-fn parse(c: &mut Criterion) {
+fn parse(c: &mut Criterion<ThreadCpuTime>) {
     let mut group = c.benchmark_group("usage_tap");
     for (label, dialect, framing, unit) in inputs() {
         let input = repeat(&unit);
@@ -137,5 +175,9 @@ fn parse(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = parse
+}
 criterion_main!(benches);

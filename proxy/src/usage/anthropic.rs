@@ -32,6 +32,15 @@ use super::{latest, Usage};
 const TEXT: &[&[u8]] = &[b"text", b"thinking", b"partial_json", b"content"];
 static DELTA: Key = key!(b"\"delta\"");
 
+/// How Anthropic starts every `content_block_delta`, up to its index.
+const DELTA_HEAD: &[u8] = br#"{"type":"content_block_delta","index":"#;
+/// What follows the index in the usual deltas, up to the text's opening quote.
+const DELTA_SHAPES: [&[u8]; 3] = [
+    br#","delta":{"type":"text_delta","text":"#,
+    br#","delta":{"type":"thinking_delta","thinking":"#,
+    br#","delta":{"type":"input_json_delta","partial_json":"#,
+];
+
 /// `message_start`'s payload.
 #[derive(Deserialize)]
 struct Start<'a> {
@@ -172,9 +181,11 @@ impl Wire for Messages {
     fn event(&mut self, seen: &mut Seen, event: &str, data: &[u8]) {
         match json::event_kind(event, data).as_ref() {
             "content_block_delta" => {
-                seen.content_bytes += json::values(data, &DELTA)
-                    .map(|at| json::text_within(data, at, TEXT))
-                    .sum::<u64>();
+                seen.content_bytes += usual_delta_text(data).unwrap_or_else(|| {
+                    json::values(data, &DELTA)
+                        .map(|at| json::text_within(data, at, TEXT))
+                        .sum::<u64>()
+                });
             }
             "message_start" => {
                 if let Ok(start) = serde_json::from_slice::<Start<'_>>(data) {
@@ -213,4 +224,27 @@ impl Messages {
         }
         seen.error(message.error.map(|e| e.short()));
     }
+}
+
+/// The text length of a `content_block_delta` of the usual shape,
+/// `{"type":"content_block_delta","index":N,"delta":{"type":"text_delta","text":"…"}}`
+/// (or a thinking or tool-input delta), read straight: nearly every event of
+/// a stream is one, and a general walk of it costs more than the rest of the
+/// event's handling. None for any other shape, which is walked instead; both
+/// count the same.
+fn usual_delta_text(data: &[u8]) -> Option<u64> {
+    let index = data.strip_prefix(DELTA_HEAD)?;
+    let digits = index.iter().take_while(|b| b.is_ascii_digit()).count();
+    let at = DELTA_HEAD.len() + digits;
+    let shape = DELTA_SHAPES.iter().find(|s| data[at..].starts_with(s))?;
+    let open = at + shape.len();
+    if data.get(open) != Some(&b'"') {
+        return None;
+    }
+    let end = json::string_end(data, open)?;
+    let delta_end = json::skip_ws(data, end);
+    let event_end = json::skip_ws(data, delta_end + 1);
+    let closed = data.get(delta_end) == Some(&b'}') && data.get(event_end) == Some(&b'}');
+    let whole = json::skip_ws(data, event_end + 1) == data.len();
+    (closed && whole).then(|| (end - open - 2) as u64)
 }

@@ -10,24 +10,42 @@
 //!   part of the candidates count: `totalTokenCount` is the sum of all four);
 //! - cache_read = `cachedContentTokenCount`; reasoning = `thoughtsTokenCount`.
 //!
-//! Hot path: only the small `usageMetadata` object of a chunk is parsed; the
-//! candidates around it are scanned for text length, never deserialized.
+//! Hot path: every chunk carries a `usageMetadata`, so nothing of a chunk is
+//! deserialized: one pass ([`json::named_values`]) finds its text, usage,
+//! finish reason, model and error members, and the usage counts are read
+//! with a small integer scan ([`json::integers`]). Only an error is parsed by serde.
 
 use serde::Deserialize;
 
 use super::extractor::{Seen, Wire};
-use super::json::{self, key, keys, Key, Keys, WireError};
+use super::json::{self, WireError};
 use super::{latest, Usage};
 
-static USAGE: Key = key!(b"\"usageMetadata\"");
-static MODEL: Key = key!(b"\"modelVersion\"");
-static ERROR: Key = key!(b"\"error\"");
-static FINISH: Key = key!(b"\"finishReason\"");
+/// The members one pass over a response looks for, indexed by the constants below.
+const MEMBERS: &[&[u8]] = &[
+    b"text",
+    b"usageMetadata",
+    b"finishReason",
+    b"modelVersion",
+    b"error",
+];
 /// Generated text: the `text` of content parts.
-static TEXT: Keys = keys!(b"\"text\"");
+const TEXT: usize = 0;
+const USAGE: usize = 1;
+const FINISH: usize = 2;
+const MODEL: usize = 3;
+const ERROR: usize = 4;
 
-#[derive(Debug, Default, Clone, Copy, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The `usageMetadata` members read, in [`WireUsage`]'s order.
+const COUNTS: [&[u8]; 5] = [
+    b"promptTokenCount",
+    b"toolUsePromptTokenCount",
+    b"candidatesTokenCount",
+    b"thoughtsTokenCount",
+    b"cachedContentTokenCount",
+];
+
+#[derive(Debug, Default, Clone, Copy)]
 struct WireUsage {
     prompt_token_count: Option<u64>,
     tool_use_prompt_token_count: Option<u64>,
@@ -37,6 +55,19 @@ struct WireUsage {
 }
 
 impl WireUsage {
+    /// The `usageMetadata` object that opens at `at` of `data`; None when it
+    /// is malformed or a count is not an unsigned integer.
+    fn read(data: &[u8], at: usize) -> Option<WireUsage> {
+        let [prompt, tool_use, candidates, thoughts, cached] = json::integers(data, at, COUNTS)?;
+        Some(WireUsage {
+            prompt_token_count: prompt,
+            tool_use_prompt_token_count: tool_use,
+            candidates_token_count: candidates,
+            thoughts_token_count: thoughts,
+            cached_content_token_count: cached,
+        })
+    }
+
     /// Takes every field `later` reports; keeps the ones it does not.
     fn update(&mut self, later: WireUsage) {
         latest(&mut self.prompt_token_count, later.prompt_token_count);
@@ -96,23 +127,37 @@ impl Wire for Gemini {
 }
 
 impl Gemini {
-    /// One response (a stream chunk or a whole body).
+    /// One response (a stream chunk or a whole body), passed over once.
     fn read(&mut self, seen: &mut Seen, data: &[u8]) {
-        if !seen.has_model() {
-            seen.model(json::string(data, &MODEL));
+        let (mut text, mut usage, mut finish, mut model, mut error) = (0, None, false, None, false);
+        for (member, at) in json::named_values(data, MEMBERS) {
+            let string = data[at] == b'"';
+            let object = data[at] == b'{';
+            match member {
+                TEXT if string => {
+                    text += json::string_end(data, at).map_or(0, |end| (end - at - 2) as u64);
+                }
+                USAGE if object => usage = Some(at),
+                FINISH => finish = true,
+                MODEL if string && model.is_none() => model = Some(at),
+                ERROR => error |= object,
+                _ => {}
+            }
         }
-        seen.content_bytes += json::text_len(data, &TEXT);
-        let usage = json::last_object(data, &USAGE)
-            .and_then(|usage| serde_json::from_slice::<WireUsage>(usage).ok());
-        if let Some(usage) = usage {
+        seen.content_bytes += text;
+        if let Some(at) = model.filter(|_| !seen.has_model()) {
+            let end = json::string_end(data, at).unwrap_or(at);
+            seen.model(serde_json::from_slice(&data[at..end]).ok());
+        }
+        if let Some(usage) = usage.and_then(|at| WireUsage::read(data, at)) {
             self.totals.update(usage);
             seen.usage = self.totals.into();
             // The chunk that finishes the candidate carries the final figures.
-            if json::values(data, &FINISH).next().is_some() && !seen.usage.is_empty() {
+            if finish && !seen.usage.is_empty() {
                 seen.complete = true;
             }
         }
-        if json::has_object(data, &ERROR) {
+        if error {
             if let Ok(ErrorBody { error: Some(error) }) = serde_json::from_slice(data) {
                 seen.error(Some(error.short()));
             }

@@ -68,20 +68,6 @@ pub(super) fn text_len(data: &[u8], keys: &[Finder<'static>]) -> u64 {
         .sum()
 }
 
-/// The last object held by a member named `key` (a chunk's `usageMetadata`),
-/// so that only it needs parsing, not the whole event.
-pub(super) fn last_object<'a>(data: &'a [u8], key: &Finder<'static>) -> Option<&'a [u8]> {
-    let at = values(data, key).filter(|&at| data[at] == b'{').last()?;
-    value_end(data, at).map(|end| &data[at..end])
-}
-
-/// The string held by the first member named `key`, if it is one.
-pub(super) fn string<'a>(data: &'a [u8], key: &Finder<'static>) -> Option<Cow<'a, str>> {
-    let at = values(data, key).find(|&at| data[at] == b'"')?;
-    let end = string_end(data, at)?;
-    serde_json::from_slice(&data[at..end]).ok()
-}
-
 /// The deepest nesting [`text_within`] follows; deeper text is not counted.
 const MAX_DEPTH: usize = 32;
 
@@ -134,16 +120,136 @@ fn walk(data: &[u8], at: usize, names: &[&[u8]], depth: usize, total: &mut u64) 
     }
 }
 
+/// The values of every member named in `names` (unquoted), at any depth,
+/// in document order: `(n, at)` for a member named `names[n]` whose value
+/// starts at `at`. One pass over the colons finds them all, where a search
+/// per name would pass over the bytes once per name. A colon ends a member
+/// name, or lies inside a string; there it cannot follow a quoted name
+/// (the string's own quotes are escaped), so [`values`]' rule holds.
+pub(super) fn named_values<'a>(
+    data: &'a [u8],
+    names: &'a [&'a [u8]],
+) -> impl Iterator<Item = (usize, usize)> + 'a {
+    memchr::memchr_iter(b':', data).filter_map(move |colon| {
+        let quote = data[..colon]
+            .iter()
+            .rposition(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+            .filter(|&q| data[q] == b'"')?;
+        let n = names.iter().position(|name| {
+            quote
+                .checked_sub(name.len() + 1)
+                .is_some_and(|open| data[open] == b'"' && &data[open + 1..quote] == *name)
+        })?;
+        let value = skip_ws(data, colon + 1);
+        (value < data.len()).then_some((n, value))
+    })
+}
+
+/// Bytes of a string looked at eight at a time before a vector search: most
+/// strings the scans meet are member names or short values, where the call
+/// into the vector search costs more than the look.
+const SHORT: usize = 32;
+/// A one in every byte of a word.
+const ONES: u64 = u64::from_le_bytes([1; 8]);
+
+/// The offset of the first `"` or `\` in `bytes`.
+fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
+    // The bytes of `word` that are zero, as their top bit; exact for the
+    // first zero byte, which is the only one read.
+    let zeros = |word: u64| word.wrapping_sub(ONES) & !word & (ONES << 7);
+    let mut at = 0;
+    while at < SHORT {
+        let Some(chunk) = bytes.get(at..at + 8) else {
+            break;
+        };
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let hits = zeros(word ^ (ONES * u64::from(b'"'))) | zeros(word ^ (ONES * u64::from(b'\\')));
+        if hits != 0 {
+            return Some(at + hits.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    memchr2(b'"', b'\\', &bytes[at..]).map(|hit| at + hit)
+}
+
 /// The offset just past the string that opens at `open` (a `"`), if it ends.
 pub(super) fn string_end(data: &[u8], open: usize) -> Option<usize> {
     let mut at = open + 1;
     loop {
-        let hit = at + memchr2(b'"', b'\\', data.get(at..)?)?;
+        let hit = at + quote_or_backslash(data.get(at..)?)?;
         if data[hit] == b'"' {
             return Some(hit + 1);
         }
         at = hit + 2;
     }
+}
+
+/// The unsigned integers held by the members named in `names` (unquoted)
+/// at the top level of the object that opens at `at` (a Gemini
+/// `usageMetadata`): a walk over that one object instead of a serde parse.
+/// None, as serde would refuse it, when the object is malformed or a named
+/// member holds anything but a u64 or `null` (`null` reads as absent). A
+/// name given twice: the last one counts.
+pub(super) fn integers<const N: usize>(
+    data: &[u8],
+    at: usize,
+    names: [&[u8]; N],
+) -> Option<[Option<u64>; N]> {
+    let mut found = [None; N];
+    if data.get(at) != Some(&b'{') {
+        return None;
+    }
+    let mut i = skip_ws(data, at + 1);
+    if data.get(i) == Some(&b'}') {
+        return Some(found);
+    }
+    loop {
+        let name_end = string_end(data, i).filter(|_| data[i] == b'"')?;
+        let slot = names.iter().position(|&n| n == &data[i + 1..name_end - 1]);
+        i = skip_ws(data, name_end);
+        if data.get(i) != Some(&b':') {
+            return None;
+        }
+        i = skip_ws(data, i + 1);
+        let end = match slot {
+            Some(slot) => {
+                let digits = data[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+                let end = if digits > 0 {
+                    i + digits
+                } else {
+                    value_end(data, i)?
+                };
+                found[slot] = unsigned(&data[i..end])?;
+                end
+            }
+            None => value_end(data, i)?,
+        };
+        i = skip_ws(data, end);
+        match data.get(i) {
+            Some(b',') => i = skip_ws(data, i + 1),
+            Some(b'}') => return Some(found),
+            _ => return None,
+        }
+    }
+}
+
+/// A JSON value that is a u64 (`Some(Some(n))`) or `null` (`Some(None)`).
+fn unsigned(value: &[u8]) -> Option<Option<u64>> {
+    if value == b"null" {
+        return Some(None);
+    }
+    if value.is_empty() || (value[0] == b'0' && value.len() > 1) {
+        return None;
+    }
+    value
+        .iter()
+        .try_fold(0u64, |n, &b| {
+            let digit = b.checked_sub(b'0').filter(|d| *d <= 9)?;
+            n.checked_mul(10)?.checked_add(u64::from(digit))
+        })
+        .map(Some)
 }
 
 /// In valid JSON, the offset just past the value that starts at `at`.
@@ -200,6 +306,18 @@ pub(super) fn event_kind<'a>(event: &'a str, data: &'a [u8]) -> Cow<'a, str> {
     }
     if !event.is_empty() {
         return Cow::Borrowed(event);
+    }
+    // Providers put `type` first: read it straight when it is there, unescaped.
+    let at = skip_ws(data, 0);
+    if let Some(rest) = data[at..].strip_prefix(b"{\"type\":\"") {
+        let kind = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\')
+            .filter(|&end| rest[end] == b'"')
+            .and_then(|end| std::str::from_utf8(&rest[..end]).ok());
+        if let Some(kind) = kind {
+            return Cow::Borrowed(kind);
+        }
     }
     let typed = serde_json::from_slice::<Typed<'_>>(data).ok();
     typed.and_then(|t| t.kind).unwrap_or_default()

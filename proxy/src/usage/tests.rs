@@ -218,6 +218,57 @@ fn text_within_walks_one_value_only() {
     assert_eq!(text_within(b"", 0, &[b"content"]), 0);
 }
 
+#[test]
+fn string_end_finds_quotes_and_escapes_at_every_offset() {
+    use super::json::string_end;
+    // The end quote, and an escaped quote before it, at every place across
+    // the word-at-a-time look and the vector search after it.
+    for len in 0..80 {
+        let plain = format!("\"{}\"tail", "a".repeat(len));
+        assert_eq!(string_end(plain.as_bytes(), 0), Some(len + 2));
+        for escape in 0..len.saturating_sub(1) {
+            let mut text = "a".repeat(len);
+            text.replace_range(escape..escape + 2, "\\\"");
+            let quoted = format!("\"{text}\"");
+            assert_eq!(string_end(quoted.as_bytes(), 0), Some(len + 2), "{quoted}");
+        }
+        assert_eq!(
+            string_end(format!("\"{}", "a".repeat(len)).as_bytes(), 0),
+            None
+        );
+    }
+}
+
+#[test]
+fn integers_reads_named_counts_like_serde() {
+    use super::json::integers;
+    let names: [&[u8]; 2] = [b"a", b"b"];
+    let read = |json: &str| integers(json.as_bytes(), 0, names);
+    assert_eq!(
+        read(r#"{"x":[{"a":9}],"a": 18 ,"s":"}","b":null}"#),
+        Some([Some(18), None])
+    );
+    assert_eq!(read(r#"{ }"#), Some([None, None]));
+    assert_eq!(
+        read(r#"{"b":18446744073709551615}"#),
+        Some([None, Some(u64::MAX)])
+    );
+    // What serde refuses for a u64, and malformed objects: nothing is taken.
+    for bad in [
+        r#"{"a":1.5}"#,
+        r#"{"a":-1}"#,
+        r#"{"a":1e3}"#,
+        r#"{"a":"1"}"#,
+        r#"{"a":01}"#,
+        r#"{"b":18446744073709551616}"#,
+        r#"{"a":1"#,
+        r#"{"a" 1}"#,
+        r#"[1]"#,
+    ] {
+        assert_eq!(read(bad), None, "{bad}");
+    }
+}
+
 /// A small deterministic generator, so the hostile-input tests need no crate.
 pub(super) struct XorShift(pub(super) u64);
 

@@ -205,7 +205,7 @@ fn be32(bytes: &[u8]) -> u32 {
 
 /// The frame's kind and name from its headers; `Some(None)` for a frame
 /// tailmeter has no use for, None when the headers cannot be read.
-fn read_headers(mut headers: &[u8]) -> Option<Option<(FrameKind, &str)>> {
+fn read_headers<'h>(mut headers: &'h [u8]) -> Option<Option<(FrameKind, &'h str)>> {
     let (mut message_type, mut event, mut exception, mut error) = (None, None, None, None);
     while let Some((&name_len, rest)) = headers.split_first() {
         let name = rest.get(..usize::from(name_len))?;
@@ -219,12 +219,13 @@ fn read_headers(mut headers: &[u8]) -> Option<Option<(FrameKind, &str)>> {
             b":error-code" => &mut error,
             _ => continue,
         };
-        *slot = value.and_then(|v| std::str::from_utf8(v).ok());
+        *slot = value;
     }
+    let text = |value: Option<&'h [u8]>| value.and_then(|v| std::str::from_utf8(v).ok());
     let frame = match message_type {
-        Some("event") => event.map(|name| (FrameKind::Event, name)),
-        Some("exception") => Some((FrameKind::Exception, exception.unwrap_or("exception"))),
-        Some("error") => Some((FrameKind::Error, error.unwrap_or("error"))),
+        Some(b"event") => text(event).map(|name| (FrameKind::Event, name)),
+        Some(b"exception") => Some((FrameKind::Exception, text(exception).unwrap_or("exception"))),
+        Some(b"error") => Some((FrameKind::Error, text(error).unwrap_or("error"))),
         _ => None,
     };
     Some(frame)

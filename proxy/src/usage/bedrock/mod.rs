@@ -22,12 +22,14 @@ use serde::Deserialize;
 
 use super::anthropic::Messages;
 use super::extractor::{Seen, Wire};
-use super::json::{self, key, keys, Key, Keys};
+use super::json::{self, key, Key};
 use super::{latest, Usage};
 use eventstream::{Frame, FrameKind};
 
 /// Text of Converse content: `text` (also inside `reasoningContent`) and tool-call `input` strings.
-static TEXT: Keys = keys!(b"\"text\"", b"\"input\"");
+const TEXT: &[&[u8]] = &[b"text", b"input"];
+/// A `contentBlockDelta`'s content: only this small object is walked.
+static DELTA: Key = key!(b"\"delta\"");
 static METRICS: Key = key!(b"\"amazon-bedrock-invocationMetrics\"");
 
 /// The header naming the error of a failed Bedrock call (`ValidationException:…`).
@@ -107,7 +109,11 @@ pub(super) struct Converse;
 impl Wire for Converse {
     fn event(&mut self, seen: &mut Seen, event: &str, data: &[u8]) {
         match event {
-            "contentBlockDelta" => seen.content_bytes += json::text_len(data, &TEXT),
+            "contentBlockDelta" => {
+                seen.content_bytes += json::values(data, &DELTA)
+                    .map(|at| json::text_within(data, at, TEXT))
+                    .sum::<u64>();
+            }
             "metadata" => read_usage(seen, data),
             _ => {}
         }
@@ -121,7 +127,7 @@ impl Wire for Converse {
     }
 
     fn body(&mut self, seen: &mut Seen, body: &[u8]) {
-        seen.content_bytes += json::text_len(body, &TEXT);
+        seen.content_bytes += json::text_within(body, json::skip_ws(body, 0), TEXT);
         read_usage(seen, body);
     }
 
