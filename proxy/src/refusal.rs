@@ -276,7 +276,9 @@ pub fn from_proxy_error(e: &Error, route: Option<&Route>) -> Option<ApiError> {
             )
         },
     );
-    if let Some(timeout) = crate::timeouts::upstream::timed_out(e) {
+    // A refusal is only made before any response header reached the client.
+    let timeout = route.and_then(|r| r.upstream.timed_out(e, false));
+    if let Some(timeout) = timeout {
         let code = match timeout {
             UpstreamTimeout::FirstByte(_) => "upstream_first_byte_timeout",
             UpstreamTimeout::Idle(_) => "upstream_idle_timeout",

@@ -99,11 +99,12 @@ pub fn run(config: &Config, path: &Path) {
     tracing::info!("tailmeter stopped");
 }
 
-/// The read buffer of each client connection. Pingora's default is 64 KiB, allocated zeroed for
-/// every connection; a client sends one request and then reads a stream, and larger reads (a
-/// request body) bypass the buffer, so 16 KiB costs nothing and keeps the memory of an open
-/// stream small (tests/bench/RESULTS.md: 2,000 open streams).
-const CLIENT_READ_BUFFER: usize = 16 * 1024;
+/// The read buffer of each client connection: none. Pingora's default is 64 KiB, allocated zeroed
+/// for every connection and held while it is open, while a client sends one request and then
+/// reads a stream; Pingora reads the request header into its own growing buffer and the body in
+/// reads of up to 64 KiB. Without it an open stream holds about 6 KiB less (tests/bench/RESULTS.md,
+/// optimization log, change 7: 2,000 open streams, and what it may cost 1 MiB request bodies).
+const CLIENT_READ_BUFFER: usize = 0;
 
 /// How long the exporters may take to flush at shutdown; rows not delivered by then stay in
 /// the spool and are delivered at the next start.

@@ -10,7 +10,7 @@ use pingora::upstreams::peer::HttpPeer;
 
 use crate::config::{BaseUrl, Provider, ProviderKind};
 use crate::resolve::CachedAddr;
-use crate::timeouts::upstream::{ResponseTimeouts, TimedConnector};
+use crate::timeouts::upstream::{ResponseTimeouts, TimedConnector, UpstreamTimeout};
 
 /// Request headers that carry a client's credential or identity claim; never forwarded.
 const CLIENT_CREDENTIAL_HEADERS: &[&str] = &[
@@ -41,8 +41,13 @@ pub struct Upstream {
     api_key: String,
     /// Longest wait for a connection.
     connect_timeout: Duration,
-    /// Connects with the provider's first-byte and idle deadlines on the socket.
-    connector: Arc<TimedConnector>,
+    /// The provider's `first_byte_timeout` and `idle_timeout`.
+    timeouts: ResponseTimeouts,
+    /// Connects with the two deadlines kept apart on the socket; only when they differ. Pingora
+    /// 0.9 never reuses a connection a custom connector opened (its pool checks the peer
+    /// through a file descriptor a virtual socket lacks, cloudflare/pingora#883), so with equal
+    /// timeouts Pingora's own connector and per-read timeout do the same job and keep reuse.
+    connector: Option<Arc<TimedConnector>>,
     /// The base URL's host, resolved once per [`crate::resolve::FRESH_FOR`].
     addr: CachedAddr,
     /// Whether to speak HTTP/2 (h2c without TLS).
@@ -63,6 +68,10 @@ impl std::fmt::Debug for Upstream {
 impl Upstream {
     /// The upstream for a `[[providers]]` entry.
     pub fn new(provider: &Provider) -> Self {
+        let timeouts = ResponseTimeouts {
+            first_byte: provider.first_byte_timeout,
+            idle: provider.idle_timeout,
+        };
         Self {
             name: provider.name.clone(),
             kind: provider.kind,
@@ -70,14 +79,14 @@ impl Upstream {
             models: provider.models.clone(),
             api_key: provider.api_key.clone(),
             connect_timeout: provider.connect_timeout,
-            connector: Arc::new(TimedConnector {
-                connect_timeout: provider.connect_timeout,
-                timeouts: ResponseTimeouts {
-                    first_byte: provider.first_byte_timeout,
-                    idle: provider.idle_timeout,
-                },
-                // HTTP/2 frames hide the response header's end as TLS does.
-                plaintext: !provider.base_url.tls && !provider.http2,
+            timeouts,
+            connector: (timeouts.first_byte != timeouts.idle).then(|| {
+                Arc::new(TimedConnector {
+                    connect_timeout: provider.connect_timeout,
+                    timeouts,
+                    // HTTP/2 frames hide the response header's end as TLS does.
+                    plaintext: !provider.base_url.tls && !provider.http2,
+                })
             }),
             addr: CachedAddr::new(&provider.base_url.host, provider.base_url.port),
             http2: provider.http2,
@@ -93,11 +102,14 @@ impl Upstream {
         options.connection_timeout = Some(self.connect_timeout);
         options.total_connection_timeout = Some(self.connect_timeout * 2);
         // The provider's `first_byte_timeout` (for the response header) and `idle_timeout`
-        // (between its pieces) are kept on the socket (crate::timeouts::upstream); Pingora's own
-        // per-read timeout is only a backstop.
-        let timeouts = self.connector.timeouts;
-        options.read_timeout = Some(timeouts.first_byte.max(timeouts.idle));
-        options.custom_l4 = Some(self.connector.clone());
+        // (between its pieces): when they differ they are kept on the socket
+        // (crate::timeouts::upstream) and Pingora's per-read timeout is only a backstop; when
+        // equal, Pingora's per-read timeout is both.
+        options.read_timeout = Some(self.timeouts.first_byte.max(self.timeouts.idle));
+        options.custom_l4 = self
+            .connector
+            .clone()
+            .map(|connector| connector as Arc<dyn pingora::connectors::L4Connect + Send + Sync>);
         options.write_timeout = Some(Duration::from_secs(60));
         if self.http2 {
             // Over TLS ALPN may still settle on HTTP/1.1; without TLS there is nothing to
@@ -144,11 +156,28 @@ impl Upstream {
     }
 }
 
+impl Upstream {
+    /// Which of the provider's timeouts a proxy error is, if it is one: the one the timed
+    /// socket reported, else, for Pingora's own read timeout (a provider on Pingora's
+    /// connector, or over HTTP/2), the one the response's progress implies.
+    pub fn timed_out(&self, e: &pingora::Error, header_seen: bool) -> Option<UpstreamTimeout> {
+        if let Some(timeout) = crate::timeouts::upstream::timed_out(e) {
+            return Some(timeout);
+        }
+        let read_timeout = *e.etype() == pingora::ErrorType::ReadTimedout || h2_timed_out(e);
+        match (read_timeout, header_seen) {
+            (false, _) => None,
+            (true, false) => Some(UpstreamTimeout::FirstByte(self.timeouts.first_byte)),
+            (true, true) => Some(UpstreamTimeout::Idle(self.timeouts.idle)),
+        }
+    }
+}
+
 /// Whether an HTTP/2 provider connection failed on a read timeout. The h2 crate keeps only the
 /// kind and text of a connection's I/O error, so the [`crate::timeouts::upstream::Timed`]
 /// socket's typed timeout is lost there; its kind remains. Over HTTP/2 the first frames back end
 /// the header wait, so such a timeout is the `idle_timeout`.
-pub fn h2_timed_out(e: &pingora::Error) -> bool {
+fn h2_timed_out(e: &pingora::Error) -> bool {
     e.root_cause()
         .downcast_ref::<h2::Error>()
         .and_then(h2::Error::get_io)

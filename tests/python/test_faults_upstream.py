@@ -31,7 +31,7 @@ from harness import leaks
 from harness.events import wait_for
 from harness.metrics import Expect
 from harness.procs import free_port, start_tailmeter
-from harness.sim import Sim
+from harness.sim import Sim, new_marker
 
 OPENAI = {"authorization": f"Bearer {CLIENT_OPENAI_KEY}"}
 ANTHROPIC = {"x-api-key": CLIENT_ANTHROPIC_KEY, "anthropic-version": "2023-06-01"}
@@ -87,9 +87,23 @@ def test_stall_before_headers_past_the_timeout_is_504(tailmeter_metering: Tailme
     elapsed = time.monotonic() - started
     assert resp.status_code == 504, resp.text
     error = resp.json()["error"]
-    assert "idle" in error["message"] and error["type"] == "server_error", error
+    # The provider sets only idle_timeout, which first_byte_timeout then equals.
+    assert error["code"] == "upstream_first_byte_timeout" and error["type"] == "server_error", error
+    assert "first_byte_timeout (1s)" in error["message"], error
     assert cfg.IDLE_TIMEOUT_S * 0.9 <= elapsed < cfg.IDLE_TIMEOUT_S + 2.5, elapsed
     delta.expect([counted("idle", cfg.IDLE_MODEL, "chat_completions", 504)])
+
+
+def test_provider_connections_are_reused(tailmeter: Tailmeter, sim: Sim) -> None:
+    """Sequential requests to a provider share a pooled connection: a new one per request
+    would cost every TLS provider a handshake (the simulator logs each request's connection)."""
+    marker = new_marker()
+    with http_client(cfg.SRC_ALICE) as http:
+        for _ in range(20):
+            resp = http.post(f"{tailmeter.base_url}/v1/chat/completions", json=CHAT, headers={**OPENAI, **marker})
+            assert resp.status_code == 200, resp.text
+    peers = {r.raw["peer"] for r in sim.find(marker, expect=20)}
+    assert len(peers) <= 2, f"20 requests came over {len(peers)} connections"
 
 
 def test_stall_under_the_timeout_is_served(tailmeter_metering: Tailmeter) -> None:

@@ -132,7 +132,12 @@ fn serve_connection(stream: TcpStream, state: Arc<State>, http2: bool) {
     tokio::spawn(async move {
         let goaway = Arc::new(Notify::new());
         let asked = Arc::clone(&goaway);
-        let service = service_fn(move |request| {
+        // Each request carries its connection's peer address, so the log shows connection reuse.
+        let peer = stream.peer_addr().ok();
+        let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            if let Some(peer) = peer {
+                request.extensions_mut().insert(peer);
+            }
             service::handle(Arc::clone(&state), Arc::clone(&asked), request)
         });
         let mut builder = auto::Builder::new(TokioExecutor::new());

@@ -22,6 +22,8 @@ pub struct Record {
     /// `HTTP/1.1` or `HTTP/2.0`: how the proxy spoke to the provider.
     version: String,
     path: String,
+    /// The proxy's end of the connection (`127.0.0.1:PORT`): one value per connection.
+    peer: Option<String>,
     headers: BTreeMap<String, String>,
     body_len: usize,
     body_sha256: String,
@@ -55,6 +57,10 @@ impl Record {
                 .uri
                 .path_and_query()
                 .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned()),
+            peer: parts
+                .extensions
+                .get::<std::net::SocketAddr>()
+                .map(ToString::to_string),
             headers,
             body_len: body.len(),
             body_sha256,

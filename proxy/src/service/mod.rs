@@ -393,13 +393,15 @@ impl ProxyHttp for Proxy {
             None => Ending::Complete,
             Some(e) if *e.esource() == ErrorSource::Downstream => Ending::ClientGone,
             Some(_) if ctx.gateway.is_draining() => Ending::Shutdown,
-            Some(e) => match crate::timeouts::upstream::timed_out(e) {
-                Some(UpstreamTimeout::FirstByte(_)) => Ending::UpstreamFirstByteTimeout,
-                Some(UpstreamTimeout::Idle(_)) => Ending::UpstreamIdleTimeout,
-                None if *e.etype() == ErrorType::ReadTimedout => Ending::UpstreamIdleTimeout,
-                None if crate::upstream::h2_timed_out(e) => Ending::UpstreamIdleTimeout,
-                None => Ending::UpstreamFailed,
-            },
+            Some(e) => {
+                let header_seen = ctx.meter.upstream_status().is_some();
+                let route = ctx.route.as_ref();
+                match route.and_then(|r| r.upstream.timed_out(e, header_seen)) {
+                    Some(UpstreamTimeout::FirstByte(_)) => Ending::UpstreamFirstByteTimeout,
+                    Some(UpstreamTimeout::Idle(_)) => Ending::UpstreamIdleTimeout,
+                    None => Ending::UpstreamFailed,
+                }
+            }
         };
         let gateway = Arc::clone(&ctx.gateway);
         record::record(&gateway, ctx, status, ending);
