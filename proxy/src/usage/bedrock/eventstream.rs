@@ -102,13 +102,13 @@ impl EventStreamDecoder {
                         self.broken = true;
                         return;
                     }
-                    Ok(Some(len)) if len > self.max_frame => {
+                    Ok(Some((len, _))) if len > self.max_frame => {
                         self.oversized += 1;
                         self.skip = len;
                         continue;
                     }
-                    Ok(Some(len)) if len <= data.len() => {
-                        self.decode_frame(&data[..len], &mut on_frame);
+                    Ok(Some((len, crc))) if len <= data.len() => {
+                        self.decode_frame(&data[..len], crc, &mut on_frame);
                         data = &data[len..];
                         continue;
                     }
@@ -136,7 +136,7 @@ impl EventStreamDecoder {
                     self.broken = true;
                     self.buf.clear();
                 }
-                Ok(Some(len)) if len > self.max_frame => {
+                Ok(Some((len, _))) if len > self.max_frame => {
                     self.oversized += 1;
                     self.skip = len - PRELUDE;
                     self.buf.clear();
@@ -145,7 +145,7 @@ impl EventStreamDecoder {
             }
         } else if self.buf.len() == want {
             let frame = std::mem::take(&mut self.buf);
-            self.decode_frame(&frame, on_frame);
+            self.decode_frame(&frame, prelude_crc(&frame), on_frame);
             self.buf = frame;
             self.buf.clear();
             if self.buf.capacity() > KEEP_CAPACITY {
@@ -155,10 +155,18 @@ impl EventStreamDecoder {
         &data[take..]
     }
 
-    /// One whole frame (its prelude already checked): checks the message CRC and hands it out.
-    fn decode_frame(&mut self, frame: &[u8], on_frame: &mut impl FnMut(&Frame<'_>)) {
-        let (body, crc) = frame.split_at(frame.len() - 4);
-        if crc32fast::hash(body) != be32(crc) {
+    /// One whole frame (its prelude already checked): checks the message CRC
+    /// and hands it out. `crc` has hashed the first 8 bytes (the prelude's
+    /// own CRC went on from there), so only the rest is hashed here.
+    fn decode_frame(
+        &mut self,
+        frame: &[u8],
+        mut crc: crc32fast::Hasher,
+        on_frame: &mut impl FnMut(&Frame<'_>),
+    ) {
+        let (body, message_crc) = frame.split_at(frame.len() - 4);
+        crc.update(&body[8..]);
+        if crc.finalize() != be32(message_crc) {
             self.corrupt += 1;
             return;
         }
@@ -180,13 +188,15 @@ impl EventStreamDecoder {
 #[derive(Debug)]
 struct Lost;
 
-/// The frame length announced by the prelude at the start of `data`; None
-/// when fewer than [`PRELUDE`] bytes are there.
-fn prelude(data: &[u8]) -> Result<Option<usize>, Lost> {
+/// The frame length announced by the prelude at the start of `data`, and
+/// the CRC32 of its first 8 bytes, to go on into the message CRC (one pass
+/// over the frame checks both); None when fewer than [`PRELUDE`] bytes are there.
+fn prelude(data: &[u8]) -> Result<Option<(usize, crc32fast::Hasher)>, Lost> {
     let Some(prelude) = data.get(..PRELUDE) else {
         return Ok(None);
     };
-    if crc32fast::hash(&prelude[..8]) != be32(&prelude[8..12]) {
+    let crc = prelude_crc(prelude);
+    if crc.clone().finalize() != be32(&prelude[8..12]) {
         return Err(Lost);
     }
     let total = be32(&prelude[..4]) as usize;
@@ -194,7 +204,14 @@ fn prelude(data: &[u8]) -> Result<Option<usize>, Lost> {
     if total < MIN_FRAME || headers > total - MIN_FRAME {
         return Err(Lost);
     }
-    Ok(Some(total))
+    Ok(Some((total, crc)))
+}
+
+/// A CRC32 that has hashed the first 8 bytes of `frame` (its lengths).
+fn prelude_crc(frame: &[u8]) -> crc32fast::Hasher {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&frame[..8]);
+    crc
 }
 
 fn be32(bytes: &[u8]) -> u32 {
