@@ -32,7 +32,10 @@ pub struct CachedAddr {
 impl CachedAddr {
     /// The cache for `host:port` (a name, or an IPv4/IPv6 literal without brackets).
     pub fn new(host: &str, port: u16) -> Self {
-        let literal = host.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, port));
+        let literal = host
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, port));
         Self {
             host: host.to_owned(),
             port,
@@ -110,10 +113,17 @@ mod tests {
         assert!(first.ip().is_loopback());
         let at = cached.last.lock().unwrap().unwrap().1;
         assert_eq!(cached.get().await.unwrap(), first);
-        assert_eq!(cached.last.lock().unwrap().unwrap().1, at, "no second lookup");
+        assert_eq!(
+            cached.last.lock().unwrap().unwrap().1,
+            at,
+            "no second lookup"
+        );
         cached.age(FRESH_FOR);
         cached.get().await.unwrap();
-        assert!(cached.last.lock().unwrap().unwrap().1 > at, "renewed once stale");
+        assert!(
+            cached.last.lock().unwrap().unwrap().1 > at,
+            "renewed once stale"
+        );
     }
 
     #[tokio::test]
@@ -123,7 +133,11 @@ mod tests {
         let addr: SocketAddr = "192.0.2.1:443".parse().unwrap();
         *cached.last.lock().unwrap() = Some((addr, Instant::now()));
         cached.age(FRESH_FOR);
-        assert_eq!(cached.get().await.unwrap(), addr, "stale but within STALE_FOR");
+        assert_eq!(
+            cached.get().await.unwrap(),
+            addr,
+            "stale but within STALE_FOR"
+        );
         cached.age(STALE_FOR);
         assert!(cached.get().await.is_err(), "too stale");
     }
