@@ -110,6 +110,22 @@ impl Ctx<'_> {
             .ok_or_else(|| self.error(path, format!("must be greater than 0, not {value}")))
     }
 
+    /// A positive duration such as "60s" at `path`, or `default` when the key is absent.
+    pub fn timeout(
+        &self,
+        path: &KeyPath,
+        raw: &Option<String>,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(default);
+        };
+        parse_duration(&self.text(path, raw)?)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| self.error(path, "expected a positive duration such as \"60s\""))
+    }
+
     /// An `http(s)://` URL, checked and returned as written (substituted).
     pub fn url(&self, path: &KeyPath, raw: &str) -> Result<String, ConfigError> {
         let value = self.text(path, raw)?;
@@ -186,14 +202,7 @@ fn server(raw: &RawServer, path: &KeyPath, ctx: &Ctx<'_>) -> Result<Server, Conf
         server.shutdown_grace = parse_duration(&text).map_err(|e| ctx.error(&path, e))?;
     }
     let positive = |key: &str, raw: &Option<String>, default: Duration| {
-        let path = path.key(key);
-        match raw {
-            None => Ok(default),
-            Some(raw) => parse_duration(&ctx.text(&path, raw)?)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| ctx.error(&path, "expected a positive duration such as \"60s\"")),
-        }
+        ctx.timeout(&path.key(key), raw, default)
     };
     server.client_body_timeout = positive(
         "client_body_timeout",

@@ -74,16 +74,7 @@ pub(super) fn providers(
             }
         }
         let timeout = |key: &str, raw: &Option<String>, default: Duration| {
-            let path = path.key(key);
-            match raw {
-                None => Ok(default),
-                Some(raw) => parse_duration(&ctx.text(&path, raw)?)
-                    .ok()
-                    .filter(|d| !d.is_zero())
-                    .ok_or_else(|| {
-                        ctx.error(&path, "expected a positive duration such as \"300s\"")
-                    }),
-            }
+            ctx.timeout(&path.key(key), raw, default)
         };
         let idle_timeout = timeout(
             "idle_timeout",
