@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness import config as cfg
-from harness.clickhouse import ClickHouse, find_server
+from harness.clickhouse import ClickHouse, running
 from harness.clients import Tailmeter
 from harness.procs import REPO, find_binary, free_port, start_sim, start_tailmeter
 from harness.sim import Sim
@@ -141,10 +141,5 @@ def launch_tailmeter(
 def clickhouse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouse]:
     """A private clickhouse-server shared by the fault tests (each uses its own database and
     never stops it; test_clickhouse.py keeps its own, which it stops and starts)."""
-    binary = find_server()
-    if binary is None:
-        pytest.skip("clickhouse-server is not installed (.ci/run installs Debian's package)")
-    server = ClickHouse(binary, tmp_path_factory.mktemp("clickhouse-shared"))
-    server.start()
-    yield server
-    server.stop()
+    with running(tmp_path_factory.mktemp("clickhouse-shared")) as server:
+        yield server

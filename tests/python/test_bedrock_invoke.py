@@ -27,7 +27,7 @@ from harness.clients import REQUEST_ID, Tailmeter, http_client
 from harness.config import ALICE, BEDROCK_MODELS, SRC_ALICE
 from harness.metrics import Usage
 from harness.sim import Sim, new_marker
-from test_stream_endings import SEED, Stream, call, expect_counted, row_usage, rows_for
+from test_stream_endings import SEED, Stream, assert_cuts_counted_once, row_usage, rows_for
 
 MODEL = BEDROCK_MODELS[0]
 PATH = f"/model/{quote(MODEL, safe='')}"
@@ -154,17 +154,4 @@ def test_cut_invoke_stream_is_counted_once(tailmeter_metering: Tailmeter, sim: S
                   | {frames[0][0], complete_from - 1, complete_from, len(body) - 1})
     stream = Stream("invoke", f"{PATH}/invoke-with-response-stream", BODY, CLIENT_AUTH, {},
                     PROVIDER, MODEL, ENDPOINT, Usage(20, 5), b"")
-    since_ms, delta = int(time.time() * 1000) - 1, tailmeter_metering.metrics.delta()
-    ids = [call(tailmeter_metering, stream, f"cut-after={cut}") for cut in cuts]
-    rows = rows_for(tailmeter_metering, since_ms, ids)
-    assert sorted(rows) == sorted(ids), f"a row for every cut (cuts {cuts})"
-    estimated = 0
-    for cut, request_id in zip(cuts, ids):
-        row = rows[request_id]
-        assert row["status"] == 200 and row["endpoint"] == ENDPOINT, (cut, row)
-        if cut >= complete_from:
-            assert row["usage_source"] == "provider" and row_usage(row) == stream.usage, (cut, row)
-        else:
-            estimated += 1
-            assert row["usage_source"] == "estimated" and int(row["input_tokens"]) > 0, (cut, row)
-    expect_counted(delta, stream, list(rows.values()), {"upstream_reset": estimated})
+    assert_cuts_counted_once(tailmeter_metering, stream, cuts, complete_from)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.clickhouse import ClickHouse, find_server
+from harness.clickhouse import ClickHouse, running
 from harness.events import (
     Instance, Load, exporter_rows, launch, metric_token_sums, mixed_requests, wait_for,
 )
@@ -29,13 +29,8 @@ OUTAGE_S = float(os.environ.get("TAILMETER_CH_OUTAGE_S", "30"))
 
 @pytest.fixture(scope="module")
 def clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouse]:
-    binary = find_server()
-    if binary is None:
-        pytest.skip("clickhouse-server is not installed (.ci/run installs Debian's package)")
-    server = ClickHouse(binary, tmp_path_factory.mktemp("clickhouse"))
-    server.start()
-    yield server
-    server.stop()
+    with running(tmp_path_factory.mktemp("clickhouse")) as server:
+        yield server
 
 
 def start(binaries: dict[str, Path], sim: Sim, tmp_path: Path, ch: ClickHouse, database: str, **events: str) -> Instance:

@@ -102,8 +102,9 @@ def test_provider_connections_are_reused(tailmeter: Tailmeter, sim: Sim) -> None
         for _ in range(20):
             resp = http.post(f"{tailmeter.base_url}/v1/chat/completions", json=CHAT, headers={**OPENAI, **marker})
             assert resp.status_code == 200, resp.text
-    peers = {r.raw["peer"] for r in sim.find(marker, expect=20)}
-    assert len(peers) <= 2, f"20 requests came over {len(peers)} connections"
+    peers = [r.raw["peer"] for r in sim.find(marker, expect=20)]
+    assert len(peers) == 20 and all(peers), f"the simulator must log each request's connection: {peers}"
+    assert len(set(peers)) <= 2, f"20 requests came over {len(set(peers))} connections"
 
 
 def test_stall_under_the_timeout_is_served(tailmeter_metering: Tailmeter) -> None:

@@ -186,15 +186,22 @@ def test_cut_at_random_points_is_counted_once(tailmeter_metering: Tailmeter, sim
     complete_from = final_report_end(stream, body)
     rng = random.Random(f"{SEED}-{name}")
     cuts = sorted({rng.randrange(0, len(body)) for _ in range(CUTS_PER_STREAM)} | {complete_from, len(body)})
+    assert_cuts_counted_once(tailmeter_metering, stream, cuts, complete_from)
+
+
+def assert_cuts_counted_once(tm: Tailmeter, stream: Stream, cuts: list[int], complete_from: int) -> None:
+    """`stream` cut after each of `cuts` bytes: one row each with status 200; the provider's
+    figures exactly from `complete_from` on (where its final report has passed), an estimate
+    with some input before it (counted as `upstream_reset`); the metrics moved by the rows."""
     since_ms = int(time.time() * 1000) - 1
-    delta = tailmeter_metering.metrics.delta()
-    ids = [call(tailmeter_metering, stream, f"cut-after={cut}") for cut in cuts]
-    rows = rows_for(tailmeter_metering, since_ms, ids)
+    delta = tm.metrics.delta()
+    ids = [call(tm, stream, f"cut-after={cut}") for cut in cuts]
+    rows = rows_for(tm, since_ms, ids)
     assert sorted(rows) == sorted(ids), f"a row for every cut (cuts {cuts})"
     estimated = 0
     for cut, request_id in zip(cuts, ids):
         row = rows[request_id]
-        assert row["status"] == 200 and row["endpoint"] == stream.endpoint
+        assert row["status"] == 200 and row["endpoint"] == stream.endpoint, (cut, row)
         if cut >= complete_from:
             assert row["usage_source"] == "provider", (cut, row)
             assert row_usage(row) == stream.usage, (cut, row)

@@ -92,6 +92,18 @@ fn fixtures_dir() -> PathBuf {
 }
 
 /// A fixture as served: the file without its `# source:` line.
+/// The body bytes received, and how the body ended (an error for a dropped connection).
+async fn read_to_end(resp: &mut reqwest::Response) -> (Vec<u8>, reqwest::Result<()>) {
+    let mut received = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => received.extend_from_slice(&chunk),
+            Ok(None) => return (received, Ok(())),
+            Err(error) => return (received, Err(error)),
+        }
+    }
+}
+
 fn fixture_body(name: &str) -> String {
     let raw = std::fs::read_to_string(fixtures_dir().join(name)).unwrap();
     raw.split_once('\n').unwrap().1.to_owned()
@@ -249,14 +261,7 @@ async fn cut_after_drops_the_connection_after_n_bytes() {
         .header("x-sim-fault", "cut-after=100");
     let mut resp = request.json(&json!({"stream": true})).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let mut received = Vec::new();
-    let outcome = loop {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => received.extend_from_slice(&chunk),
-            Ok(None) => break Ok(()),
-            Err(error) => break Err(error),
-        }
-    };
+    let (received, outcome) = read_to_end(&mut resp).await;
     assert!(outcome.is_err(), "the body must end in an error");
     let expected = fixture_body("openai_chat_stream_usage.sse");
     assert_eq!(received, &expected.as_bytes()[..100]);

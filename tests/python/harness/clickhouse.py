@@ -12,9 +12,12 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
+import pytest
 
 from .procs import Process, free_port
 
@@ -136,3 +139,18 @@ class ClickHouse:
 
     def request_ids(self, database: str) -> set[str]:
         return {r["request_id"] for r in self.rows(f"SELECT DISTINCT request_id FROM {database}.requests")}
+
+
+@contextmanager
+def running(workdir: Path) -> Iterator[ClickHouse]:
+    """A private clickhouse-server in `workdir` for the block; the test is skipped when the
+    server is not installed."""
+    binary = find_server()
+    if binary is None:
+        pytest.skip("clickhouse-server is not installed (.ci/run installs Debian's package)")
+    server = ClickHouse(binary, workdir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -9,7 +9,7 @@ use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::{fixture_body, Sim};
+use super::{fixture_body, read_to_end, Sim};
 
 const INVOKE: &str = "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke";
 const INVOKE_STREAM: &str =
@@ -162,14 +162,7 @@ async fn invoke_stream_is_cut_and_paced_on_demand() {
         .bedrock(INVOKE_STREAM)
         .header("x-sim-fault", "cut-after=300");
     let mut resp = cut.json(&request()).send().await.unwrap();
-    let mut received = Vec::new();
-    let outcome = loop {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => received.extend_from_slice(&chunk),
-            Ok(None) => break Ok(()),
-            Err(error) => break Err(error),
-        }
-    };
+    let (received, outcome) = read_to_end(&mut resp).await;
     assert!(outcome.is_err(), "the body must end in an error");
     assert_eq!(received, full[..300]);
 
