@@ -28,6 +28,9 @@ use crate::reload::ReloadOnHangup;
 use crate::service::Proxy;
 use crate::timeouts::client::HeaderDeadlineApp;
 
+/// How many times one request is sent at most (Pingora's `max_retries` counts attempts).
+const MAX_ATTEMPTS: usize = 3;
+
 /// Runs the gateway until a shutdown signal, then drains and returns. SIGHUP reloads `path`
 /// (see [`crate::reload`]).
 pub fn run(config: &Config, path: &Path) {
@@ -52,6 +55,9 @@ pub fn run(config: &Config, path: &Path) {
         // Pingora need not wait again.
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(1),
+        // Attempts per request: a retry is only for what the provider never processed
+        // (`Proxy::error_while_proxy`), so a few on fresh connections are plenty.
+        max_retries: MAX_ATTEMPTS,
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);

@@ -184,6 +184,20 @@ fn h2_timed_out(e: &pingora::Error) -> bool {
         .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
 }
 
+/// Whether the provider said it never processed the request: over HTTP/2, a stream above the
+/// last one a GOAWAY names (whatever its error code), or one refused with REFUSED_STREAM
+/// (RFC 9113, 6.8 and 8.7). Such a request can go again without being billed twice; Pingora
+/// retries it only after a GOAWAY with NO_ERROR, and never for a POST.
+pub fn never_processed(e: &pingora::Error) -> bool {
+    e.root_cause()
+        .downcast_ref::<h2::Error>()
+        .is_some_and(|h2| {
+            h2.is_remote()
+                && (h2.is_go_away()
+                    || (h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM)))
+        })
+}
+
 /// The path and query to send upstream: the base URL's prefix joined to the client's path
 /// (without doubling a `/v1` the prefix already ends with), and without a `key=` parameter.
 pub fn upstream_path(prefix: &str, path: &str, query: Option<&str>) -> String {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -95,9 +96,10 @@ def row_usage(r: dict) -> Usage:
                  int(r["cache_write_tokens"]), int(r["reasoning_tokens"]))
 
 
-def metered(tm: Tailmeter, fault: str, body: dict, model: str = "gpt-4o") -> tuple[httpx2.Response, bytes, bool, dict]:
+def metered(tm: Tailmeter, fault: str, body: dict, model: str = "gpt-4o",
+            headers: dict | None = None) -> tuple[httpx2.Response, bytes, bool, dict]:
     since_ms = int(time.time() * 1000) - 1
-    resp, raw, whole = post(tm, fault, {**body, "model": model})
+    resp, raw, whole = post(tm, fault, {**body, "model": model}, headers)
     assert resp.status_code == 200, raw[:300]
     return resp, raw, whole, row(tm, since_ms, resp.headers[REQUEST_ID])
 
@@ -187,6 +189,54 @@ def test_goaway_then_a_reset_stream_is_an_upstream_reset(tm: Tailmeter) -> None:
     missing(tm, delta, "upstream_reset")
 
 
+def test_an_abrupt_goaway_mid_stream_is_an_upstream_reset(tm: Tailmeter) -> None:
+    """2000 bytes into the stream the provider sends GOAWAY with INTERNAL_ERROR naming the stream
+    in flight and closes the connection: the client gets the whole events and a cut stream, the
+    request is estimated as an upstream reset, and the next requests open a new connection."""
+    delta = tm.metrics.delta()
+    resp, raw, whole, r = metered(tm, "goaway-error=2,chunk-delay-ms=20,cut-after=2000", STREAM, H2_MODEL)
+    assert not whole and raw.startswith(b"data: ") and raw.endswith(b"\n\n"), (whole, raw[-100:])
+    assert r["usage_source"] == "estimated", r
+    missing(tm, delta, "upstream_reset")
+    for _ in range(3):
+        resp, raw, whole, r = metered(tm, "", CHAT, H2_MODEL)
+        assert whole and (r["usage_source"], row_usage(r)) == ("provider", CHAT_NONSTREAM), r
+
+
+def test_a_stream_an_abrupt_goaway_left_unprocessed_is_sent_again(tm: Tailmeter, h2_sim: Sim) -> None:
+    """GOAWAY with INTERNAL_ERROR before the response starts, naming an earlier stream (so this
+    one was never processed), then the connection closes: tailmeter sends the request again on a
+    new connection (once here: `once=`), the client gets the whole stream, metered once."""
+    delta = tm.metrics.delta()
+    marker = new_marker()
+    once = f"goaway-error=2,once={random.getrandbits(48)}"
+    resp, raw, whole, r = metered(tm, once, STREAM, H2_MODEL, marker)
+    assert whole and raw.rstrip().endswith(b"data: [DONE]"), raw[-200:]
+    assert (r["usage_source"], row_usage(r)) == ("provider", CHAT_STREAM), r
+    sent = h2_sim.find(marker, expect=2)
+    assert len(sent) == 2 and len({s.raw["peer"] for s in sent}) == 2, sent
+    assert {s.body_sha256 for s in sent} == {sent[0].body_sha256}, "the retry carries the same body"
+    time.sleep(0.3)
+    assert delta.now("tailmeter_usage_missing_total") == 0
+    assert delta.now("tailmeter_requests_total") == 1
+
+
+def test_a_provider_that_keeps_refusing_gets_three_attempts_then_an_error_in_the_dialect(
+        tm: Tailmeter, h2_sim: Sim) -> None:
+    """The same GOAWAY on every attempt: three attempts, then 502 in OpenAI's error format,
+    one row (status 502, estimated) and one missing-usage count."""
+    delta = tm.metrics.delta()
+    marker = new_marker()
+    since_ms = int(time.time() * 1000) - 1
+    resp, raw, whole = post(tm, "goaway-error=2", {**STREAM, "model": H2_MODEL}, marker)
+    assert resp.status_code == 502 and whole, (resp.status_code, raw[:300])
+    assert json.loads(raw)["error"]["code"] == "upstream_failed", raw
+    assert len(h2_sim.find(marker, expect=3)) == 3
+    r = row(tm, since_ms, resp.headers[REQUEST_ID])
+    assert (r["status"], r["usage_source"]) == (502, "estimated"), r
+    missing(tm, delta, "upstream_reset")
+
+
 def test_an_idle_h2_stream_is_cut_at_its_idle_timeout(tm: Tailmeter) -> None:
     """Events 1.5 s apart from a provider whose `idle_timeout` is 1 s, over HTTP/2."""
     delta = tm.metrics.delta()
@@ -202,6 +252,7 @@ def _burst(tm: Tailmeter) -> None:
     calls = [
         ("gzip", CHAT, "gpt-4o"), ("gzip,end-after=200", STREAM, "gpt-4o"), ("gzip,cut-after=200", STREAM, "gpt-4o"),
         ("goaway,chunk-delay-ms=5", STREAM, H2_MODEL), ("goaway,chunk-delay-ms=5,cut-after=2000", STREAM, H2_MODEL), ("", CHAT, H2_MODEL),
+        ("goaway-error=2,chunk-delay-ms=5,cut-after=2000", STREAM, H2_MODEL),
     ]
 
     def call(fault: str, body: dict, model: str) -> Callable[[], None]:

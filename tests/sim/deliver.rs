@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io::{self, Write};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use tokio::time::{sleep, Sleep};
 
 use crate::bedrock::split_frames;
 use crate::faults::Faults;
+use crate::goaway::Ending;
 use crate::sse::split_events;
 use crate::synth::Tokens;
 
@@ -130,6 +132,7 @@ pub fn deliver(reply: Reply, faults: &Faults, error_event: Bytes) -> Response<Pl
             None => End::Finish,
         },
         length,
+        abort: None,
     };
     let mut response = Response::new(body);
     *response.status_mut() = reply.status;
@@ -202,6 +205,16 @@ pub struct PlannedBody {
     timer: Option<Pin<Box<Sleep>>>,
     end: End,
     length: Option<u64>,
+    /// The `goaway-error` fault with `cut-after`: the connection to end with
+    /// GOAWAY(code) instead of the stream's reset.
+    abort: Option<(Arc<Ending>, u32)>,
+}
+
+impl PlannedBody {
+    /// Ends the connection abruptly with GOAWAY(`code`) where the body is cut.
+    pub fn abort_connection(&mut self, ending: Arc<Ending>, code: u32) {
+        self.abort = Some((ending, code));
+    }
 }
 
 impl Body for PlannedBody {
@@ -231,10 +244,15 @@ impl Body for PlannedBody {
                 cx.waker().wake_by_ref();
                 Poll::Pending
             }
-            End::Abort { flushed: true } => Poll::Ready(Some(Err(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "cut-after fault",
-            )))),
+            End::Abort { flushed: true } => {
+                if let Some((ending, code)) = &this.abort {
+                    ending.abort(*code);
+                }
+                Poll::Ready(Some(Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "cut-after fault",
+                ))))
+            }
         }
     }
 

@@ -1,7 +1,7 @@
 //! The `x-sim-fault` request header: comma-separated switches that make the
 //! simulator fail the way real providers do (error statuses, stalls, slow or
 //! cut-off bodies, errors inside a 200 stream, a compressed or truncated body,
-//! an HTTP/2 GOAWAY), so tests can drive the proxy's failure paths on purpose.
+//! an HTTP/2 GOAWAY, graceful or abrupt), so tests can drive the proxy's failure paths on purpose.
 
 use std::time::Duration;
 
@@ -31,6 +31,13 @@ pub struct Faults {
     pub end_after: Option<usize>,
     /// `goaway`: on HTTP/2, send GOAWAY as the response starts (the stream in flight goes on).
     pub goaway: bool,
+    /// `goaway-error=CODE`: on HTTP/2, end the connection abruptly, GOAWAY with
+    /// this error code and close: before the response starts, or with
+    /// `cut-after` in place of that cut's reset.
+    pub goaway_error: Option<u32>,
+    /// `once=ID`: apply the other faults only to the first request naming this
+    /// ID; a retry of it is answered normally.
+    pub once: Option<u64>,
 }
 
 impl Faults {
@@ -82,6 +89,12 @@ impl Faults {
                 "stall-ms" => faults.stall = Some(Duration::from_millis(number)),
                 "chunk-bytes" if number > 0 => faults.chunk_bytes = Some(size()?),
                 "chunk-delay-ms" => faults.chunk_delay = Duration::from_millis(number),
+                "once" => faults.once = Some(number),
+                "goaway-error" => {
+                    let code =
+                        u32::try_from(number).map_err(|_| format!("fault {name}: too large"))?;
+                    faults.goaway_error = Some(code);
+                }
                 _ => return Err(format!("unknown fault {item:?}")),
             }
         }
@@ -97,7 +110,7 @@ mod tests {
     fn parses_every_switch() {
         let faults = Faults::parse(
             "status=429, cut-after=10,stall-ms=5,chunk-bytes=3,chunk-delay-ms=2,error-event,gzip,\
-             end-after=7,goaway",
+             end-after=7,goaway,goaway-error=2,once=9",
         );
         assert_eq!(
             faults,
@@ -111,6 +124,8 @@ mod tests {
                 gzip: true,
                 end_after: Some(7),
                 goaway: true,
+                goaway_error: Some(2),
+                once: Some(9),
             })
         );
         assert_eq!(Faults::parse(""), Ok(Faults::default()));
@@ -122,5 +137,6 @@ mod tests {
         assert!(Faults::parse("status=abc").is_err());
         assert!(Faults::parse("status=70000").is_err());
         assert!(Faults::parse("chunk-bytes=0").is_err());
+        assert!(Faults::parse("goaway-error=4294967296").is_err());
     }
 }

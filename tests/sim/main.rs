@@ -12,6 +12,7 @@ mod deliver;
 mod dialect;
 mod faults;
 mod fixtures;
+mod goaway;
 mod openai;
 mod record;
 mod routes;
@@ -23,7 +24,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
@@ -32,10 +33,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::Notify;
 
 use crate::dialect::Keys;
 use crate::fixtures::Fixtures;
+use crate::goaway::{Ending, FrameWatch};
 use crate::record::Recorder;
 use crate::service::State;
 use crate::synth::Synth;
@@ -94,6 +95,7 @@ async fn run(args: Args) -> Result<(), String> {
         },
         recorder: Recorder::default(),
         synth: args.synthesize.then(Synth::default),
+        once_seen: Mutex::default(),
     });
     let listener = TcpListener::bind(args.listen)
         .await
@@ -127,32 +129,48 @@ async fn run(args: Args) -> Result<(), String> {
 /// Serves one connection (HTTP/1.1 with keep-alive, or HTTP/2 when `http2`)
 /// on its own task. A request with the `goaway` fault ends the connection
 /// gracefully: GOAWAY on HTTP/2 (streams in flight go on), no keep-alive on
-/// HTTP/1.1.
+/// HTTP/1.1. On HTTP/2 the socket is watched for the `goaway-error` fault.
 fn serve_connection(stream: TcpStream, state: Arc<State>, http2: bool) {
-    tokio::spawn(async move {
-        let goaway = Arc::new(Notify::new());
-        let asked = Arc::clone(&goaway);
-        // Each request carries its connection's peer address, so the log shows connection reuse.
-        let peer = stream.peer_addr().ok();
-        let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-            if let Some(peer) = peer {
-                request.extensions_mut().insert(peer);
-            }
-            service::handle(Arc::clone(&state), Arc::clone(&asked), request)
-        });
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder.http1().timer(TokioTimer::new());
-        if !http2 {
-            builder = builder.http1_only();
+    // Each request carries its connection's peer address, so the log shows connection reuse.
+    let peer = stream.peer_addr().ok();
+    let ending = Arc::new(Ending::default());
+    if http2 {
+        let watched = FrameWatch::new(stream, Arc::clone(&ending));
+        tokio::spawn(serve(watched, peer, state, ending, true));
+    } else {
+        tokio::spawn(serve(stream, peer, state, ending, false));
+    }
+}
+
+/// [`serve_connection`]'s task.
+async fn serve<S>(
+    stream: S,
+    peer: Option<SocketAddr>,
+    state: Arc<State>,
+    ending: Arc<Ending>,
+    http2: bool,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let asked = Arc::clone(&ending);
+    let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(peer);
         }
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
-        tokio::pin!(connection);
-        // Faults drop connections on purpose and clients hang up mid-stream:
-        // a connection ending in error is expected, so it is not reported.
-        tokio::select! {
-            _ = connection.as_mut() => return,
-            () = goaway.notified() => connection.as_mut().graceful_shutdown(),
-        }
-        let _ = connection.await;
+        service::handle(Arc::clone(&state), Arc::clone(&asked), request)
     });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new());
+    if !http2 {
+        builder = builder.http1_only();
+    }
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    // Faults drop connections on purpose and clients hang up mid-stream:
+    // a connection ending in error is expected, so it is not reported.
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        () = ending.graceful.notified() => connection.as_mut().graceful_shutdown(),
+    }
+    let _ = connection.await;
 }

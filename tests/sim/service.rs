@@ -2,21 +2,22 @@
 //! `/_sim/requests`, check credentials, pick the fixture (or the fault's
 //! error) and hand the answer to delivery under the requested faults.
 
+use std::collections::HashSet;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use serde_json::Value;
-use tokio::sync::Notify;
 
 use crate::deliver::{deliver, Kind, PlannedBody, Reply};
 use crate::dialect::{Dialect, Keys};
 use crate::faults::Faults;
 use crate::fixtures::Fixtures;
+use crate::goaway::Ending;
 use crate::record::{Record, Recorder};
 use crate::routes::Route;
 use crate::synth::Synth;
@@ -39,12 +40,25 @@ pub struct State {
     pub recorder: Recorder,
     /// Faithful mode: synthesize answers instead of replaying recordings.
     pub synth: Option<Synth>,
+    /// The IDs of the `once` faults already applied.
+    pub once_seen: Mutex<HashSet<u64>>,
 }
 
-/// Answers one request; `goaway` ends its connection gracefully (the `goaway` fault).
+impl State {
+    /// True the first time `id` (a `once` fault) is asked about.
+    fn first_of_once(&self, id: u64) -> bool {
+        let mut seen = self
+            .once_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        seen.insert(id)
+    }
+}
+
+/// Answers one request; `ending` ends its connection (the `goaway` faults).
 pub async fn handle(
     state: Arc<State>,
-    goaway: Arc<Notify>,
+    ending: Arc<Ending>,
     request: Request<Incoming>,
 ) -> Result<Response<PlannedBody>, Infallible> {
     let (parts, body) = request.into_parts();
@@ -80,6 +94,7 @@ pub async fn handle(
     let record = Record::new(&parts, &body, model);
 
     let faults = match Faults::from_headers(&parts.headers) {
+        Ok(Faults { once: Some(id), .. }) if !state.first_of_once(id) => Faults::default(),
         Ok(faults) => faults,
         Err(message) => {
             state.recorder.push(record);
@@ -99,9 +114,19 @@ pub async fn handle(
         tokio::time::sleep(stall).await;
     }
     if faults.goaway {
-        goaway.notify_one();
+        ending.graceful.notify_one();
     }
-    Ok(deliver(reply, &faults, dialect.stream_error_event()))
+    let mut response = deliver(reply, &faults, dialect.stream_error_event());
+    if let Some(code) = faults
+        .goaway_error
+        .filter(|_| parts.version == Version::HTTP_2)
+    {
+        match faults.cut_after {
+            Some(_) => response.body_mut().abort_connection(ending, code),
+            None => ending.abort(code),
+        }
+    }
+    Ok(response)
 }
 
 /// The answer of a simulated endpoint, before delivery faults.

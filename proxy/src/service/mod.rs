@@ -24,6 +24,7 @@ use crate::meter::{Ending, Meter};
 use crate::routing::Route;
 use crate::timeouts::upstream::UpstreamTimeout;
 use crate::trace_context::{TraceContext, TRACEPARENT};
+use crate::upstream::never_processed;
 use crate::{local, refusal};
 
 mod record;
@@ -344,6 +345,30 @@ impl ProxyHttp for Proxy {
             req.uri.path(),
             ctx.request_id
         )
+    }
+
+    /// An error after the request went to the provider. Pingora's policy retries only
+    /// idempotent methods, which an LLM call (a POST) is not; tailmeter also retries what the
+    /// provider says it never processed ([`never_processed`]), on a new connection. Either only
+    /// while the whole body can be sent again; the attempt that answers is the one metered.
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        _ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        let resendable = !session.as_ref().retry_buffer_truncated();
+        if resendable && never_processed(&e) {
+            e.set_retry(true);
+        } else if resendable && session.req_header().method.is_idempotent() {
+            e.retry.decide_reuse(client_reused);
+        } else {
+            e.set_retry(false);
+        }
+        e
     }
 
     async fn fail_to_proxy(
