@@ -240,12 +240,31 @@ fn read_headers<'h>(mut headers: &'h [u8]) -> Option<Option<(FrameKind, &'h str)
     }
     let text = |value: Option<&'h [u8]>| value.and_then(|v| std::str::from_utf8(v).ok());
     let frame = match message_type {
-        Some(b"event") => text(event).map(|name| (FrameKind::Event, name)),
+        Some(b"event") => event
+            .and_then(event_name)
+            .map(|name| (FrameKind::Event, name)),
         Some(b"exception") => Some((FrameKind::Exception, text(exception).unwrap_or("exception"))),
         Some(b"error") => Some((FrameKind::Error, text(error).unwrap_or("error"))),
         _ => None,
     };
     Some(frame)
+}
+
+/// The event names of Bedrock's streams, handed out without a UTF-8 check per frame.
+const EVENT_NAMES: [&str; 7] = [
+    "contentBlockDelta",
+    "chunk",
+    "contentBlockStart",
+    "contentBlockStop",
+    "messageStart",
+    "messageStop",
+    "metadata",
+];
+
+/// An `:event-type` value as text: one of [`EVENT_NAMES`], else checked UTF-8.
+fn event_name(value: &[u8]) -> Option<&str> {
+    let known = EVENT_NAMES.iter().find(|name| name.as_bytes() == value);
+    known.copied().or_else(|| std::str::from_utf8(value).ok())
 }
 
 /// A header value of `value_type` at the start of `data`: the bytes of a

@@ -185,3 +185,35 @@ fn error_frames_name_the_error() {
     let tap = run(Dialect::BedrockConverse, Framing::EventStream, &[&error]);
     assert_eq!(tap.provider_error(), Some("InternalFailure"));
 }
+
+#[test]
+fn content_deltas_count_their_text_in_any_layout() {
+    // Bedrock's own layout (read straight), members reordered or spaced (searched for),
+    // tool input and reasoning text: each delta's text length, once.
+    let payloads: [(&[u8], u64); 5] = [
+        (
+            br#"{"contentBlockIndex":0,"delta":{"text":"Hello"},"p":"abc"}"#,
+            5,
+        ),
+        (
+            br#"{"contentBlockIndex":12,"delta":{"toolUse":{"input":"{\"a\":1}"}},"p":"x"}"#,
+            9,
+        ),
+        (br#"{"delta":{"text":"Hello"},"contentBlockIndex":0}"#, 5),
+        (br#"{ "contentBlockIndex": 0, "delta": {"text": "Hi"} }"#, 2),
+        (
+            br#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"text":"hmm"}},"p":"y"}"#,
+            3,
+        ),
+    ];
+    for (payload, text) in payloads {
+        let frame = event_frame("contentBlockDelta", payload);
+        let tap = run(Dialect::BedrockConverse, Framing::EventStream, &[&frame]);
+        assert_eq!(
+            tap.content_bytes(),
+            text,
+            "{}",
+            String::from_utf8_lossy(payload)
+        );
+    }
+}
