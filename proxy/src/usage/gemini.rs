@@ -13,13 +13,19 @@
 //! Hot path: every chunk carries a `usageMetadata`, so nothing of a chunk is
 //! deserialized: one pass ([`json::named_values`]) finds its text, usage,
 //! finish reason, model and error members, and the usage counts are read
-//! with a small integer scan ([`json::integers`]). Only an error is parsed by serde.
+//! with a small integer scan ([`json::integers`]). A stream's chunks differ
+//! in little but their text and counts, so the next chunk laid out like the
+//! last is read from those two alone ([`layout`]). Only an error is parsed by serde.
+//! Members inside a `usageMetadata` object are its counts, nothing else.
+
+mod layout;
 
 use serde::Deserialize;
 
 use super::extractor::{Seen, Wire};
 use super::json::{self, WireError};
 use super::{latest, Usage};
+use layout::Layout;
 
 /// The members one pass over a response looks for, indexed by the constants below.
 const MEMBERS: &[&[u8]] = &[
@@ -45,7 +51,7 @@ const COUNTS: [&[u8]; 5] = [
     b"cachedContentTokenCount",
 ];
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
 struct WireUsage {
     prompt_token_count: Option<u64>,
     tool_use_prompt_token_count: Option<u64>,
@@ -57,15 +63,8 @@ struct WireUsage {
 impl WireUsage {
     /// The `usageMetadata` object that opens at `at` of `data`; None when it
     /// is malformed or a count is not an unsigned integer.
-    fn read(data: &[u8], at: usize) -> Option<WireUsage> {
-        let [prompt, tool_use, candidates, thoughts, cached] = json::integers(data, at, COUNTS)?;
-        Some(WireUsage {
-            prompt_token_count: prompt,
-            tool_use_prompt_token_count: tool_use,
-            candidates_token_count: candidates,
-            thoughts_token_count: thoughts,
-            cached_content_token_count: cached,
-        })
+    fn read(data: &[u8], at: usize) -> Option<json::Integers<5>> {
+        json::integers(data, at, COUNTS)
     }
 
     /// Takes every field `later` reports; keeps the ones it does not.
@@ -84,6 +83,19 @@ impl WireUsage {
             &mut self.cached_content_token_count,
             later.cached_content_token_count,
         );
+    }
+}
+
+impl From<[Option<u64>; 5]> for WireUsage {
+    /// The counts of [`COUNTS`], in its order.
+    fn from([prompt, tool_use, candidates, thoughts, cached]: [Option<u64>; 5]) -> Self {
+        WireUsage {
+            prompt_token_count: prompt,
+            tool_use_prompt_token_count: tool_use,
+            candidates_token_count: candidates,
+            thoughts_token_count: thoughts,
+            cached_content_token_count: cached,
+        }
     }
 }
 
@@ -113,6 +125,8 @@ struct ErrorBody<'a> {
 #[derive(Default)]
 pub(super) struct Gemini {
     totals: WireUsage,
+    /// The last chunk's layout, when it had one.
+    layout: Option<Layout>,
 }
 
 impl Wire for Gemini {
@@ -127,40 +141,95 @@ impl Wire for Gemini {
 }
 
 impl Gemini {
-    /// One response (a stream chunk or a whole body), passed over once.
+    /// One response (a stream chunk or a whole body).
     fn read(&mut self, seen: &mut Seen, data: &[u8]) {
-        let (mut text, mut usage, mut finish, mut model, mut error) = (0, None, false, None, false);
-        for (member, at) in json::named_values(data, MEMBERS) {
-            let string = data[at] == b'"';
-            let object = data[at] == b'{';
-            match member {
-                TEXT if string => {
-                    text += json::string_end(data, at).map_or(0, |end| (end - at - 2) as u64);
-                }
-                USAGE if object => usage = Some(at),
-                FINISH => finish = true,
-                MODEL if string && model.is_none() => model = Some(at),
-                ERROR => error |= object,
-                _ => {}
+        let layout = self.layout.as_ref();
+        let found = match layout.and_then(|l| l.reread(data, seen.has_model())) {
+            Some(found) => found,
+            None => {
+                let (found, layout) = Found::read(data, self.layout.take());
+                self.layout = layout;
+                found
             }
-        }
-        seen.content_bytes += text;
-        if let Some(at) = model.filter(|_| !seen.has_model()) {
+        };
+        seen.content_bytes += found.text;
+        if let Some(at) = found.model.filter(|_| !seen.has_model()) {
             let end = json::string_end(data, at).unwrap_or(at);
             seen.model(serde_json::from_slice(&data[at..end]).ok());
         }
-        if let Some(usage) = usage.and_then(|at| WireUsage::read(data, at)) {
+        if let Some(usage) = found.usage {
             self.totals.update(usage);
             seen.usage = self.totals.into();
             // The chunk that finishes the candidate carries the final figures.
-            if finish && !seen.usage.is_empty() {
+            if found.finish && !seen.usage.is_empty() {
                 seen.complete = true;
             }
         }
-        if error {
+        if found.error {
             if let Ok(ErrorBody { error: Some(error) }) = serde_json::from_slice(data) {
                 seen.error(Some(error.short()));
             }
         }
+    }
+}
+
+/// What one response holds.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Found {
+    /// Escaped length of its text parts.
+    text: u64,
+    /// Its (last valid) usage.
+    usage: Option<WireUsage>,
+    finish: bool,
+    /// Where its first `modelVersion` string opens.
+    model: Option<usize>,
+    error: bool,
+}
+
+impl Found {
+    /// One pass over a response; with its layout when it has one for the next chunk (built
+    /// in `old`'s buffers).
+    fn read(data: &[u8], old: Option<Layout>) -> (Found, Option<Layout>) {
+        let mut found = Found::default();
+        // How many text parts and usage objects, and where the last of each lies.
+        let (mut texts, mut text) = (0, 0..0);
+        let (mut usages, mut usage) = (0, None);
+        // Members before this offset lie inside the last usage object read: they are its counts.
+        let mut usage_end = 0;
+        for (member, at) in json::named_values(data, MEMBERS) {
+            if at < usage_end {
+                continue;
+            }
+            let string = data[at] == b'"';
+            let object = data[at] == b'{';
+            match member {
+                TEXT if string => {
+                    if let Some(end) = json::string_end(data, at) {
+                        found.text += (end - at - 2) as u64;
+                        (texts, text) = (texts + 1, at..end);
+                    }
+                }
+                USAGE if object => {
+                    let read = WireUsage::read(data, at);
+                    found.usage = read.as_ref().map(|read| read.values.into());
+                    if let Some(read) = read {
+                        usage_end = read.end;
+                        (usages, usage) = (usages + 1, Some((at, read)));
+                    }
+                }
+                FINISH => found.finish = true,
+                MODEL if string && found.model.is_none() => found.model = Some(at),
+                ERROR => found.error |= object,
+                _ => {}
+            }
+        }
+        // One text and one usage object, the one that counts.
+        let layout = match usage {
+            Some((at, read)) if texts == 1 && usages == 1 && found.usage.is_some() => {
+                Layout::of(data, text, at, &read, found, old)
+            }
+            _ => None,
+        };
+        (found, layout)
     }
 }

@@ -186,6 +186,17 @@ pub(super) fn string_end(data: &[u8], open: usize) -> Option<usize> {
     }
 }
 
+/// What [`integers`] read of an object.
+#[derive(Debug, PartialEq)]
+pub(super) struct Integers<const N: usize> {
+    /// Each name's value; None when absent or `null`.
+    pub(super) values: [Option<u64>; N],
+    /// Where each value read (`Some` above) starts.
+    pub(super) starts: [usize; N],
+    /// The offset just past the object.
+    pub(super) end: usize,
+}
+
 /// The unsigned integers held by the members named in `names` (unquoted)
 /// at the top level of the object that opens at `at` (a Gemini
 /// `usageMetadata`): a walk over that one object instead of a serde parse.
@@ -196,14 +207,19 @@ pub(super) fn integers<const N: usize>(
     data: &[u8],
     at: usize,
     names: [&[u8]; N],
-) -> Option<[Option<u64>; N]> {
-    let mut found = [None; N];
+) -> Option<Integers<N>> {
+    let mut read = Integers {
+        values: [None; N],
+        starts: [0; N],
+        end: 0,
+    };
     if data.get(at) != Some(&b'{') {
         return None;
     }
     let mut i = skip_ws(data, at + 1);
     if data.get(i) == Some(&b'}') {
-        return Some(found);
+        read.end = i + 1;
+        return Some(read);
     }
     loop {
         let name_end = string_end(data, i).filter(|_| data[i] == b'"')?;
@@ -221,7 +237,8 @@ pub(super) fn integers<const N: usize>(
                 } else {
                     value_end(data, i)?
                 };
-                found[slot] = unsigned(&data[i..end])?;
+                read.values[slot] = unsigned(&data[i..end])?;
+                read.starts[slot] = i;
                 end
             }
             None => value_end(data, i)?,
@@ -229,14 +246,17 @@ pub(super) fn integers<const N: usize>(
         i = skip_ws(data, end);
         match data.get(i) {
             Some(b',') => i = skip_ws(data, i + 1),
-            Some(b'}') => return Some(found),
+            Some(b'}') => {
+                read.end = i + 1;
+                return Some(read);
+            }
             _ => return None,
         }
     }
 }
 
 /// A JSON value that is a u64 (`Some(Some(n))`) or `null` (`Some(None)`).
-fn unsigned(value: &[u8]) -> Option<Option<u64>> {
+pub(super) fn unsigned(value: &[u8]) -> Option<Option<u64>> {
     if value == b"null" {
         return Some(None);
     }

@@ -243,10 +243,13 @@ fn string_end_finds_quotes_and_escapes_at_every_offset() {
 fn integers_reads_named_counts_like_serde() {
     use super::json::integers;
     let names: [&[u8]; 2] = [b"a", b"b"];
-    let read = |json: &str| integers(json.as_bytes(), 0, names);
+    let read = |json: &str| integers(json.as_bytes(), 0, names).map(|read| read.values);
+    let nested = r#"{"x":[{"a":9}],"a": 18 ,"s":"}","b":null} tail"#;
+    let read_nested = integers(nested.as_bytes(), 0, names).expect("an object");
+    assert_eq!(read_nested.values, [Some(18), None]);
     assert_eq!(
-        read(r#"{"x":[{"a":9}],"a": 18 ,"s":"}","b":null}"#),
-        Some([Some(18), None])
+        (read_nested.starts[0], read_nested.end),
+        (20, nested.len() - 5)
     );
     assert_eq!(read(r#"{ }"#), Some([None, None]));
     assert_eq!(
