@@ -143,15 +143,11 @@ impl Wire for Gemini {
 impl Gemini {
     /// One response (a stream chunk or a whole body).
     fn read(&mut self, seen: &mut Seen, data: &[u8]) {
-        let layout = self.layout.as_ref();
-        let found = match layout.and_then(|l| l.reread(data, seen.has_model())) {
-            Some(found) => found,
-            None => {
-                let (found, layout) = Found::read(data, self.layout.take());
-                self.layout = layout;
-                found
-            }
-        };
+        let reread = self
+            .layout
+            .as_mut()
+            .and_then(|l| l.reread(data, seen.has_model()));
+        let found = reread.unwrap_or_else(|| Found::read(data, &mut self.layout));
         seen.content_bytes += found.text;
         if let Some(at) = found.model.filter(|_| !seen.has_model()) {
             let end = json::string_end(data, at).unwrap_or(at);
@@ -187,9 +183,10 @@ struct Found {
 }
 
 impl Found {
-    /// One pass over a response; with its layout when it has one for the next chunk (built
-    /// in `old`'s buffers).
-    fn read(data: &[u8], old: Option<Layout>) -> (Found, Option<Layout>) {
+    /// One pass over a response. When it can serve the next chunk, its layout replaces
+    /// `layout` (not when it finishes its candidate: that is the last chunk, and the layout
+    /// before it may still serve).
+    fn read(data: &[u8], layout: &mut Option<Layout>) -> Found {
         let mut found = Found::default();
         // How many text parts and usage objects, and where the last of each lies.
         let (mut texts, mut text) = (0, 0..0);
@@ -224,12 +221,14 @@ impl Found {
             }
         }
         // One text and one usage object, the one that counts.
-        let layout = match usage {
-            Some((at, read)) if texts == 1 && usages == 1 && found.usage.is_some() => {
-                Layout::of(data, text, at, &read, found, old)
+        let one_of_each = texts == 1 && usages == 1 && found.usage.is_some() && !found.finish;
+        if let Some((at, read)) = usage.filter(|_| one_of_each) {
+            if Layout::fits(data, &text, at, &found) {
+                layout
+                    .get_or_insert_with(Layout::default)
+                    .refill(data, text, at, &read, &found);
             }
-            _ => None,
-        };
-        (found, layout)
+        }
+        found
     }
 }

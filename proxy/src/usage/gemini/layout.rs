@@ -6,6 +6,10 @@
 //! where the usage object may differ in its runs of digits only. The same
 //! bytes hold the same members; a run of digits in place of another changes
 //! no member, and the counts are read from the runs that are counts.
+//!
+//! Keeping a layout is a copy; the usage object's [`Template`] is made only
+//! when a chunk matches up to it, so chunks laid out each their own way (a
+//! stream's last) cost the full pass and little more.
 
 use std::ops::Range;
 
@@ -14,91 +18,56 @@ use super::{json, Found, COUNTS};
 /// Chunks whose other bytes are longer are not kept (a whole body, a large chunk).
 const MAX_KEPT: usize = 2048;
 
-/// A run of digits in the usage object: where it stands among the kept bytes (which leave
-/// the digits out) and the count it is, if one.
-#[derive(Debug)]
-struct Digits {
-    at: usize,
-    count: Option<usize>,
-}
-
-/// The bytes of one chunk but its text and its usage's digits, and what they held.
-#[derive(Debug)]
+/// The bytes of one chunk but its text, and what they held.
+#[derive(Debug, Default)]
 pub(super) struct Layout {
-    /// Before the text's opening quote; after its closing quote, to the end, without the
-    /// usage object's runs of digits.
+    /// The chunk before its text's opening quote, then from just past its closing quote.
     kept: Vec<u8>,
     /// Where the text's opening quote is: the length of the part before it.
     text_at: usize,
-    /// Where, among the kept bytes, the usage object starts and ends.
+    /// Where, among the kept bytes, the usage object lies.
     usage: Range<usize>,
-    /// The runs of digits of the usage object, in order.
-    digits: Vec<Digits>,
-    /// The kept bytes held a finish reason.
-    finish: bool,
+    /// Where, in the usage object, each count read from it starts (None: absent or null).
+    count_at: [Option<usize>; 5],
+    /// The usage object but for its digits, made on first use.
+    template: Template,
     /// The kept bytes held a model (see [`Layout::reread`]).
     has_model: bool,
 }
 
 impl Layout {
-    /// The layout of `data`, whose only text string is at `text` and only usage object (read
-    /// as `read`) at `usage_at`, and in which a full pass found `found`; None when the bytes
-    /// around the text could join with it into other members (they must end a value there),
-    /// or when they are too long to keep. `old`'s buffers are reused.
-    pub(super) fn of(
+    /// Whether `data`, whose only text string is at `text` and only usage object at
+    /// `usage_at`, and in which a full pass found `found`, can make a layout: not when the
+    /// bytes around the text could join with it into other members (they must end a value
+    /// there), nor when they are too long to keep.
+    pub(super) fn fits(data: &[u8], text: &Range<usize>, usage_at: usize, found: &Found) -> bool {
+        let ends_value = matches!(data.get(text.end), None | Some(b',' | b'}' | b']'));
+        let kept_len = data.len() - text.len();
+        text.end <= usage_at && !found.error && ends_value && kept_len <= MAX_KEPT
+    }
+
+    /// Becomes the layout of `data` (see [`Layout::fits`]), its usage object read as `read`.
+    pub(super) fn refill(
+        &mut self,
         data: &[u8],
         text: Range<usize>,
         usage_at: usize,
         read: &json::Integers<5>,
-        found: Found,
-        old: Option<Layout>,
-    ) -> Option<Layout> {
-        let ends_value = |at: usize| matches!(data.get(at), None | Some(b',' | b'}' | b']'));
-        let kept_len = data.len() - text.len();
-        if text.end > usage_at || found.error || !ends_value(text.end) || kept_len > MAX_KEPT {
-            return None;
-        }
-        let (mut kept, mut digits) =
-            old.map_or_else(Default::default, |old| (old.kept, old.digits));
-        kept.clear();
-        digits.clear();
-        kept.extend_from_slice(&data[..text.start]);
-        kept.extend_from_slice(&data[text.end..usage_at]);
-        let usage_start = kept.len();
-        let mut at = usage_at;
-        while at < read.end {
-            let run = data[at..read.end]
-                .iter()
-                .take_while(|b| b.is_ascii_digit())
-                .count();
-            if run == 0 {
-                kept.push(data[at]);
-                at += 1;
-                continue;
-            }
-            let count =
-                (0..COUNTS.len()).find(|&n| read.values[n].is_some() && read.starts[n] == at);
-            digits.push(Digits {
-                at: kept.len(),
-                count,
-            });
-            at += run;
-        }
-        let usage = usage_start..kept.len();
-        kept.extend_from_slice(&data[read.end..]);
-        Some(Layout {
-            kept,
-            text_at: text.start,
-            usage,
-            digits,
-            finish: found.finish,
-            has_model: found.model.is_some(),
-        })
+        found: &Found,
+    ) {
+        self.kept.clear();
+        self.kept.extend_from_slice(&data[..text.start]);
+        self.kept.extend_from_slice(&data[text.end..]);
+        self.text_at = text.start;
+        self.usage = usage_at - text.len()..read.end - text.len();
+        self.count_at = std::array::from_fn(|n| read.values[n].map(|_| read.starts[n] - usage_at));
+        self.template.made = false;
+        self.has_model = found.model.is_some();
     }
 
     /// What `data` holds, read by comparison with this layout's chunk; None when it is laid out
     /// otherwise, or when the model it names is still to be read.
-    pub(super) fn reread(&self, data: &[u8], model_known: bool) -> Option<Found> {
+    pub(super) fn reread(&mut self, data: &[u8], model_known: bool) -> Option<Found> {
         if self.has_model && !model_known {
             return None;
         }
@@ -112,31 +81,72 @@ impl Layout {
         if data.get(text_end..usage_at)? != middle {
             return None;
         }
-        let (counts, usage_end) = self.counts(data, usage_at)?;
+        if !self.template.made {
+            self.template
+                .make(&self.kept[self.usage.clone()], &self.count_at);
+        }
+        let (counts, usage_end) = self.template.counts(data, usage_at)?;
         if data.get(usage_end..)? != &self.kept[self.usage.end..] {
             return None;
         }
         Some(Found {
             text: (text_end - self.text_at - 2) as u64,
             usage: Some(counts.into()),
-            finish: self.finish,
+            finish: false,
             model: None,
             error: false,
         })
     }
+}
+
+/// A usage object with its runs of digits left out, and where they were.
+#[derive(Debug, Default)]
+struct Template {
+    made: bool,
+    /// The object's bytes but its digits.
+    literal: Vec<u8>,
+    /// Its runs of digits, in order.
+    digits: Vec<Digits>,
+}
+
+/// A run of digits: where it stood among the literal bytes, and the count it is, if one.
+#[derive(Debug)]
+struct Digits {
+    at: usize,
+    count: Option<usize>,
+}
+
+impl Template {
+    /// Makes the template of `usage`, whose counts start at `count_at`.
+    fn make(&mut self, usage: &[u8], count_at: &[Option<usize>; 5]) {
+        self.literal.clear();
+        self.digits.clear();
+        let mut at = 0;
+        while let Some(run) = usage[at..].iter().position(u8::is_ascii_digit) {
+            self.literal.extend_from_slice(&usage[at..at + run]);
+            at += run;
+            self.digits.push(Digits {
+                at: self.literal.len(),
+                count: (0..COUNTS.len()).find(|&n| count_at[n] == Some(at)),
+            });
+            at += digit_run(&usage[at..]);
+        }
+        self.literal.extend_from_slice(&usage[at..]);
+        self.made = true;
+    }
 
     /// The counts of the usage object at `at` of `data` and the offset past it, when it is
-    /// this layout's but for its runs of digits.
+    /// this template's but for its runs of digits.
     fn counts(&self, data: &[u8], mut at: usize) -> Option<([Option<u64>; 5], usize)> {
         let mut counts = [None; 5];
-        let mut from = self.usage.start;
+        let mut from = 0;
         for run in &self.digits {
-            let same = &self.kept[from..run.at];
+            let same = &self.literal[from..run.at];
             if data.get(at..at + same.len())? != same {
                 return None;
             }
             at += same.len();
-            let len = data[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+            let len = digit_run(&data[at..]);
             if len == 0 {
                 return None;
             }
@@ -146,12 +156,17 @@ impl Layout {
             at += len;
             from = run.at;
         }
-        let same = &self.kept[from..self.usage.end];
+        let same = &self.literal[from..];
         if data.get(at..at + same.len())? != same {
             return None;
         }
         Some((counts, at + same.len()))
     }
+}
+
+/// How many ASCII digits `bytes` starts with.
+fn digit_run(bytes: &[u8]) -> usize {
+    bytes.iter().take_while(|b| b.is_ascii_digit()).count()
 }
 
 #[cfg(test)]
@@ -172,8 +187,15 @@ mod tests {
     fn full(data: &[u8]) -> Found {
         Found {
             model: None,
-            ..Found::read(data, None).0
+            ..Found::read(data, &mut None)
         }
+    }
+
+    /// The layout a full pass over `data` keeps, with none before.
+    fn layout(data: &[u8]) -> Option<Layout> {
+        let mut layout = None;
+        Found::read(data, &mut layout);
+        layout
     }
 
     #[test]
@@ -186,8 +208,8 @@ mod tests {
             let chunks = payloads(file);
             let mut reread = 0;
             for pair in chunks.windows(2) {
-                let layout = Found::read(&pair[0], None).1;
-                if let Some(found) = layout.and_then(|l| l.reread(&pair[1], true)) {
+                let layout = layout(&pair[0]);
+                if let Some(found) = layout.and_then(|mut l| l.reread(&pair[1], true)) {
                     assert_eq!(found, full(&pair[1]), "{file}");
                     reread += 1;
                 }
@@ -200,10 +222,7 @@ mod tests {
     fn a_reread_finds_what_the_full_pass_finds_whatever_byte_changed() {
         let mut chunks = payloads("gemini_stream_sse_usage_thoughts.sse");
         chunks.extend(payloads("vertex_gemini_stream_sse_usage_last_only.sse"));
-        let layouts: Vec<Layout> = chunks
-            .iter()
-            .filter_map(|c| Found::read(c, None).1)
-            .collect();
+        let mut layouts: Vec<Layout> = chunks.iter().filter_map(|c| layout(c)).collect();
         assert!(layouts.len() >= 2);
         let (mut reread, mut refused) = (0, 0);
         for chunk in &chunks {
@@ -211,7 +230,7 @@ mod tests {
                 for byte in *b"\"\\:{}[],1a \n" {
                     let mut changed = chunk.clone();
                     changed[at] = byte;
-                    for layout in &layouts {
+                    for layout in &mut layouts {
                         match layout.reread(&changed, true) {
                             Some(found) => {
                                 assert_eq!(
@@ -242,19 +261,21 @@ mod tests {
             r#"{"parts":[{"text":"a"}]}"#,
             r#"{"parts":[{"text":"a"}],"usageMetadata":{"promptTokenCount":1},"error":{"code":1}}"#,
             r#"{"parts":[{"text":"a": 1}],"usageMetadata":{"promptTokenCount":1}}"#,
-            // A later usage object that is not valid: the chunk has no usage.
+            // A finishing chunk (the candidate's last), and a later usage object that is not
+            // valid (the chunk has no usage).
+            r#"{"parts":[{"text":"a"}],"finishReason":"STOP","usageMetadata":{"promptTokenCount":1}}"#,
             r#"{"parts":[{"text":"a"}],"usageMetadata":{"promptTokenCount":1},"usageMetadata":{"promptTokenCount":"1"}}"#,
         ];
         for chunk in no_layout {
-            assert!(Found::read(chunk.as_bytes(), None).1.is_none(), "{chunk}");
+            assert!(layout(chunk.as_bytes()).is_none(), "{chunk}");
         }
         let chunk = br#"{"parts":[{"text":"a"}],"usageMetadata":{"promptTokenCount":1}}"#;
-        let layout = Found::read(chunk, None).1.expect("a layout");
+        let mut kept = layout(chunk).expect("a layout");
         // A model to read first: the full pass must run.
         let with_model = br#"{"parts":[{"text":"a"}],"usageMetadata":{"promptTokenCount":1},"modelVersion":"m"}"#;
-        let model_layout = Found::read(with_model, None).1.expect("a layout");
+        let mut model_layout = layout(with_model).expect("a layout");
         assert!(model_layout.reread(with_model, false).is_none());
         assert!(model_layout.reread(with_model, true).is_some());
-        assert_eq!(layout.reread(chunk, false).map(|f| f.text), Some(1));
+        assert_eq!(kept.reread(chunk, false).map(|f| f.text), Some(1));
     }
 }
