@@ -61,12 +61,6 @@ struct WireUsage {
 }
 
 impl WireUsage {
-    /// The `usageMetadata` object that opens at `at` of `data`; None when it
-    /// is malformed or a count is not an unsigned integer.
-    fn read(data: &[u8], at: usize) -> Option<json::Integers<5>> {
-        json::integers(data, at, COUNTS)
-    }
-
     /// Takes every field `later` reports; keeps the ones it does not.
     fn update(&mut self, later: WireUsage) {
         latest(&mut self.prompt_token_count, later.prompt_token_count);
@@ -207,7 +201,8 @@ impl Found {
                     }
                 }
                 USAGE if object => {
-                    let read = WireUsage::read(data, at);
+                    // None when malformed or a count is not an unsigned integer.
+                    let read = json::integers(data, at, COUNTS);
                     found.usage = read.as_ref().map(|read| read.values.into());
                     if let Some(read) = read {
                         usage_end = read.end;
@@ -220,13 +215,15 @@ impl Found {
                 _ => {}
             }
         }
-        // One text and one usage object, the one that counts.
-        let one_of_each = texts == 1 && usages == 1 && found.usage.is_some() && !found.finish;
-        if let Some((at, read)) = usage.filter(|_| one_of_each) {
-            if Layout::fits(data, &text, at, &found) {
+        // One text and one usage object, the one that counts; no finish reason, no error.
+        let one_of_each = texts == 1 && usages == 1 && found.usage.is_some();
+        let plain = one_of_each && !found.finish && !found.error;
+        if let Some((at, read)) = usage.filter(|_| plain) {
+            if Layout::fits(data, &text, at) {
+                let has_model = found.model.is_some();
                 layout
                     .get_or_insert_with(Layout::default)
-                    .refill(data, text, at, &read, &found);
+                    .refill(data, text, at, &read, has_model);
             }
         }
         found

@@ -37,23 +37,23 @@ pub(super) struct Layout {
 
 impl Layout {
     /// Whether `data`, whose only text string is at `text` and only usage object at
-    /// `usage_at`, and in which a full pass found `found`, can make a layout: not when the
-    /// bytes around the text could join with it into other members (they must end a value
-    /// there), nor when they are too long to keep.
-    pub(super) fn fits(data: &[u8], text: &Range<usize>, usage_at: usize, found: &Found) -> bool {
+    /// `usage_at`, can make a layout: not when the bytes around the text could join with it
+    /// into other members (they must end a value there), nor when they are too long to keep.
+    pub(super) fn fits(data: &[u8], text: &Range<usize>, usage_at: usize) -> bool {
         let ends_value = matches!(data.get(text.end), None | Some(b',' | b'}' | b']'));
         let kept_len = data.len() - text.len();
-        text.end <= usage_at && !found.error && ends_value && kept_len <= MAX_KEPT
+        text.end <= usage_at && ends_value && kept_len <= MAX_KEPT
     }
 
-    /// Becomes the layout of `data` (see [`Layout::fits`]), its usage object read as `read`.
+    /// Becomes the layout of `data` (see [`Layout::fits`]), its usage object read as `read`;
+    /// `has_model` when the full pass found a model in it.
     pub(super) fn refill(
         &mut self,
         data: &[u8],
         text: Range<usize>,
         usage_at: usize,
         read: &json::Integers<5>,
-        found: &Found,
+        has_model: bool,
     ) {
         self.kept.clear();
         self.kept.extend_from_slice(&data[..text.start]);
@@ -62,7 +62,7 @@ impl Layout {
         self.usage = usage_at - text.len()..read.end - text.len();
         self.count_at = std::array::from_fn(|n| read.values[n].map(|_| read.starts[n] - usage_at));
         self.template.made = false;
-        self.has_model = found.model.is_some();
+        self.has_model = has_model;
     }
 
     /// What `data` holds, read by comparison with this layout's chunk; None when it is laid out
