@@ -1,7 +1,7 @@
 """`python3 -m tmbench`: runs every setup through every workload and writes the results.
 
-Order: nginx first (its throughput sets each workload's fixed rate), then direct, tailmeter,
-tailmeter with ClickHouse and LiteLLM. For each setup: throughput runs, fixed-rate runs, time to
+Order: nginx first (its throughput sets each workload's fixed rate), then direct, Pingora alone,
+tailmeter, tailmeter with ClickHouse and LiteLLM. For each setup: throughput runs, fixed-rate runs, time to
 first token; then, on a fresh process, the slow-stream memory test. Every run is bounded.
 """
 
@@ -21,8 +21,8 @@ from pathlib import Path
 from . import bodies, load, procs, report, setups, slow
 
 HERE = Path(__file__).resolve().parent.parent
-ORDER = ["nginx", "direct", "tailmeter", "tailmeter-ch", "litellm"]
-MEMORY_SETUPS = ("nginx", "tailmeter")
+ORDER = ["nginx", "direct", "pingora", "tailmeter", "tailmeter-ch", "litellm"]
+MEMORY_SETUPS = ("nginx", "pingora", "tailmeter")
 # LiteLLM completes few 200-event streams a second: its throughput runs last longer to count any.
 LITELLM_STRETCH = 3
 

@@ -1,5 +1,5 @@
-"""The setups the same load goes through: direct, nginx, tailmeter (embedded sink or ClickHouse
-sink) and LiteLLM, each started on loopback against bench-upstream and stopped after its runs.
+"""The setups the same load goes through: direct, nginx, the bare Pingora baseline, tailmeter
+(embedded sink or ClickHouse sink) and LiteLLM, each started on loopback against bench-upstream and stopped after its runs.
 """
 
 from __future__ import annotations
@@ -76,6 +76,18 @@ class Nginx(Setup):
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         argv = [nginx, "-p", str(work), "-c", str(work / "nginx.conf"), "-e", str(work / "error.log")]
         self.child = procs.Child("nginx", argv, work / "stdout.log")
+        self.url = f"http://127.0.0.1:{port}"
+        procs.wait_http(self.url + "/", 15, self.child, ok=lambda status: True)
+
+
+class Pingora(Setup):
+    name, title = "pingora", "Pingora alone: the same Pingora build forwarding to the upstream, nothing metered"
+
+    def start(self, ctx: Context) -> None:
+        port = procs.free_port()
+        binary = ctx.tailmeter.parent / "examples" / "pingora_baseline"
+        argv = [str(binary), f"127.0.0.1:{port}", ctx.upstream, str(ctx.threads)]
+        self.child = procs.Child("pingora", argv, ctx.work / "pingora.log")
         self.url = f"http://127.0.0.1:{port}"
         procs.wait_http(self.url + "/", 15, self.child, ok=lambda status: True)
 
@@ -240,5 +252,5 @@ class LiteLLM(Setup):
 
 
 def build(names: list[str]) -> list[Setup]:
-    known = {cls.name: cls for cls in (Direct, Nginx, Tailmeter, TailmeterClickHouse, LiteLLM)}
+    known = {cls.name: cls for cls in (Direct, Nginx, Pingora, Tailmeter, TailmeterClickHouse, LiteLLM)}
     return [known[name]() for name in names]
