@@ -16,6 +16,7 @@ use pingora::proxy::Session;
 use serde::Deserialize;
 
 use crate::api_error::{ApiError, ErrorKind};
+use crate::usage::json::string_end;
 
 /// Pingora's retry buffer holds 64 KiB; arm it when at most this much body is left.
 const RETRY_BUFFER_ARM_AT: u64 = 64 * 1024;
@@ -151,20 +152,18 @@ pub fn parse_fields(body: &[u8]) -> Result<RequestFields<'_>, ApiError> {
 }
 
 /// The deepest nesting of `[` and `{` outside strings (stops counting past [`MAX_DEPTH`]).
+/// Strings are stepped over whole (a search for their closing quote), so a body that is mostly
+/// text, as prompts are, costs a few passes of `memchr` rather than a branch per byte.
 fn nesting_depth(body: &[u8]) -> usize {
-    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for &byte in body {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let (mut depth, mut deepest, mut at) = (0usize, 0usize, 0usize);
+    while let Some(&byte) = body.get(at) {
+        at += 1;
         match byte {
-            b'"' => in_string = true,
+            // An unterminated string runs to the end: nothing after it nests.
+            b'"' => match string_end(body, at - 1) {
+                Some(end) => at = end,
+                None => break,
+            },
             b'[' | b'{' => {
                 depth += 1;
                 deepest = deepest.max(depth);
@@ -245,5 +244,62 @@ mod tests {
         );
         let bad = b"{\"model\":\"m\",\"x\":\"\xff\"}";
         assert!(parse_fields(bad).unwrap_err().message.contains("not UTF-8"));
+    }
+
+    /// The byte-at-a-time reading of nesting that `nesting_depth` must agree with.
+    fn depth_byte_by_byte(body: &[u8]) -> usize {
+        let (mut depth, mut deepest, mut in_string, mut escaped) = (0, 0, false, false);
+        for &byte in body {
+            match byte {
+                _ if in_string && escaped => escaped = false,
+                b'\\' if in_string => escaped = true,
+                b'"' => in_string = !in_string,
+                _ if in_string => {}
+                b'[' | b'{' => {
+                    depth += 1;
+                    deepest = usize::max(deepest, depth);
+                    if deepest > MAX_DEPTH {
+                        break;
+                    }
+                }
+                b']' | b'}' => depth = usize::saturating_sub(depth, 1),
+                _ => {}
+            }
+        }
+        deepest
+    }
+
+    #[test]
+    fn nesting_skips_strings_as_a_byte_by_byte_reading_does() {
+        // Twelve pieces, split at the blanks: brackets, quotes, escapes and whole strings.
+        let pieces: Vec<&[u8]> =
+            br#"{ } [ ] " \ \" a : , "[{" "\\""#.split(|b| *b == b' ').collect();
+        assert_eq!(pieces.len(), 12);
+        // Every sequence of up to five pieces, then longer ones from a fixed stride.
+        let mut bodies: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..5 {
+            let longer: Vec<Vec<u8>> = bodies
+                .iter()
+                .filter(|b| b.len() < 8)
+                .flat_map(|b| pieces.iter().map(move |p| [b.as_slice(), p].concat()))
+                .collect();
+            bodies.extend(longer);
+        }
+        bodies.extend((0..2000).map(|seed: usize| {
+            (0..64)
+                .flat_map(|i| pieces[(seed * 7 + i * i * 3 + i) % pieces.len()])
+                .copied()
+                .collect()
+        }));
+        for body in &bodies {
+            assert_eq!(
+                nesting_depth(body),
+                depth_byte_by_byte(body),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let deep = [vec![b'['; MAX_DEPTH + 5], b"\"]]]\"".to_vec()].concat();
+        assert_eq!(nesting_depth(&deep), MAX_DEPTH + 1);
     }
 }

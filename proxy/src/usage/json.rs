@@ -175,7 +175,7 @@ fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
 }
 
 /// The offset just past the string that opens at `open` (a `"`), if it ends.
-pub(super) fn string_end(data: &[u8], open: usize) -> Option<usize> {
+pub(crate) fn string_end(data: &[u8], open: usize) -> Option<usize> {
     let mut at = open + 1;
     loop {
         let hit = at + quote_or_backslash(data.get(at..)?)?;

@@ -23,7 +23,7 @@ pub mod bedrock;
 pub mod estimate;
 mod extractor;
 mod gemini;
-mod json;
+pub(crate) mod json;
 pub mod openai_chat;
 mod openai_embeddings;
 mod openai_responses;
