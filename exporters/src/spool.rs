@@ -12,7 +12,7 @@
 //! counted, never buffered without limit.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -166,7 +166,13 @@ impl Spool {
         let mut open = self.lock();
         if open.file.is_none() {
             let path = self.dir.join(OPEN);
-            match OpenOptions::new().create(true).append(true).open(path) {
+            // Readable too: a journal whose name is removed can still be sealed from it.
+            match OpenOptions::new()
+                .create(true)
+                .read(true)
+                .append(true)
+                .open(path)
+            {
                 Ok(file) => open.file = Some(file),
                 Err(e) => {
                     self.release(len, 0);
@@ -208,7 +214,24 @@ impl Spool {
             return Ok(None);
         }
         let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
-        fs::rename(self.dir.join(OPEN), self.sealed_path(seq))?;
+        let to = self.sealed_path(seq);
+        match fs::rename(self.dir.join(OPEN), &to) {
+            Ok(()) => {}
+            // The journal's name was removed under the running process (the directory cleaned
+            // by hand or by a tmp cleaner); its rows are still in the open file.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let Some(file) = open.file.as_mut() else {
+                    return Err(e);
+                };
+                rewrite_journal(file, &self.dir, &to)?;
+                tracing::warn!(
+                    dir = %self.dir.display(),
+                    rows = open.rows,
+                    "the spool journal was removed while open; its rows were sealed from the open file"
+                );
+            }
+            Err(e) => return Err(e),
+        }
         let sealed = Sealed {
             seq,
             rows: open.rows,
@@ -259,6 +282,15 @@ impl Spool {
             });
         }
     }
+}
+
+/// Writes what the open journal `file` holds to `to`, making its directory again if it is gone.
+fn rewrite_journal(file: &mut File, dir: &Path, to: &Path) -> io::Result<()> {
+    let mut data = Vec::new();
+    file.seek(SeekFrom::Start(0))?;
+    file.read_to_end(&mut data)?;
+    fs::create_dir_all(dir)?;
+    fs::write(to, data)
 }
 
 #[cfg(test)]
@@ -318,6 +350,28 @@ mod tests {
         // New batches continue the numbering.
         spool.journal(b"6\n").unwrap();
         assert_eq!(spool.seal().unwrap().unwrap().seq, 3);
+    }
+
+    #[test]
+    fn a_journal_removed_while_open_is_sealed_from_the_open_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("spool");
+        let (spool, _) = Spool::open(&dir, 1 << 20).unwrap();
+        spool.journal(b"1\n").unwrap();
+        spool.journal(b"2\n").unwrap();
+        // The whole directory is cleaned away; rows keep coming to the open file.
+        fs::remove_dir_all(&dir).unwrap();
+        spool.journal(b"3\n").unwrap();
+        let sealed = spool.seal().unwrap().unwrap();
+        assert_eq!((sealed.seq, sealed.rows), (0, 3));
+        assert_eq!(&spool.read(&sealed).unwrap()[..], b"1\n2\n3\n");
+        // The next batch opens a new journal in the directory made again.
+        spool.journal(b"4\n").unwrap();
+        assert_eq!(names(&dir), ["00000000000000000000.jsonl", "open.jsonl"]);
+        assert_eq!(
+            &spool.read(&spool.seal().unwrap().unwrap()).unwrap()[..],
+            b"4\n"
+        );
     }
 
     #[test]

@@ -41,23 +41,33 @@ impl Collector {
                     _ = self.stop.changed() => break 'batches,
                 }
             }
-            self.seal();
+            if !self.seal() {
+                // Not sealed (the spool's directory cannot be written): the batch stays open
+                // and is tried again after an interval, not in a busy loop.
+                tokio::select! {
+                    () = tokio::time::sleep(self.batch_interval) => {}
+                    _ = self.stop.changed() => break 'batches,
+                }
+            }
         }
         // Shutdown: seal what is open; requests still finishing journal into a new open batch,
         // which the next start delivers.
-        self.seal();
+        let _ = self.seal();
         self.pending.closed.store(true, Ordering::SeqCst);
         self.pending.notify.notify_one();
     }
 
-    /// Seals the open batch, when it has rows, and queues it for delivery.
-    fn seal(&self) {
+    /// Seals the open batch, when it has rows, and queues it for delivery; false when it could
+    /// not be sealed.
+    fn seal(&self) -> bool {
         match self.spool.seal() {
             Ok(Some(sealed)) => self.pending.push(sealed, &self.health),
             Ok(None) => {}
             Err(e) => {
-                tracing::error!(error = %e, "cannot seal a batch in the spool; retrying with the next")
+                tracing::error!(error = %e, "cannot seal a batch in the spool; retrying after the batch interval");
+                return false;
             }
         }
+        true
     }
 }
