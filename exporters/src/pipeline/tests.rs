@@ -247,3 +247,34 @@ async fn a_refused_row_is_dropped_alone_and_later_batches_flow() {
     assert_eq!(spool_files(tmp.path()), 1, "only the refused row is left");
     assert_eq!(health.spool_bytes.get(), 0);
 }
+
+#[tokio::test]
+async fn a_spool_cleaned_away_loses_nothing_and_failed_seals_wait() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("spool");
+    let sink = Arc::new(FakeSink::default());
+    sink.down.store(true, Ordering::SeqCst);
+    let (pipeline, sender) = Pipeline::start(&config(&dir, 2, 20), sink.clone(), health()).unwrap();
+    send(&sender, 0..1);
+    // The directory cleaned away and a file put in its place: every seal of the batch, full
+    // from the next row on, fails (not a directory) for ten batch intervals.
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::write(&dir, b"").unwrap();
+    send(&sender, 1..2);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    send(&sender, 2..3);
+    // Gone altogether: the next seal writes the batch out of the open journal.
+    std::fs::remove_file(&dir).unwrap();
+    eventually("the batch sealed again", || {
+        std::fs::read_dir(&dir).is_ok_and(|mut files| files.next().is_some())
+    })
+    .await;
+    // Each failed seal took a batch number: a retry per interval, not a busy loop.
+    let sealed = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap();
+    let number: u64 = sealed.file_name().to_str().unwrap()[..20].parse().unwrap();
+    assert!(number < 50, "{number} seals tried in 200 ms");
+    sink.down.store(false, Ordering::SeqCst);
+    eventually("delivered", || sink.ids().len() == 3).await;
+    assert_eq!(sink.ids(), expected(0..3));
+    pipeline.shutdown(Duration::from_secs(1)).await;
+}

@@ -127,12 +127,12 @@ def ttft_table(results: dict) -> list[str]:
     return lines
 
 
-def framework(best: dict, key: str, nginx: dict) -> str:
+def framework(best: dict, key: str, nginx: dict, subject: str) -> str:
     """What Pingora alone reached on the same workload: the ceiling tailmeter's metering sits under."""
-    alone, metered = best.get(("pingora", key)), best.get(("tailmeter", key))
+    alone, metered = best.get(("pingora", key)), best.get((subject, key))
     if not alone or not metered:
         return ""
-    return (f" (Pingora alone: {alone['rps'] / nginx['rps']:.2f}× nginx; tailmeter "
+    return (f" (Pingora alone: {alone['rps'] / nginx['rps']:.2f}× nginx; {subject} "
             f"{metered['rps'] / alone['rps']:.2f}× Pingora alone)")
 
 
@@ -144,7 +144,7 @@ def targets(results: dict, subject: str = "tailmeter") -> list[str]:
         if m and n:
             value = m["rps"] / n["rps"]
             out.append(f"- throughput ({key}) ≥ {TARGET_RATIO}× nginx: {value:.2f}× — "
-                       f"{'met' if value >= TARGET_RATIO else 'MISSED'}{framework(best, key, n)}")
+                       f"{'met' if value >= TARGET_RATIO else 'MISSED'}{framework(best, key, n, subject)}")
     for kind in ("rate", "light"):
         rate = index(results["runs"], kind)
         for key in results["workloads"]:
