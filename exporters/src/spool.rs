@@ -285,12 +285,16 @@ impl Spool {
 }
 
 /// Writes what the open journal `file` holds to `to`, making its directory again if it is gone.
+/// A write that fails leaves no partial batch behind: the next seal writes the whole journal
+/// again under a new number, and a partial copy would deliver its rows twice.
 fn rewrite_journal(file: &mut File, dir: &Path, to: &Path) -> io::Result<()> {
     let mut data = Vec::new();
     file.seek(SeekFrom::Start(0))?;
     file.read_to_end(&mut data)?;
     fs::create_dir_all(dir)?;
-    fs::write(to, data)
+    fs::write(to, data).inspect_err(|_| {
+        let _ = fs::remove_file(to);
+    })
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 """`python3 -m tmbench`: runs every setup through every workload and writes the results.
 
 Order: nginx first (its throughput sets each workload's fixed rate), then direct, Pingora alone,
-tailmeter, tailmeter with ClickHouse and LiteLLM. For each setup: throughput runs, fixed-rate runs, time to
-first token; then, on a fresh process, the slow-stream memory test. Every run is bounded.
+tailmeter, tailmeter with ClickHouse and LiteLLM. For each setup: throughput runs, fixed-rate
+runs, time to first token; then, on a fresh process, the slow-stream memory test. Every run is
+bounded.
 """
 
 from __future__ import annotations

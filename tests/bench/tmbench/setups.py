@@ -1,5 +1,6 @@
 """The setups the same load goes through: direct, nginx, the bare Pingora baseline, tailmeter
-(embedded sink or ClickHouse sink) and LiteLLM, each started on loopback against bench-upstream and stopped after its runs.
+(embedded sink or ClickHouse sink) and LiteLLM, each started on loopback against bench-upstream
+and stopped after its runs.
 """
 
 from __future__ import annotations
