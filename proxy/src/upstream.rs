@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 
@@ -38,7 +39,11 @@ pub struct Upstream {
     pub base: BaseUrl,
     /// The models it serves, as configured.
     pub models: Vec<String>,
-    api_key: String,
+    /// The provider's credential header, built once and marked sensitive; `None` only for a
+    /// key no header can carry, which configuration validation refuses.
+    credential: Option<(&'static str, HeaderValue)>,
+    /// The `Host` header for the base URL.
+    host: HeaderValue,
     /// Longest wait for a connection.
     connect_timeout: Duration,
     /// The provider's `first_byte_timeout` and `idle_timeout`.
@@ -77,7 +82,9 @@ impl Upstream {
             kind: provider.kind,
             base: provider.base_url.clone(),
             models: provider.models.clone(),
-            api_key: provider.api_key.clone(),
+            credential: credential_header(provider.kind, &provider.api_key),
+            host: HeaderValue::from_str(&provider.base_url.authority())
+                .unwrap_or_else(|_| HeaderValue::from_static("")),
             connect_timeout: provider.connect_timeout,
             timeouts,
             connector: (timeouts.first_byte != timeouts.idle).then(|| {
@@ -132,20 +139,16 @@ impl Upstream {
         for name in CLIENT_CREDENTIAL_HEADERS {
             req.remove_header(*name);
         }
-        req.insert_header(http::header::HOST, self.base.authority())?;
-        match self.kind {
-            ProviderKind::Anthropic => {
-                req.insert_header("x-api-key", &self.api_key)?;
-                if req.headers.get("anthropic-version").is_none() {
-                    req.insert_header("anthropic-version", DEFAULT_ANTHROPIC_VERSION)?;
-                }
-            }
-            ProviderKind::Gemini => {
-                req.insert_header("x-goog-api-key", &self.api_key)?;
-            }
-            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible | ProviderKind::Bedrock => {
-                req.insert_header("authorization", format!("Bearer {}", self.api_key))?;
-            }
+        req.insert_header(http::header::HOST, self.host.clone())?;
+        let (name, value) = self.credential.clone().ok_or_else(|| {
+            pingora::Error::explain(
+                pingora::ErrorType::InternalError,
+                "the provider's api_key cannot be sent in a header",
+            )
+        })?;
+        req.insert_header(name, value)?;
+        if self.kind == ProviderKind::Anthropic && req.headers.get("anthropic-version").is_none() {
+            req.insert_header("anthropic-version", DEFAULT_ANTHROPIC_VERSION)?;
         }
         req.insert_header(http::header::ACCEPT_ENCODING, "identity")?;
         req.remove_header(&http::header::TRANSFER_ENCODING);
@@ -196,6 +199,22 @@ pub fn never_processed(e: &pingora::Error) -> bool {
                 && (h2.is_go_away()
                     || (h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM)))
         })
+}
+
+/// The header that carries the provider's key in its API family, marked sensitive so HTTP/2's
+/// header compression never indexes it.
+fn credential_header(kind: ProviderKind, api_key: &str) -> Option<(&'static str, HeaderValue)> {
+    let (name, value) = match kind {
+        ProviderKind::Anthropic => ("x-api-key", HeaderValue::from_str(api_key)),
+        ProviderKind::Gemini => ("x-goog-api-key", HeaderValue::from_str(api_key)),
+        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible | ProviderKind::Bedrock => (
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {api_key}")),
+        ),
+    };
+    let mut value = value.ok()?;
+    value.set_sensitive(true);
+    Some((name, value))
 }
 
 /// The path and query to send upstream: the base URL's prefix joined to the client's path

@@ -55,6 +55,13 @@ pub(super) fn providers(
 
         let key_path = path.key("api_key");
         let api_key = ctx.non_empty(&key_path, ctx.required(&key_path, &entry.api_key)?)?;
+        if http::HeaderValue::from_str(&api_key).is_err() {
+            return Err(ctx.error(
+                &key_path,
+                "contains a control character (a line break from a key file?): it cannot be \
+                 sent in an HTTP header",
+            ));
+        }
 
         let models_path = path.key("models");
         let models =

@@ -37,6 +37,13 @@ fn provider_checks() {
         "providers[0].api_key",
         "must not be empty",
     );
+    let e = rejects(
+        &with("${OPENAI_API_KEY}", "sk-secret\\n"),
+        6,
+        "providers[0].api_key",
+        "line break",
+    );
+    assert!(!e.message.contains("sk-secret"), "{e}");
     rejects(
         &with("api_key = \"${OPENAI_API_KEY}\"\n", ""),
         2,
