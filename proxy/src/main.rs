@@ -50,6 +50,7 @@ fn main() -> ExitCode {
             Ok(config) => {
                 tailmeter::logging::init(config.log.level.as_deref());
                 tailmeter::server::run(&config, &path);
+                tailmeter::logging::flush();
                 ExitCode::SUCCESS
             }
             Err(e) => {

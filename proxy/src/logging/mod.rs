@@ -1,8 +1,13 @@
-//! Log setup. Logs go to stderr; `RUST_LOG` wins over `[log] level`, which defaults to `info`.
+//! Log setup. Logs go to stderr ([`output`]: the access log's line per request is batched);
+//! `RUST_LOG` wins over `[log] level`, which defaults to `info`.
 //!
 //! Pingora logs whole request headers at debug and trace level, and those carry the client's
 //! credential (downstream) or the provider's key (upstream). Credentials must never reach a log at any level, so those modules are held to
 //! `info` whatever the filter asks for.
+
+mod output;
+
+pub use output::{flush, ACCESS_TARGET};
 
 use tracing::{Level, Metadata};
 use tracing_subscriber::filter::{filter_fn, EnvFilter, LevelFilter};
@@ -38,9 +43,15 @@ pub fn init(level: Option<&str>) {
     // lossy UTF-8 copy of the whole read buffer, half of a stream's CPU (tests/bench/RESULTS.md).
     let hint = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
     let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(output::LogOutput::get())
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_filter(filter)
         .with_filter(filter_fn(is_safe).with_max_level_hint(hint));
     tracing_subscriber::registry().with(layer).init();
+    // A panic's message goes straight to stderr: what the access log buffered goes first.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        flush();
+        report(info);
+    }));
 }

@@ -29,7 +29,7 @@ pub(super) fn record(gateway: &Gateway, ctx: &mut RequestCtx, status: u16, endin
             .add(caller, tokens, crate::budgets::now_ms());
     }
     tracing::info!(
-        target: "tailmeter::access",
+        target: crate::logging::ACCESS_TARGET,
         request_id = %event.request_id,
         identity = %event.identity,
         provider = %event.provider,
@@ -104,7 +104,7 @@ fn build_event(
 /// Requests tailmeter answered itself without metering (model lists, whoami, unknown paths).
 fn log_unmetered(ctx: &RequestCtx, status: u16) {
     tracing::debug!(
-        target: "tailmeter::access",
+        target: crate::logging::ACCESS_TARGET,
         request_id = %ctx.request_id,
         identity = ctx.caller.as_ref().map_or(UNIDENTIFIED, |c| c.identity.as_str()),
         endpoint = ctx.endpoint.map_or("unknown", Endpoint::label),
