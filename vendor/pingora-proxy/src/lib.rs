@@ -80,9 +80,9 @@ use pingora_error::{Error, ErrorSource, ErrorType::*, OrErr, Result};
 
 // tailmeter: 16 instead of 4. The h1 proxy writes a response's queued body tasks to the client in
 // one write, so this bounds how many chunks one write can carry: with 4, a 200-chunk LLM stream
-// read in one go takes 51 writes (and as many wake-ups of each half); with 16, 15. A task is at
-// most one 64 KiB body read, so a slow client holds at most 1 MiB per direction (Envoy's default
-// per-connection buffer limit). See vendor/README.md.
+// read in one go takes 51 writes (and as many wake-ups of each half); with 16, 15. A task holds
+// at most 64 KiB of body (see `read_response_joined`), so a slow client holds at most 1 MiB per
+// direction (Envoy's default per-connection buffer limit). See vendor/README.md.
 const TASK_BUFFER_SIZE: usize = 16;
 
 /// Caps per-proxy padding and one-time shutdown fan-out on very large hosts.

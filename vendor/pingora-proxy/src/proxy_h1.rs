@@ -25,6 +25,56 @@ use pingora_core::protocols::http::{
     v1::common::is_upgrade_req as is_h1_upgrade_req,
 };
 
+// tailmeter: body pieces already read or readable without waiting go on as one task, up to
+// `JOINED_BODY_LIMIT` bytes. Pingora reads a chunked body one chunk per task, so a provider's
+// burst of small events (one HTTP chunk each) cost a task, a pass through the body filters and
+// its own chunk framing per event; nginx passes on what one read returned. Nothing waits for a
+// join: the first piece goes as soon as it is read. See vendor/README.md.
+const JOINED_BODY_LIMIT: usize = 64 * 1024;
+
+/// The next response task from upstream, a body piece joined with the pieces that follow it
+/// without a wait. A task read past the join (the end, an error, a piece over the limit) is
+/// kept in `held` and returned by the next call. Cancel-safe: the only await is Pingora's read.
+async fn read_response_joined(
+    client_session: &mut HttpSessionV1,
+    held: &mut Option<Result<HttpTask>>,
+) -> Result<HttpTask> {
+    if let Some(task) = held.take() {
+        return task;
+    }
+    let task = client_session.read_response_task().await?;
+    let HttpTask::Body(Some(first), false) = task else {
+        return Ok(task);
+    };
+    let mut joined: Option<bytes::BytesMut> = None;
+    let mut end = false;
+    while let Some(next) = client_session.read_response_task().now_or_never() {
+        let len = joined.as_ref().map_or(first.len(), |j| j.len());
+        match next {
+            Ok(HttpTask::Body(Some(more), more_end)) if len + more.len() <= JOINED_BODY_LIMIT => {
+                let buf = joined.get_or_insert_with(|| {
+                    // Room for a few more pieces like these before the buffer grows.
+                    let room = JOINED_BODY_LIMIT.min(4 * (len + more.len()));
+                    let mut buf = bytes::BytesMut::with_capacity(room);
+                    buf.extend_from_slice(&first);
+                    buf
+                });
+                buf.extend_from_slice(&more);
+                end = more_end;
+                if end {
+                    break;
+                }
+            }
+            other => {
+                *held = Some(other);
+                break;
+            }
+        }
+    }
+    let body = joined.map_or(first, bytes::BytesMut::freeze);
+    Ok(HttpTask::Body(Some(body), end))
+}
+
 impl<SV, C> HttpProxy<SV, C>
 where
     C: custom::Connector,
@@ -261,11 +311,13 @@ where
         let mut upstream_can_reuse = true;
         let mut send_error = None;
         let mut upgraded = false;
+        // tailmeter: a response task read past a joined body, for the next turn.
+        let mut held = None;
 
         /* duplex mode, wait for either to complete */
         while !request_done || !response_done {
             tokio::select! {
-                res = client_session.read_response_task(), if !response_done => {
+                res = read_response_joined(client_session, &mut held), if !response_done => {
                     match res {
                         Ok(task) => {
                             response_done = task.is_end();
