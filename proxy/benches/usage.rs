@@ -27,7 +27,8 @@ const CHUNK: usize = 16 * 1024;
 
 /// A fixture's wire bytes (its `# source:` line dropped).
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let path = format!("{root}/../tests/fixtures/{name}");
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     if !bytes.starts_with(b"# source:") {
         return bytes;

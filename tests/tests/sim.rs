@@ -88,7 +88,9 @@ impl Drop for Sim {
 }
 
 fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+    // Where the test runs, not where it was built (checkouts can share a target directory).
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("fixtures")
 }
 
 /// A fixture as served: the file without its `# source:` line.

@@ -119,7 +119,10 @@ mod tests {
     /// files beside this module. `TAILMETER_BLESS=1 cargo test` rewrites them.
     #[test]
     fn checked_in_ddl_is_what_the_sink_runs() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/clickhouse");
+        // The checkout the test runs in, not the one the binary was built from (checkouts that
+        // share a target directory share unchanged test binaries).
+        let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+        let dir = std::path::Path::new(&root).join("src/clickhouse");
         for (file, sql) in [
             (
                 "requests.modern.sql",

@@ -8,20 +8,11 @@ use http::HeaderMap;
 use tailmeter_exporters::{TokenCounts, UsageSource};
 
 use super::{Ending, Meter, Metered};
+use crate::usage::tests::fixture;
 use crate::usage::{estimate, Dialect};
 
 const CHAT_REQUEST: &[u8] =
     br#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"Count to two."}]}"#;
-
-/// A fixture's wire bytes (the `# source:` line dropped).
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    match bytes.strip_prefix(b"# source:") {
-        Some(_) => bytes[bytes.iter().position(|&b| b == b'\n').map_or(0, |n| n + 1)..].to_vec(),
-        None => bytes,
-    }
-}
 
 fn headers(content_type: &str, extra: &[(&'static str, &str)]) -> HeaderMap {
     let mut headers = HeaderMap::new();

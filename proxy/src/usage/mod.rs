@@ -31,7 +31,7 @@ pub mod sse;
 mod tap;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use extractor::{extractor, Extractor};
 pub use tap::{Framing, UsageTap};

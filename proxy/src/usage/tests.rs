@@ -12,12 +12,12 @@ use super::{Dialect, Framing, Tokens, Usage, UsageTap};
 
 const LIMIT: usize = 1 << 20;
 
-/// A fixture's wire bytes: the file without its `# source:` line.
-pub(super) fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}{name}",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/")
-    );
+/// A fixture's wire bytes: the file without its `# source:` line. The checkout is the one the
+/// test runs in (cargo sets `CARGO_MANIFEST_DIR` when it runs tests), not the one the test binary
+/// was built from: checkouts that share a target directory share unchanged test binaries.
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
+    let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let path = format!("{root}/../tests/fixtures/{name}");
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     if !bytes.starts_with(b"# source:") {
         return bytes;

@@ -11,10 +11,8 @@ use super::{encode_frame, frames, split_frames};
 use crate::anthropic::message_json;
 
 fn messages_stream() -> Bytes {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/anthropic_messages_stream_basic.sse"
-    );
+    let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let path = format!("{root}/fixtures/anthropic_messages_stream_basic.sse");
     let raw = std::fs::read_to_string(path).unwrap();
     let (_source, body) = raw.split_once('\n').unwrap();
     Bytes::from(body.to_owned())

@@ -12,19 +12,14 @@ use tailmeter_exporters::UsageSource;
 
 use super::{is_identity, CodedTap, Fault};
 use crate::meter::{Ending, Meter, Metered};
+use crate::usage::tests::fixture;
 use crate::usage::{Dialect, Framing, UsageTap};
 
 const CHAT_REQUEST: &[u8] =
     br#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"Count to two."}]}"#;
 
 fn stream_fixture() -> Vec<u8> {
-    let path = format!(
-        "{}/../tests/fixtures/openai_chat_stream_usage.sse",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let body = bytes.iter().position(|&b| b == b'\n').map_or(0, |n| n + 1);
-    bytes[body..].to_vec()
+    fixture("openai_chat_stream_usage.sse")
 }
 
 fn gzip(body: &[u8]) -> Vec<u8> {
