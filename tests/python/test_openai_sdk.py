@@ -26,6 +26,7 @@ from harness.clients import (
     openai_client,
 )
 from harness.config import ALICE, CI_K8S, GPT_4O_PRICE, GRANTED, K8S, SRC_ALICE, SRC_CI, SRC_K8S
+from harness.metrics import Usage
 from harness.sim import Sim, SimRequest, new_marker
 from harness.sse import json_payloads
 
@@ -100,6 +101,33 @@ def test_chat_stream_without_include_usage_is_what_the_provider_sends(tailmeter:
         via = http.post(f"{tailmeter.base_url}/v1/chat/completions", content=body, headers=headers)
     assert via.status_code == 200, via.text
     assert via.content == _direct_chat_stream(sim, body)
+
+
+def test_a_large_answer_read_in_joined_pieces_arrives_intact_and_metered(
+    tailmeter_clients: Tailmeter, synth_sim: Sim
+) -> None:
+    """An answer many times 64 KiB, sent as fast as the provider can: tailmeter passes on what
+    arrives together as one piece of at most 64 KiB (vendor/README.md, change 2), so pieces are
+    joined, a piece that would pass the limit is held for the next, and the last one ends the
+    body. The client gets the provider's bytes exactly, and the usage is the provider's."""
+    inputs = [f"document {i}" for i in range(48)]
+    body = json.dumps({"model": "text-embedding-3-small", "input": inputs, "dimensions": 3072}).encode()
+    headers = {"authorization": f"Bearer {synth_sim.openai_key}", "content-type": "application/json"}
+    direct = synth_sim.post_direct("/v1/embeddings", body, headers)
+    assert direct.status_code == 200, direct.text
+    assert len(direct.content) > 16 * 64 * 1024, len(direct.content)
+    delta = tailmeter_clients.metrics.delta()
+    with http_client(SRC_ALICE) as http:
+        via = http.post(
+            f"{tailmeter_clients.base_url}/v1/embeddings", content=body,
+            headers={**headers, "authorization": f"Bearer {CLIENT_OPENAI_KEY}"},
+        )
+    assert via.status_code == 200, via.text
+    assert via.content == direct.content
+    delta.expect_usage(
+        identity=ALICE, provider="openai", model="text-embedding-3-small", endpoint="embeddings",
+        usage=Usage(**json.loads(via.headers["x-sim-usage"])),
+    )
 
 
 @pytest.mark.parametrize("fault", [{}, CHUNKED], ids=["whole", "7-byte-pieces"])
