@@ -46,33 +46,53 @@ async fn read_response_joined(
     let HttpTask::Body(Some(first), false) = task else {
         return Ok(task);
     };
+    // A read that is only tried, never awaited, needs no deadline; with one, each try would
+    // read the clock and a try that finds nothing would set a timer.
+    let read_timeout = client_session.read_timeout.take();
+    let task = join_ready_pieces(client_session, first, held);
+    client_session.read_timeout = read_timeout;
+    Ok(task)
+}
+
+/// `first` joined with the body pieces readable now, copied straight from the client's read
+/// buffer (no `Bytes` of their own), as [`read_response_joined`] describes.
+fn join_ready_pieces(
+    client_session: &mut HttpSessionV1,
+    first: Bytes,
+    held: &mut Option<Result<HttpTask>>,
+) -> HttpTask {
     let mut joined: Option<bytes::BytesMut> = None;
     let mut end = false;
-    while let Some(next) = client_session.read_response_task().now_or_never() {
+    while !end {
+        let Some(read) = client_session.read_body_ref().now_or_never() else {
+            break;
+        };
         let len = joined.as_ref().map_or(first.len(), |j| j.len());
-        match next {
-            Ok(HttpTask::Body(Some(more), more_end)) if len + more.len() <= JOINED_BODY_LIMIT => {
+        match read {
+            Ok(Some(piece)) if len + piece.len() <= JOINED_BODY_LIMIT => {
                 let buf = joined.get_or_insert_with(|| {
                     // Room for a few more pieces like these before the buffer grows.
-                    let room = JOINED_BODY_LIMIT.min(4 * (len + more.len()));
+                    let room = JOINED_BODY_LIMIT.min(4 * (len + piece.len()));
                     let mut buf = bytes::BytesMut::with_capacity(room);
                     buf.extend_from_slice(&first);
                     buf
                 });
-                buf.extend_from_slice(&more);
-                end = more_end;
-                if end {
-                    break;
-                }
+                buf.extend_from_slice(piece);
+                end = client_session.is_body_done();
             }
-            other => {
-                *held = Some(other);
+            Ok(piece) => {
+                // Over the limit, or no more body: the task Pingora's own read would make.
+                let piece = piece.map(Bytes::copy_from_slice);
+                *held = Some(Ok(HttpTask::Body(piece, client_session.is_body_done())));
+                break;
+            }
+            Err(e) => {
+                *held = Some(Err(e));
                 break;
             }
         }
     }
-    let body = joined.map_or(first, bytes::BytesMut::freeze);
-    Ok(HttpTask::Body(Some(body), end))
+    HttpTask::Body(Some(joined.map_or(first, bytes::BytesMut::freeze)), end)
 }
 
 impl<SV, C> HttpProxy<SV, C>
