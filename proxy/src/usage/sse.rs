@@ -6,7 +6,9 @@
 //! chunks. Memory is bounded: an event whose lines add up to more than
 //! `max_event_bytes` is skipped and counted, never buffered past the limit.
 //! When a whole event lies inside one chunk and has a single `data:` line,
-//! its data is handed out as a slice of the chunk, without a copy.
+//! its data is handed out as a slice of the chunk, without a copy; when it also
+//! has the usual shape (an optional `event:` line, one `data:` line, a blank
+//! line), it is read in one step instead of line by line.
 //!
 //! Departure from the standard, on purpose: [`SseReader::finish`] dispatches
 //! an event whose closing blank line never came (a usage report at the very
@@ -129,7 +131,16 @@ impl SseReader {
             self.end_carried_line(&mut on_event);
             pos = next;
         }
-        while let Some((end, next)) = self.lines.next(chunk, pos) {
+        loop {
+            if let Some(event) = self.plain_event(chunk, pos) {
+                let name = std::str::from_utf8(&chunk[event.name]).unwrap_or_default();
+                on_event(name, &chunk[event.data]);
+                pos = event.next;
+                continue;
+            }
+            let Some((end, next)) = self.lines.next(chunk, pos) else {
+                break;
+            };
             self.on_line(chunk, pos..end, true, &mut on_event);
             pos = next;
         }
@@ -152,6 +163,43 @@ impl SseReader {
         self.dispatch(&[], &mut on_event);
         self.lines = Lines::default();
         self.first_line = true;
+    }
+
+    /// The event at `chunk[from..]` when it has the shape nearly every provider event has,
+    /// `event: NAME` (optional), `data: DATA` and a blank line, all in the chunk, ended by LF or
+    /// CRLF, and no event is pending: it is read in one step, with what `on_line` would make of
+    /// it. Anything else (comments, several data lines, a lone CR, an event over the limit or
+    /// cut by the chunk's end) is None and goes line by line.
+    fn plain_event(&self, chunk: &[u8], from: usize) -> Option<PlainEvent> {
+        if self.first_line || self.skipping || self.event_bytes != 0 {
+            return None;
+        }
+        // What `on_line` counts against the limit: each line's content and one byte for its end.
+        let mut event_bytes = 0;
+        let mut at = from;
+        let mut name = from..from;
+        if chunk[at..].starts_with(b"event: ") {
+            let (end, next) = plain_line_end(chunk, at)?;
+            name = at + b"event: ".len()..end;
+            event_bytes += end - at + 1;
+            at = next;
+        }
+        if !chunk[at..].starts_with(b"data: ") {
+            return None;
+        }
+        let (end, next) = plain_line_end(chunk, at)?;
+        let data = at + b"data: ".len()..end;
+        event_bytes += end - at + 1;
+        let blank = match &chunk[next..] {
+            [b'\n', ..] => 1,
+            [b'\r', b'\n', ..] => 2,
+            _ => return None,
+        };
+        (event_bytes <= self.max_event_bytes).then_some(PlainEvent {
+            name,
+            data,
+            next: next + blank,
+        })
     }
 
     /// Keeps the start of a line that ends in a later chunk, within the limit.
@@ -273,6 +321,25 @@ impl SseReader {
         self.line.clear();
         release_if_large(&mut self.data);
         release_if_large(&mut self.line);
+    }
+}
+
+/// An event [`SseReader::plain_event`] read: where its name and data are in the chunk, and
+/// where the next line starts.
+struct PlainEvent {
+    name: Range<usize>,
+    data: Range<usize>,
+    next: usize,
+}
+
+/// The end of the line at `chunk[from..]` and the start of the next, when it ends in the chunk
+/// with LF or CRLF (a lone CR, or a CR last in the chunk, is left to [`Lines`]).
+fn plain_line_end(chunk: &[u8], from: usize) -> Option<(usize, usize)> {
+    let end = from + memchr2(b'\n', b'\r', &chunk[from..])?;
+    match &chunk[end..] {
+        [b'\n', ..] => Some((end, end + 1)),
+        [b'\r', b'\n', ..] => Some((end, end + 2)),
+        _ => None,
     }
 }
 

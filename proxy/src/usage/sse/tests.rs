@@ -144,3 +144,34 @@ fn whole_event_in_one_chunk_is_not_copied() {
     reader.feed(b"\n", |_, data| got.extend_from_slice(data));
     assert_eq!(got, b"1");
 }
+
+#[test]
+fn plain_events_read_in_one_step_as_line_by_line() {
+    // After the first line, events of the usual shape take `plain_event`; the splits `events`
+    // checks send the same bytes line by line.
+    let input = b"data: 0\n\nevent: a\ndata: 1\n\nevent: b\r\ndata: 2\r\n\r\ndata: 3\n\r\n\
+        :comment\ndata: 4\n\nevent: c\ndata: 5\ndata: 6\n\nevent:d\ndata:7\n\n\
+        event: e\ndata: 8\rdata: 9\n\nevent: \ndata: \n\nevent: f\n\ndata: 10\n\n";
+    let expected = vec![
+        ev("", "0"),
+        ev("a", "1"),
+        ev("b", "2"),
+        ev("", "3"),
+        ev("", "4"),
+        ev("c", "5\n6"),
+        ev("d", "7"),
+        ev("e", "8\n9"),
+        ev("", ""),
+        ev("", "10"),
+    ];
+    assert_eq!(events(1024, input), expected);
+}
+
+#[test]
+fn plain_event_at_the_limit_is_kept_and_one_past_it_skipped() {
+    // "event: e\n" (9) + "data: " + 49 bytes + "\n" (56) = 65 bytes of lines.
+    let event = |len: usize| format!("data: first\n\nevent: e\ndata: {}\n\n", "y".repeat(len));
+    assert_eq!(events(65, event(49).as_bytes()).len(), 2);
+    let (kept, reader) = read(65, &[event(50).as_bytes()]);
+    assert_eq!((kept.len(), reader.oversized_events()), (1, 1));
+}
