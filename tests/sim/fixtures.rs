@@ -113,7 +113,7 @@ fn derived<T>(name: &str, result: Result<T, String>) -> Result<T, String> {
 }
 
 /// A fixture's body: the file without its `# source:` first line.
-fn read_fixture(dir: &Path, name: &str) -> Result<Bytes, String> {
+pub(crate) fn read_fixture(dir: &Path, name: &str) -> Result<Bytes, String> {
     let path = dir.join(name);
     let raw = std::fs::read(&path).map_err(|e| format!("fixture {}: {e}", path.display()))?;
     let raw = Bytes::from(raw);

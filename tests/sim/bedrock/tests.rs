@@ -9,13 +9,13 @@ use serde_json::Value;
 use super::invoke::Invoke;
 use super::{encode_frame, frames, split_frames};
 use crate::anthropic::message_json;
+use crate::fixtures::read_fixture;
 
 fn messages_stream() -> Bytes {
+    // The checkout the test runs in, not the one it was built from.
     let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
-    let path = format!("{root}/fixtures/anthropic_messages_stream_basic.sse");
-    let raw = std::fs::read_to_string(path).unwrap();
-    let (_source, body) = raw.split_once('\n').unwrap();
-    Bytes::from(body.to_owned())
+    let dir = std::path::Path::new(&root).join("fixtures");
+    read_fixture(&dir, "anthropic_messages_stream_basic.sse").unwrap()
 }
 
 #[test]
