@@ -143,6 +143,33 @@ fn a_server_that_never_reports_usage_is_estimated_not_zero() {
 }
 
 #[test]
+fn a_whole_body_is_estimated_from_its_text_only_without_usage() {
+    let text = "x".repeat(400);
+    let with = format!(
+        r#"{{"model":"gpt-4o","choices":[{{"message":{{"content":"{text}"}}}}],"usage":{{"prompt_tokens":9,"completion_tokens":3}}}}"#
+    );
+    let without =
+        format!(r#"{{"model":"gpt-4o","choices":[{{"message":{{"content":"{text}"}}}}]}}"#);
+    let json = || headers("application/json", &[]);
+    let got = |body: &str| {
+        meter(
+            Dialect::OpenAiChat,
+            "gpt-4o",
+            CHAT_REQUEST,
+            Some((200, json(), body.as_bytes())),
+            Ending::Complete,
+        )
+    };
+    let reported = got(&with);
+    assert_eq!(reported.source, UsageSource::Provider);
+    assert_eq!((reported.tokens.input, reported.tokens.output), (9, 3));
+    let estimated = got(&without);
+    assert_eq!(estimated.source, UsageSource::Estimated);
+    assert_eq!(estimated.missing_reason, Some("not_reported"));
+    assert_eq!(estimated.tokens.output, estimate::output_tokens(400));
+}
+
+#[test]
 fn an_error_event_mid_stream_is_estimated() {
     let body = fixture("openai_compat_groq_stream_midstream_error.sse");
     let got = meter(

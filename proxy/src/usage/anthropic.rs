@@ -202,9 +202,12 @@ impl Wire for Messages {
     }
 
     fn body(&mut self, seen: &mut Seen, body: &[u8]) {
-        seen.content_bytes += json::text_within(body, json::skip_ws(body, 0), TEXT);
         self.read(seen, body);
         seen.complete |= !seen.usage.is_empty();
+    }
+
+    fn body_text(&self, body: &[u8]) -> u64 {
+        json::text_within(body, json::skip_ws(body, 0), TEXT)
     }
 }
 

@@ -34,6 +34,7 @@ pub trait Extractor: Send + Sync {
     fn usage_complete(&self) -> bool;
     /// Bytes of text content seen so far (escaped JSON string lengths of the
     /// content/delta fields), for estimating output when usage is missing.
+    /// A whole body's text is counted only when the body lacks its figures.
     /// 0 for an extractor that does not count.
     fn content_bytes(&self) -> u64 {
         0
@@ -86,6 +87,12 @@ impl Seen {
         self.complete = true;
     }
 
+    /// True when the final report gave input or output figures: the meter takes them as they
+    /// are and needs no estimate (see `Meter::finish`).
+    fn has_final_figures(&self) -> bool {
+        self.complete && self.usage.normalize().is_some()
+    }
+
     /// Records a provider-reported error; the first one wins.
     pub(super) fn error(&mut self, error: Option<String>) {
         if self.error.is_none() {
@@ -100,6 +107,12 @@ pub(super) trait Wire: Default + Send + Sync + 'static {
     fn event(&mut self, seen: &mut Seen, event: &str, data: &[u8]);
     /// A whole non-streamed body.
     fn body(&mut self, seen: &mut Seen, body: &[u8]);
+    /// Escaped bytes of generated text in a whole body, for the estimate of a body whose
+    /// usage is missing; [`Reader`] asks only then, so a body with its figures is not walked
+    /// twice. 0 for a dialect that does not count.
+    fn body_text(&self, _body: &[u8]) -> u64 {
+        0
+    }
     /// One event-stream frame: an event frame is an event named by its type.
     fn frame(&mut self, seen: &mut Seen, frame: &Frame<'_>) {
         self.event(seen, frame.name, frame.payload);
@@ -122,6 +135,9 @@ impl<W: Wire> Extractor for Reader<W> {
 
     fn on_body(&mut self, body: &[u8]) {
         self.wire.body(&mut self.seen, body);
+        if !self.seen.has_final_figures() {
+            self.seen.content_bytes += self.wire.body_text(body);
+        }
     }
 
     fn on_frame(&mut self, frame: &Frame<'_>) {

@@ -108,8 +108,11 @@ impl Wire for Chat {
     }
 
     fn body(&mut self, seen: &mut Seen, body: &[u8]) {
-        seen.content_bytes += json::text_within(body, json::skip_ws(body, 0), TEXT);
         read(seen, body);
+    }
+
+    fn body_text(&self, body: &[u8]) -> u64 {
+        json::text_within(body, json::skip_ws(body, 0), TEXT)
     }
 }
 

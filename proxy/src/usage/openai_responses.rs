@@ -85,10 +85,13 @@ impl Wire for Responses {
     }
 
     fn body(&mut self, seen: &mut Seen, body: &[u8]) {
-        seen.content_bytes += json::text_len(body, &TEXT);
         if let Ok(response) = serde_json::from_slice::<Response<'_>>(body) {
             take(seen, response);
         }
+    }
+
+    fn body_text(&self, body: &[u8]) -> u64 {
+        json::text_len(body, &TEXT)
     }
 }
 

@@ -167,7 +167,7 @@ impl UsageTap {
         self.extractor.provider_error()
     }
 
-    /// Bytes of text content seen so far (for later output-token estimation): sum of lengths of text/delta content fields. May be approximate.
+    /// Bytes of text content seen so far (for later output-token estimation): sum of lengths of text/delta content fields. May be approximate. A whole body's text is counted only when the body lacks its usage figures.
     pub fn content_bytes(&self) -> u64 {
         self.extractor.content_bytes()
     }

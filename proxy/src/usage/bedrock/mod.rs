@@ -130,8 +130,11 @@ impl Wire for Converse {
     }
 
     fn body(&mut self, seen: &mut Seen, body: &[u8]) {
-        seen.content_bytes += json::text_within(body, json::skip_ws(body, 0), TEXT);
         read_usage(seen, body);
+    }
+
+    fn body_text(&self, body: &[u8]) -> u64 {
+        json::text_within(body, json::skip_ws(body, 0), TEXT)
     }
 
     fn header(&mut self, seen: &mut Seen, name: &str, value: &[u8]) {
@@ -211,6 +214,10 @@ impl Wire for Invoke {
     fn body(&mut self, seen: &mut Seen, body: &[u8]) {
         self.model.body(seen, body);
         self.apply_billed(seen);
+    }
+
+    fn body_text(&self, body: &[u8]) -> u64 {
+        self.model.body_text(body)
     }
 
     fn header(&mut self, seen: &mut Seen, name: &str, value: &[u8]) {

@@ -103,7 +103,18 @@ fn anthropic_nonstream_body_and_error_body() {
     let tap = run(Dialect::AnthropicMessages, Framing::Json, &[body]);
     assert_eq!(tap.usage().normalize(), tokens(50, 3, 40, 0, 0));
     assert_eq!(tap.usage().cache_write, None);
-    assert_eq!(tap.content_bytes(), 2);
+    assert_eq!(
+        tap.content_bytes(),
+        0,
+        "a body with its figures needs no estimate"
+    );
+    let cut = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[{"type":"text","text":"Hi"}]}"#;
+    let tap = run(Dialect::AnthropicMessages, Framing::Json, &[cut]);
+    assert_eq!(
+        (tap.usage().normalize(), tap.content_bytes()),
+        (None, 2),
+        "a body without usage counts its text"
+    );
     let error = br#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#;
     let tap = run(Dialect::AnthropicMessages, Framing::Json, &[error]);
     assert_eq!(

@@ -82,7 +82,14 @@ fn bedrock_converse_body_and_error_header() {
     // inputTokens excludes the cache figures (4 + 100 + 6224 = totalTokens).
     assert_eq!(tap.usage().normalize(), tokens(4 + 6224, 100, 0, 6224, 0));
     assert!(tap.usage_complete());
-    assert_eq!(tap.content_bytes(), 2);
+    assert_eq!(
+        tap.content_bytes(),
+        0,
+        "a body with its figures needs no estimate"
+    );
+    let cut = br#"{"output":{"message":{"role":"assistant","content":[{"text":"Hi"}]}},"stopReason":"end_turn"}"#;
+    let tap = run(Dialect::BedrockConverse, Framing::Json, &[cut]);
+    assert_eq!((tap.usage().normalize(), tap.content_bytes()), (None, 2));
     let mut tap = json_tap(Dialect::BedrockConverse);
     tap.header(
         "X-Amzn-ErrorType",
