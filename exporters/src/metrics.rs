@@ -167,9 +167,11 @@ impl Metrics {
             event.model.as_str(),
             event.endpoint.as_str(),
         );
-        let code = event.status.to_string();
+        // Every code 100-999 has a static spelling; 0 (nothing sent) is the one other value.
+        let status = http::StatusCode::from_u16(event.status).ok();
+        let code = status.as_ref().map_or("0", http::StatusCode::as_str);
         self.requests
-            .with_label_values(&[identity, provider, model, endpoint, &code])
+            .with_label_values(&[identity, provider, model, endpoint, code])
             .inc();
 
         for (kind, count) in event.tokens.by_type() {
@@ -211,5 +213,29 @@ impl Metrics {
             tracing::error!(error = %e, "could not encode metrics");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::sample;
+
+    #[test]
+    fn every_status_is_its_own_code_label() {
+        let metrics = Metrics::new(10);
+        for status in [200, 404, 529, 0] {
+            metrics.record(&RequestEvent {
+                status,
+                ..sample("r")
+            });
+        }
+        let text = String::from_utf8(metrics.render()).expect("UTF-8");
+        for code in ["200", "404", "529", "0"] {
+            let series = format!(
+                r#"tailmeter_requests_total{{code="{code}",endpoint="chat_completions",identity="tag:ci,tag:k8s",model="gpt-4o",provider="openai"}} 1"#
+            );
+            assert!(text.contains(&series), "{series} in\n{text}");
+        }
     }
 }

@@ -148,13 +148,19 @@ impl Upstream {
         })?;
         req.insert_header(name, value)?;
         if self.kind == ProviderKind::Anthropic && req.headers.get("anthropic-version").is_none() {
-            req.insert_header("anthropic-version", DEFAULT_ANTHROPIC_VERSION)?;
+            req.insert_header(
+                "anthropic-version",
+                HeaderValue::from_static(DEFAULT_ANTHROPIC_VERSION),
+            )?;
         }
-        req.insert_header(http::header::ACCEPT_ENCODING, "identity")?;
+        req.insert_header(
+            http::header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        )?;
         req.remove_header(&http::header::TRANSFER_ENCODING);
         // tailmeter already read the body (and answered any 100-continue itself).
         req.remove_header(&http::header::EXPECT);
-        req.insert_header(http::header::CONTENT_LENGTH, body_len.to_string())?;
+        req.insert_header(http::header::CONTENT_LENGTH, HeaderValue::from(body_len))?;
         Ok(())
     }
 }
