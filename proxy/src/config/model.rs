@@ -401,7 +401,10 @@ pub struct Events {
     pub dir: PathBuf,
     /// Whether rows are written at all (`enabled`); off leaves metrics only.
     pub enabled: bool,
-    /// Rows per batch (`batch_rows`).
+    /// Rows per batch (`batch_rows`). The default, 10,000, with `batch_interval`'s 1 s, keeps
+    /// ClickHouse at about one insert a second up to 10,000 requests a second, as ClickHouse
+    /// asks of synchronous inserts: each insert is a part to merge, and with 1,000-row batches
+    /// the server spent two to three times the CPU per row (tests/bench/RESULTS.md, item 34).
     pub batch_rows: usize,
     /// Longest a row waits for its batch (`batch_interval`).
     pub batch_interval: Duration,
@@ -418,7 +421,7 @@ impl Default for Events {
         Events {
             dir: PathBuf::from("./tailmeter-data"),
             enabled: true,
-            batch_rows: 1000,
+            batch_rows: 10_000,
             batch_interval: Duration::from_secs(1),
             spool_dir: PathBuf::from("./tailmeter-data/spool"),
             spool_max_bytes: 1 << 30,

@@ -10,7 +10,7 @@ fn sink_defaults() {
     assert!(events.enabled);
     assert_eq!(events.dir, Path::new("./tailmeter-data"));
     assert_eq!(events.spool_dir, Path::new("./tailmeter-data/spool"));
-    assert_eq!(events.batch_rows, 1000);
+    assert_eq!(events.batch_rows, 10_000);
     assert_eq!(events.batch_interval, Duration::from_secs(1));
     assert_eq!(
         (events.spool_max_bytes, events.rotate_size),
