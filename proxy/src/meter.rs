@@ -216,7 +216,7 @@ impl Meter {
         let tap = coded.tap();
         let response_model = tap.response_model().map(str::to_owned);
         let reported = tap.usage();
-        if let Some(tokens) = reported.normalize().filter(|_| tap.usage_complete()) {
+        if let Some(tokens) = tap.final_tokens() {
             return Metered {
                 tokens: counts(tokens),
                 source: UsageSource::Provider,

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use super::bedrock::eventstream::Frame;
 use super::{anthropic, bedrock, gemini, openai_chat, openai_embeddings, openai_responses};
-use super::{Dialect, Usage};
+use super::{Dialect, Tokens, Usage};
 
 /// The one small trait every dialect implements.
 pub trait Extractor: Send + Sync {
@@ -32,9 +32,15 @@ pub trait Extractor: Send + Sync {
     /// chunk, Bedrock's `metadata`, a whole body): the figures are final, not a
     /// running total a cut stream stopped short of.
     fn usage_complete(&self) -> bool;
+    /// The provider's final figures, when its final report was read and gave input or output:
+    /// the meter takes them as they are, and no estimate (nor the text it counts) is needed.
+    fn final_tokens(&self) -> Option<Tokens> {
+        self.usage().normalize().filter(|_| self.usage_complete())
+    }
     /// Bytes of text content seen so far (escaped JSON string lengths of the
     /// content/delta fields), for estimating output when usage is missing.
-    /// A whole body's text is counted only when the body lacks its figures.
+    /// A whole body's text is counted only when the body lacks its figures, unless
+    /// the dialect finds it in the same pass as the usage (Gemini).
     /// 0 for an extractor that does not count.
     fn content_bytes(&self) -> u64 {
         0
@@ -87,12 +93,6 @@ impl Seen {
         self.complete = true;
     }
 
-    /// True when the final report gave input or output figures: the meter takes them as they
-    /// are and needs no estimate (see `Meter::finish`).
-    fn has_final_figures(&self) -> bool {
-        self.complete && self.usage.normalize().is_some()
-    }
-
     /// Records a provider-reported error; the first one wins.
     pub(super) fn error(&mut self, error: Option<String>) {
         if self.error.is_none() {
@@ -135,7 +135,7 @@ impl<W: Wire> Extractor for Reader<W> {
 
     fn on_body(&mut self, body: &[u8]) {
         self.wire.body(&mut self.seen, body);
-        if !self.seen.has_final_figures() {
+        if self.final_tokens().is_none() {
             self.seen.content_bytes += self.wire.body_text(body);
         }
     }

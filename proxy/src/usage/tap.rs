@@ -11,7 +11,7 @@ use super::array::ArrayReader;
 use super::bedrock::eventstream::EventStreamDecoder;
 use super::extractor::{extractor, Extractor};
 use super::sse::SseReader;
-use super::{Dialect, Usage};
+use super::{Dialect, Tokens, Usage};
 
 /// How a response body is framed, from its content type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +157,12 @@ impl UsageTap {
         self.extractor.usage_complete()
     }
 
+    /// The provider's final figures, if its final report gave them (see
+    /// [`Extractor::final_tokens`]).
+    pub fn final_tokens(&self) -> Option<Tokens> {
+        self.extractor.final_tokens()
+    }
+
     /// The model the provider said it used, if seen.
     pub fn response_model(&self) -> Option<&str> {
         self.extractor.response_model()
@@ -167,7 +173,7 @@ impl UsageTap {
         self.extractor.provider_error()
     }
 
-    /// Bytes of text content seen so far (for later output-token estimation): sum of lengths of text/delta content fields. May be approximate. A whole body's text is counted only when the body lacks its usage figures.
+    /// Bytes of text content seen so far (for later output-token estimation): sum of lengths of text/delta content fields. May be approximate. A whole body's text may not be counted when the body has its usage figures (see [`Extractor::content_bytes`]).
     pub fn content_bytes(&self) -> u64 {
         self.extractor.content_bytes()
     }
