@@ -37,6 +37,7 @@ class Run:
     upstream_cpu_s: float
     peak_rss_kib: int
     rate: float | None = None
+    round: int = 0
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -106,7 +107,7 @@ def oha(url: str, workload: Workload, requests_dir: Path, seconds: float, rate: 
 
 
 def measure_max(setup, workload: Workload, requests_dir: Path, seconds: float, upstream_pids: list[int],
-                warmup: float) -> Run:
+                warmup: float, round_: int = 0) -> Run:
     """Throughput at CONCURRENCY connections."""
     if warmup > 0:
         wrk(setup.url, workload, requests_dir, warmup)
@@ -118,11 +119,11 @@ def measure_max(setup, workload: Workload, requests_dir: Path, seconds: float, u
     errors = sum(result[k] for k in ("connect", "read", "write", "status", "timeout"))
     return Run(setup.name, workload.key, "max", result["requests"], secs, result["requests"] / secs,
                result["p50_us"] / 1e3, result["p99_us"] / 1e3, result["p999_us"] / 1e3, errors,
-               cpu, up_cpu, peak)
+               cpu, up_cpu, peak, round=round_)
 
 
 def measure_rate(setup, workload: Workload, requests_dir: Path, seconds: float, upstream_pids: list[int],
-                 rate: float, kind: str = "rate") -> Run:
+                 rate: float, kind: str = "rate", round_: int = 0) -> Run:
     """Latency at a fixed rate."""
     settle(setup.pids())
     meter = Meter(setup.pids(), upstream_pids)
@@ -138,4 +139,4 @@ def measure_rate(setup, workload: Workload, requests_dir: Path, seconds: float, 
     total = summary.get("total", seconds)
     ms = lambda key: (pct.get(key) or 0.0) * 1e3  # noqa: E731 - oha reports seconds
     return Run(setup.name, workload.key, kind, ok, total, ok / total if total else 0.0,
-               ms("p50"), ms("p99"), ms("p99.9"), failed, cpu, up_cpu, peak, rate=rate)
+               ms("p50"), ms("p99"), ms("p99.9"), failed, cpu, up_cpu, peak, rate=rate, round=round_)

@@ -1,8 +1,12 @@
 """`python3 -m tmbench`: runs every setup through every workload and writes the results.
 
-Order: nginx first (its throughput sets each workload's fixed rate), then direct, Pingora alone,
-tailmeter, tailmeter with ClickHouse and LiteLLM. For each setup: throughput runs, fixed-rate
-runs, time to first token; then, on a fresh process, the slow-stream memory test. Every run is
+nginx, direct, Pingora alone, tailmeter and tailmeter with ClickHouse run side by side and are
+measured in rounds (`--rounds`): in each round every setup runs each workload in turn, starting
+with another setup each round, so a machine that slows down over the run slows them all alike;
+the report gives each figure's median over the rounds and ratios taken within a round. First the
+throughput rounds (nginx's median throughput sets each workload's fixed rates), then the
+fixed-rate rounds, then time to first token. LiteLLM follows alone (one round, at fractions of
+its own throughput); then, on fresh processes, the slow-stream memory test. Every run is
 bounded.
 """
 
@@ -12,6 +16,7 @@ import argparse
 import datetime
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,8 +44,10 @@ def parse() -> argparse.Namespace:
     p.add_argument("--litellm", type=Path, help="the litellm CLI (absent: LiteLLM is skipped)")
     p.add_argument("--setups", default=",".join(ORDER), help="comma-separated, of " + ",".join(ORDER))
     p.add_argument("--workloads", default="a,b,c,d")
-    p.add_argument("--duration", type=float, default=10.0, help="seconds per throughput run")
-    p.add_argument("--rate-duration", type=float, default=10.0, help="seconds per fixed-rate run")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="rounds of load runs; in each, every setup but LiteLLM runs each workload in turn")
+    p.add_argument("--duration", type=float, default=5.0, help="seconds per throughput run")
+    p.add_argument("--rate-duration", type=float, default=5.0, help="seconds per fixed-rate run")
     p.add_argument("--light-fraction", type=float, default=0.1,
                    help="a second fixed-rate run at this fraction of nginx's throughput (0: none)")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each throughput run")
@@ -63,55 +70,129 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def run_setup(setup, ctx, args, workloads, results, rates, upstream_pids) -> None:
-    is_litellm = setup.name == "litellm"
-    seconds = args.duration * (LITELLM_STRETCH if is_litellm else 1)
-    rate_seconds = args.rate_duration
-    setup.start(ctx)
-    try:
-        own_max = {}
-        for w in workloads:
-            run = load.measure_max(setup, w, ctx.work / "requests", seconds, upstream_pids, args.warmup)
-            own_max[w.key] = run.rps
-            results["runs"].append(run.to_json())
-            print(f"  {setup.name:13} {w.key} max   {run.rps:10.0f} req/s  p99 {run.p99_ms:8.2f} ms  "
-                  f"cpu {run.cpu_s:6.2f} s  errors {run.errors}", flush=True)
-        fractions = {"rate": 0.5, "light": args.light_fraction}
-        if setup.name == "nginx":
-            rates.update({(kind, k): v * f for kind, f in fractions.items() for k, v in own_max.items()})
-        for kind, fraction in fractions.items():
-            for w in workloads:
-                rate = rates.get((kind, w.key))
-                if rate is None or fraction <= 0:
-                    continue
-                if is_litellm:  # at nginx's rates it only queues: take fractions of its own ceiling
-                    rate = max(1.0, own_max[w.key] * fraction)
-                try:
-                    run = load.measure_rate(setup, w, ctx.work / "requests", rate_seconds, upstream_pids, rate,
-                                            kind)
-                except RuntimeError as error:
-                    results["notes"].append(f"{setup.name} {w.key} fixed rate: {error}")
-                    continue
-                results["runs"].append(run.to_json())
-                print(f"  {setup.name:13} {w.key} {kind:5} {run.rps:10.0f} req/s  p50 {run.p50_ms:7.3f}  "
-                      f"p99 {run.p99_ms:7.3f}  p99.9 {run.p999_ms:7.3f} ms  errors {run.errors}", flush=True)
-        samples = max(10, args.ttft_samples // 10) if is_litellm else args.ttft_samples
-        for w in workloads:
-            if not w.stream or samples <= 0:
-                continue
+def rotated(group: list, shift: int) -> list:
+    """`group` starting at its `shift`-th member: each round puts each setup at another place."""
+    k = shift % len(group) if group else 0
+    return group[k:] + group[:k]
+
+
+class Group:
+    """Setups measured together: all running, their runs interleaved round by round."""
+
+    def __init__(self, members, ctx, args, workloads, results, upstream_pids, rounds: int, stretch: float = 1):
+        self.members, self.ctx, self.args = members, ctx, args
+        self.workloads, self.results, self.upstream_pids = workloads, results, upstream_pids
+        self.rounds, self.stretch = rounds, stretch
+        self.running: list = []
+
+    def note(self, text: str) -> None:
+        self.results["notes"].append(text.splitlines()[0])
+
+    def attempt(self, setup, what: str, measure):
+        """One measurement; a setup that fails it is noted and measured no further."""
+        try:
+            return measure()
+        except Exception as error:  # noqa: BLE001 - one setup failing must not lose the others
+            traceback.print_exc()
+            self.note(f"{setup.name} {what} failed: {error}")
+            self.running.remove(setup)
+            return None
+
+    def start(self) -> None:
+        for setup in self.members:
+            print(f"{setup.name}: {setup.title}", flush=True)
             try:
-                t = slow.ttft(setup, w, samples)
-            except OSError as error:
-                results["notes"].append(f"{setup.name} {w.key} time to first token: {error}")
-                continue
-            results["ttft"].append(t.to_json())
-            print(f"  {setup.name:13} {w.key} ttft  p50 {t.p50_ms:.3f} ms  p99 {t.p99_ms:.3f} ms", flush=True)
-        if isinstance(setup, setups.TailmeterClickHouse):
-            time.sleep(3)  # the sink's last batch
-            results["notes"].append(f"ClickHouse rows written during the run: {setup.rows()}")
-        results["descriptions"][setup.name] = setup.describe()
+                setup.start(self.ctx)
+                self.running.append(setup)
+            except Exception as error:  # noqa: BLE001
+                traceback.print_exc()
+                self.note(f"{setup.name} failed to start: {error}")
+                setup.stop()
+
+    def throughput(self) -> None:
+        requests = self.ctx.work / "requests"
+        for r in range(self.rounds):
+            for w in self.workloads:
+                for setup in rotated(list(self.running), r):
+                    run = self.attempt(setup, f"{w.key} throughput", lambda: load.measure_max(
+                        setup, w, requests, self.args.duration * self.stretch, self.upstream_pids,
+                        self.args.warmup, r))
+                    if run:
+                        self.results["runs"].append(run.to_json())
+                        print(f"  {setup.name:13} {w.key} max   {run.rps:10.0f} req/s  p99 {run.p99_ms:8.2f} ms  "
+                              f"cpu {run.cpu_s:6.2f} s  errors {run.errors}  (round {r + 1})", flush=True)
+
+    def fixed_rates(self, rate_of) -> None:
+        """Latency runs; `rate_of(setup, kind, workload)` is the rate (None: no run)."""
+        requests = self.ctx.work / "requests"
+        kinds = {"rate": 0.5, "light": self.args.light_fraction}
+        for r in range(self.rounds):
+            for kind, fraction in kinds.items():
+                if fraction <= 0:
+                    continue
+                for w in self.workloads:
+                    for setup in rotated(list(self.running), r):
+                        rate = rate_of(setup, fraction, w)
+                        if rate is None:
+                            continue
+                        try:
+                            run = load.measure_rate(setup, w, requests, self.args.rate_duration,
+                                                    self.upstream_pids, rate, kind, r)
+                        except RuntimeError as error:
+                            self.note(f"{setup.name} {w.key} fixed rate (round {r + 1}): {error}")
+                            continue
+                        self.results["runs"].append(run.to_json())
+                        print(f"  {setup.name:13} {w.key} {kind:5} {run.rps:10.0f} req/s  p50 {run.p50_ms:7.3f}  "
+                              f"p99 {run.p99_ms:7.3f}  p99.9 {run.p999_ms:7.3f} ms  errors {run.errors}  "
+                              f"(round {r + 1})", flush=True)
+
+    def first_tokens(self, samples: int) -> None:
+        for setup in list(self.running):
+            for w in self.workloads:
+                if not w.stream or samples <= 0:
+                    continue
+                try:
+                    t = slow.ttft(setup, w, samples)
+                except OSError as error:
+                    self.note(f"{setup.name} {w.key} time to first token: {error}")
+                    continue
+                self.results["ttft"].append(t.to_json())
+                print(f"  {setup.name:13} {w.key} ttft  p50 {t.p50_ms:.3f} ms  p99 {t.p99_ms:.3f} ms", flush=True)
+
+    def finish(self) -> None:
+        for setup in self.running:
+            if isinstance(setup, setups.TailmeterClickHouse):
+                time.sleep(3)  # the sink's last batch
+                self.note(f"ClickHouse rows written during the run: {setup.rows()}")
+            self.results["descriptions"][setup.name] = setup.describe()
+
+    def stop(self) -> None:
+        for setup in self.members:
+            setup.stop()
+
+
+def own_max(results: dict, name: str, key: str) -> float | None:
+    """The median throughput `name` reached on workload `key`, from the runs so far."""
+    values = [r["rps"] for r in results["runs"] if r["setup"] == name and r["workload"] == key and r["kind"] == "max"]
+    return statistics.median(values) if values else None
+
+
+def run_group(group: Group, args) -> None:
+    group.start()
+    try:
+        group.throughput()
+
+        def rate_of(setup, fraction, w):
+            # LiteLLM only queues at nginx's rates: it gets fractions of its own ceiling.
+            base = own_max(group.results, "litellm" if setup.name == "litellm" else "nginx", w.key)
+            return None if base is None else max(1.0, base * fraction)
+
+        group.fixed_rates(rate_of)
+        litellm = any(s.name == "litellm" for s in group.running)
+        group.first_tokens(max(10, args.ttft_samples // 10) if litellm else args.ttft_samples)
+        group.finish()
     finally:
-        setup.stop()
+        group.stop()
 
 
 def run_memory(setup, ctx, args, results) -> None:
@@ -140,7 +221,8 @@ def main() -> int:
     results = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "label": args.label or "unlabelled", "machine": report.machine(), "load_before": load_average(),
-        "duration": args.duration, "rate_duration": args.rate_duration, "streams": args.streams,
+        "duration": args.duration, "rate_duration": args.rate_duration, "rounds": args.rounds,
+        "streams": args.streams,
         "oha": subprocess.run([oha, "--version"], capture_output=True, text=True).stdout.strip() if oha else None,
         "setups": names, "workloads": [w.key for w in workloads], "descriptions": {},
         "runs": [], "ttft": [], "memory": [], "notes": [],
@@ -155,14 +237,12 @@ def main() -> int:
             port = upstream.first_line("listening on ").split()[-1].rsplit(":", 1)[1]
             address = f"{args.upstream_name}:{port}"
             ctx = setups.Context(work, address, args.bin_dir / "tailmeter", args.litellm, args.threads)
-            rates: dict[tuple[str, str], float] = {}
-            for setup in setups.build(names):
-                print(f"{setup.name}: {setup.title}", flush=True)
-                try:
-                    run_setup(setup, ctx, args, workloads, results, rates, procs.tree(upstream.pid))
-                except Exception as error:  # noqa: BLE001 - one setup failing must not lose the others
-                    traceback.print_exc()
-                    results["notes"].append(f"{setup.name} failed: {error}".splitlines()[0])
+            upstream_pids = procs.tree(upstream.pid)
+            together = setups.build([n for n in names if n != "litellm"])
+            run_group(Group(together, ctx, args, workloads, results, upstream_pids, args.rounds), args)
+            if "litellm" in names:
+                run_group(Group(setups.build(["litellm"]), ctx, args, workloads, results, upstream_pids, 1,
+                                LITELLM_STRETCH), args)
             if args.streams > 0:
                 print(f"memory with {args.streams} slow streams", flush=True)
                 for setup in setups.build([n for n in names if n in MEMORY_SETUPS]):

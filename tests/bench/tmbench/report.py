@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import subprocess
 from pathlib import Path
 
@@ -38,8 +39,50 @@ def machine() -> dict:
             "wrk": run(["wrk", "-v"]).splitlines()[0] if run(["wrk", "-v"]) else "?"}
 
 
+def per_k(run: dict, field: str) -> float | None:
+    """CPU seconds of `field` per 1,000 requests of one run."""
+    return run[field] / run["requests"] * 1000 if run["requests"] else None
+
+
+def median(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
 def index(runs: list[dict], kind: str) -> dict[tuple[str, str], dict]:
-    return {(r["setup"], r["workload"]): r for r in runs if r["kind"] == kind}
+    """Each (setup, workload)'s runs of `kind` folded into one: the median of every figure over the
+    rounds (peak RSS: the largest, errors: the sum), the rounds themselves kept under `rounds`."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in runs:
+        if r["kind"] == kind:
+            groups.setdefault((r["setup"], r["workload"]), []).append(r)
+    folded = {}
+    for key, group in groups.items():
+        fields = ("requests", "seconds", "rps", "p50_ms", "p99_ms", "p999_ms")
+        one = dict(group[0]) | {f: median([r[f] for r in group]) for f in fields}
+        one |= {"errors": sum(r["errors"] for r in group), "peak_rss_kib": max(r["peak_rss_kib"] for r in group),
+                "cpu_per_k": median([per_k(r, "cpu_s") for r in group]),
+                "upstream_cpu_per_k": median([per_k(r, "upstream_cpu_s") for r in group]),
+                "rounds": {r.get("round", 0): r for r in group}}
+        folded[key] = one
+    return folded
+
+
+def paired(run: dict | None, base: dict | None, measure) -> tuple[float | None, float | None, float | None]:
+    """`measure(run, base)` within each round both ran (median, lowest, highest); for setups that
+    shared no round (LiteLLM), of their medians."""
+    if not run or not base:
+        return None, None, None
+    common = sorted(set(run["rounds"]) & set(base["rounds"]))
+    values = [measure(run["rounds"][k], base["rounds"][k]) for k in common] or [measure(run, base)]
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None, None
+    return statistics.median(values), min(values), max(values)
+
+
+def rps_ratio(run: dict, base: dict) -> float | None:
+    return run["rps"] / base["rps"] if base["rps"] else None
 
 
 def fmt(value: float | None, digits: int = 2) -> str:
@@ -50,8 +93,12 @@ def fmt(value: float | None, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
-def ratio(value: float | None, base: float | None) -> float | None:
-    return value / base if value is not None and base else None
+def spread(values: tuple[float | None, float | None, float | None], digits: int = 2) -> str:
+    """A paired figure: its median, and its range over the rounds when they differ."""
+    mid, low, high = values
+    if mid is None or low is None or high is None or round(low, digits) == round(high, digits):
+        return fmt(mid, digits)
+    return f"{fmt(mid, digits)} ({fmt(low, digits)}–{fmt(high, digits)})"
 
 
 def throughput_table(results: dict) -> list[str]:
@@ -60,21 +107,24 @@ def throughput_table(results: dict) -> list[str]:
              "| CPU s / 1k req | upstream CPU s / 1k req | peak RSS MiB | errors |",
              "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for key in results["workloads"]:
-        nginx, direct = best.get(("nginx", key)), best.get(("direct", key))
-        pingora = best.get(("pingora", key))
+        nginx, direct, pingora = (best.get((name, key)) for name in ("nginx", "direct", "pingora"))
         for name in results["setups"]:
             m = best.get((name, key))
             if not m:
                 continue
-            per_k = (lambda cpu: cpu / m["requests"] * 1000 if m["requests"] else None)  # noqa: E731
+            proxy = name != "direct"
             lines.append(
                 f"| {key} {BY_KEY[key].title} | {name} | {fmt(m['rps'], 0)} "
-                f"| {fmt(ratio(m['rps'], nginx and nginx['rps']))} | {fmt(ratio(m['rps'], pingora and pingora['rps']))} "
-                f"| {fmt(ratio(m['rps'], direct and direct['rps']))} "
-                f"| {fmt(m['p50_ms'])} | {fmt(m['p99_ms'])} "
-                f"| {fmt(per_k(m['cpu_s']), 3) if name != 'direct' else '—'} | {fmt(per_k(m['upstream_cpu_s']), 3)} "
-                f"| {fmt(m['peak_rss_kib'] / 1024, 1) if name != 'direct' else '—'} | {m['errors']} |")
+                f"| {spread(paired(m, nginx, rps_ratio))} | {spread(paired(m, pingora, rps_ratio))} "
+                f"| {spread(paired(m, direct, rps_ratio))} | {fmt(m['p50_ms'])} | {fmt(m['p99_ms'])} "
+                f"| {fmt(m['cpu_per_k'], 3) if proxy else '—'} | {fmt(m['upstream_cpu_per_k'], 3)} "
+                f"| {fmt(m['peak_rss_kib'] / 1024, 1) if proxy else '—'} | {m['errors']} |")
     return lines
+
+
+def added(percentile: str):
+    """A setup's latency percentile minus direct's, when both ran at the same rate."""
+    return lambda run, base: run[percentile] - base[percentile] if run["rate"] == base["rate"] else None
 
 
 def latency_table(results: dict, kind: str) -> list[str]:
@@ -87,12 +137,11 @@ def latency_table(results: dict, kind: str) -> list[str]:
             r = rate.get((name, key))
             if not r:
                 continue
-            same = base and r["rate"] == base["rate"]
-            added = [r[p] - base[p] if same else None for p in ("p50_ms", "p99_ms", "p999_ms")]
+            extra = [spread(paired(r, base, added(p)), 3) for p in ("p50_ms", "p99_ms", "p999_ms")]
             served = fmt(r["rps"], 0) + (" (overloaded)" if r["rps"] < 0.95 * r["rate"] else "")
             lines.append(f"| {key} {BY_KEY[key].title} | {name} | {fmt(r['rate'], 0)} | {served} "
                          f"| {fmt(r['p50_ms'], 3)} | {fmt(r['p99_ms'], 3)} | {fmt(r['p999_ms'], 3)} "
-                         f"| {' | '.join(fmt(a, 3) for a in added)} | {r['errors']} |")
+                         f"| {' | '.join(extra)} | {r['errors']} |")
     return lines
 
 
@@ -127,39 +176,40 @@ def ttft_table(results: dict) -> list[str]:
     return lines
 
 
-def framework(best: dict, key: str, nginx: dict, subject: str) -> str:
+def framework(best: dict, key: str, subject: str) -> str:
     """What Pingora alone reached on the same workload: the ceiling tailmeter's metering sits under."""
-    alone, metered = best.get(("pingora", key)), best.get((subject, key))
+    alone, metered, nginx = best.get(("pingora", key)), best.get((subject, key)), best.get(("nginx", key))
     if not alone or not metered:
         return ""
-    return (f" (Pingora alone: {alone['rps'] / nginx['rps']:.2f}× nginx; {subject} "
-            f"{metered['rps'] / alone['rps']:.2f}× Pingora alone)")
+    return (f" (Pingora alone: {spread(paired(alone, nginx, rps_ratio))}× nginx; {subject} "
+            f"{spread(paired(metered, alone, rps_ratio))}× Pingora alone)")
 
 
 def targets(results: dict, subject: str = "tailmeter") -> list[str]:
+    """Each target of the issue against this run: the median over the rounds decides, the range shows."""
     best = index(results["runs"], "max")
     out = []
     for key in ("a", "b", "c"):
-        m, n = best.get((subject, key)), best.get(("nginx", key))
-        if m and n:
-            value = m["rps"] / n["rps"]
-            out.append(f"- throughput ({key}) ≥ {TARGET_RATIO}× nginx: {value:.2f}× — "
-                       f"{'met' if value >= TARGET_RATIO else 'MISSED'}{framework(best, key, n, subject)}")
+        ratio = paired(best.get((subject, key)), best.get(("nginx", key)), rps_ratio)
+        if ratio[0] is not None:
+            out.append(f"- throughput ({key}) ≥ {TARGET_RATIO}× nginx: {spread(ratio)}× — "
+                       f"{'met' if ratio[0] >= TARGET_RATIO else 'MISSED'}{framework(best, key, subject)}")
     for kind in ("rate", "light"):
         rate = index(results["runs"], kind)
         for key in results["workloads"]:
-            r, d = rate.get((subject, key)), rate.get(("direct", key))
-            if r and d:
-                added = r["p99_ms"] - d["p99_ms"]
+            r = rate.get((subject, key))
+            extra = paired(r, rate.get(("direct", key)), added("p99_ms"))
+            if extra[0] is not None:
                 out.append(f"- p99 added latency ({key}) < {TARGET_P99_MS} ms at {r['rate']:.0f}/s "
-                           f"({RATE_TITLES[kind]}): {added:.3f} ms — {'met' if added < TARGET_P99_MS else 'MISSED'}")
+                           f"({RATE_TITLES[kind]}): {spread(extra, 3)} ms — "
+                           f"{'met' if extra[0] < TARGET_P99_MS else 'MISSED'}")
     direct = {t["workload"]: t for t in results["ttft"] if t["setup"] == "direct"}
     for t in results["ttft"]:
         d = direct.get(t["workload"])
         if t["setup"] == subject and d:
-            added = t["p50_ms"] - d["p50_ms"]
-            out.append(f"- time to first token ({t['workload']}) within {TARGET_TTFT_MS} ms: +{added:.3f} ms "
-                       f"(p50) — {'met' if added < TARGET_TTFT_MS else 'MISSED'}")
+            extra = t["p50_ms"] - d["p50_ms"]
+            out.append(f"- time to first token ({t['workload']}) within {TARGET_TTFT_MS} ms: +{extra:.3f} ms "
+                       f"(p50) — {'met' if extra < TARGET_TTFT_MS else 'MISSED'}")
     for m in results["memory"]:
         if m["setup"] == subject:
             out.append(f"- RSS per open stream < {TARGET_STREAM_KIB} KiB at {m['streams']}: "
@@ -183,6 +233,12 @@ def render(results: dict) -> str:
         f"oha ({results.get('oha', '?')}) at a fixed rate (half of nginx's throughput for that workload; "
         "LiteLLM at half its own) for latency, with latency correction, "
         f"{results['rate_duration']} s per run. nginx {info['nginx']}.",
+        "",
+        f"Rounds: {results.get('rounds', 1)}. Every setup but LiteLLM runs all along, and each round runs "
+        "each workload through each of them in turn, starting with another setup each round, so a machine "
+        "that slows down during the run slows them all alike. Each figure is the median over the rounds; "
+        "ratios and added latencies are taken within each round, their median first and their range over "
+        "the rounds in brackets. LiteLLM runs alone after the others, one round.",
         "",
         "Setups:",
         "",
@@ -244,8 +300,13 @@ def plot(results: dict, path: Path) -> None:
         positive = False
         for i, name in enumerate(setups):
             values = [table[(name, k)][field] if (name, k) in table else float("nan") for k in keys]
+            rounds = [[r[field] for r in table[(name, k)]["rounds"].values()] if (name, k) in table else [v]
+                      for k, v in zip(keys, values)]
+            low = [v - min(rs) for v, rs in zip(values, rounds)]
+            high = [max(rs) - v for v, rs in zip(values, rounds)]
             positive |= any(v > 0 for v in values)
-            panel.bar([x + i * width for x in range(len(keys))], values, width, label=name)
+            panel.bar([x + i * width for x in range(len(keys))], values, width, label=name,
+                      yerr=[low, high], capsize=2, error_kw={"elinewidth": 0.8})
         panel.set_xticks([x + width * (len(setups) - 1) / 2 for x in range(len(keys))])
         panel.set_xticklabels([f"{k}\n" + BY_KEY[k].title.replace(", ", "\n") for k in keys], fontsize=8)
         if positive:
