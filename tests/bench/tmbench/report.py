@@ -315,7 +315,8 @@ def plot(results: dict, path: Path) -> None:
         panel.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"tailmeter benchmark, {results['date']} ({results['machine']['cpu']}, "
-                 f"{results['machine']['cores']} cores)", fontsize=10)
+                 f"{results['machine']['cores']} cores): bars the median of {results.get('rounds', 1)} "
+                 "rounds, whiskers their range", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
