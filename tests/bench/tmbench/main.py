@@ -88,14 +88,19 @@ class Group:
     def note(self, text: str) -> None:
         self.results["notes"].append(text.splitlines()[0])
 
-    def attempt(self, setup, what: str, measure):
-        """One measurement; a setup that fails it is noted and measured no further."""
+    def attempt(self, setup, what: str, measure, passing: tuple = ()):
+        """One measurement. An error of a `passing` kind is noted and the setup goes on; any other
+        is noted and the setup is measured no further."""
         try:
             return measure()
+        except passing as error:
+            self.note(f"{setup.name} {what}: {error}")
+            return None
         except Exception as error:  # noqa: BLE001 - one setup failing must not lose the others
             traceback.print_exc()
             self.note(f"{setup.name} {what} failed: {error}")
-            self.running.remove(setup)
+            if setup in self.running:
+                self.running.remove(setup)
             return None
 
     def start(self) -> None:
@@ -123,7 +128,7 @@ class Group:
                               f"cpu {run.cpu_s:6.2f} s  errors {run.errors}  (round {r + 1})", flush=True)
 
     def fixed_rates(self, rate_of) -> None:
-        """Latency runs; `rate_of(setup, kind, workload)` is the rate (None: no run)."""
+        """Latency runs; `rate_of(setup, fraction, workload)` is the rate (None: no run)."""
         requests = self.ctx.work / "requests"
         kinds = {"rate": 0.5, "light": self.args.light_fraction}
         for r in range(self.rounds):
@@ -135,11 +140,10 @@ class Group:
                         rate = rate_of(setup, fraction, w)
                         if rate is None:
                             continue
-                        try:
-                            run = load.measure_rate(setup, w, requests, self.args.rate_duration,
-                                                    self.upstream_pids, rate, kind, r)
-                        except RuntimeError as error:
-                            self.note(f"{setup.name} {w.key} fixed rate (round {r + 1}): {error}")
+                        run = self.attempt(setup, f"{w.key} fixed rate (round {r + 1})", lambda: load.measure_rate(
+                            setup, w, requests, self.args.rate_duration, self.upstream_pids, rate, kind, r),
+                            passing=(RuntimeError,))  # oha failing at one rate: the others still run
+                        if not run:
                             continue
                         self.results["runs"].append(run.to_json())
                         print(f"  {setup.name:13} {w.key} {kind:5} {run.rps:10.0f} req/s  p50 {run.p50_ms:7.3f}  "
@@ -149,12 +153,11 @@ class Group:
     def first_tokens(self, samples: int) -> None:
         for setup in list(self.running):
             for w in self.workloads:
-                if not w.stream or samples <= 0:
+                if not w.stream or samples <= 0 or setup not in self.running:
                     continue
-                try:
-                    t = slow.ttft(setup, w, samples)
-                except OSError as error:
-                    self.note(f"{setup.name} {w.key} time to first token: {error}")
+                t = self.attempt(setup, f"{w.key} time to first token", lambda: slow.ttft(setup, w, samples),
+                                 passing=(OSError,))
+                if not t:
                     continue
                 self.results["ttft"].append(t.to_json())
                 print(f"  {setup.name:13} {w.key} ttft  p50 {t.p50_ms:.3f} ms  p99 {t.p99_ms:.3f} ms", flush=True)
