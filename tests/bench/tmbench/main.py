@@ -16,7 +16,6 @@ import argparse
 import datetime
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -79,7 +78,9 @@ def rotated(group: list, shift: int) -> list:
 class Group:
     """Setups measured together: all running, their runs interleaved round by round."""
 
-    def __init__(self, members, ctx, args, workloads, results, upstream_pids, rounds: int, stretch: float = 1):
+    def __init__(self, members, ctx, args, workloads, results, upstream_pids, rounds: range, stretch: float = 1):
+        # Rounds are numbered across groups: a round is a stretch of time, and the report pairs
+        # two setups' runs only within the same round.
         self.members, self.ctx, self.args = members, ctx, args
         self.workloads, self.results, self.upstream_pids = workloads, results, upstream_pids
         self.rounds, self.stretch = rounds, stretch
@@ -116,7 +117,7 @@ class Group:
 
     def throughput(self) -> None:
         requests = self.ctx.work / "requests"
-        for r in range(self.rounds):
+        for r in self.rounds:
             for w in self.workloads:
                 for setup in rotated(list(self.running), r):
                     run = self.attempt(setup, f"{w.key} throughput", lambda: load.measure_max(
@@ -127,17 +128,17 @@ class Group:
                         print(f"  {setup.name:13} {w.key} max   {run.rps:10.0f} req/s  p99 {run.p99_ms:8.2f} ms  "
                               f"cpu {run.cpu_s:6.2f} s  errors {run.errors}  (round {r + 1})", flush=True)
 
-    def fixed_rates(self, rate_of) -> None:
-        """Latency runs; `rate_of(setup, fraction, workload)` is the rate (None: no run)."""
+    def fixed_rates(self) -> None:
+        """Latency runs at the rates `rate_of` gives."""
         requests = self.ctx.work / "requests"
         kinds = {"rate": 0.5, "light": self.args.light_fraction}
-        for r in range(self.rounds):
+        for r in self.rounds:
             for kind, fraction in kinds.items():
                 if fraction <= 0:
                     continue
                 for w in self.workloads:
                     for setup in rotated(list(self.running), r):
-                        rate = rate_of(setup, fraction, w)
+                        rate = self.rate_of(setup, fraction, w)
                         if rate is None:
                             continue
                         run = self.attempt(setup, f"{w.key} fixed rate (round {r + 1})", lambda: load.measure_rate(
@@ -173,29 +174,23 @@ class Group:
         for setup in self.members:
             setup.stop()
 
+    def rate_of(self, setup, fraction: float, w) -> float | None:
+        """A fraction of nginx's median throughput on `w`; LiteLLM, which only queues at nginx's
+        rates, gets fractions of its own."""
+        base = report.index(self.results["runs"], "max").get(
+            ("litellm" if setup.name == "litellm" else "nginx", w.key))
+        return None if base is None else max(1.0, base["rps"] * fraction)
 
-def own_max(results: dict, name: str, key: str) -> float | None:
-    """The median throughput `name` reached on workload `key`, from the runs so far."""
-    values = [r["rps"] for r in results["runs"] if r["setup"] == name and r["workload"] == key and r["kind"] == "max"]
-    return statistics.median(values) if values else None
-
-
-def run_group(group: Group, args) -> None:
-    group.start()
-    try:
-        group.throughput()
-
-        def rate_of(setup, fraction, w):
-            # LiteLLM only queues at nginx's rates: it gets fractions of its own ceiling.
-            base = own_max(group.results, "litellm" if setup.name == "litellm" else "nginx", w.key)
-            return None if base is None else max(1.0, base * fraction)
-
-        group.fixed_rates(rate_of)
-        litellm = any(s.name == "litellm" for s in group.running)
-        group.first_tokens(max(10, args.ttft_samples // 10) if litellm else args.ttft_samples)
-        group.finish()
-    finally:
-        group.stop()
+    def run(self) -> None:
+        self.start()
+        try:
+            self.throughput()
+            self.fixed_rates()
+            litellm = any(s.name == "litellm" for s in self.running)
+            self.first_tokens(max(10, self.args.ttft_samples // 10) if litellm else self.args.ttft_samples)
+            self.finish()
+        finally:
+            self.stop()
 
 
 def run_memory(setup, ctx, args, results) -> None:
@@ -242,10 +237,10 @@ def main() -> int:
             ctx = setups.Context(work, address, args.bin_dir / "tailmeter", args.litellm, args.threads)
             upstream_pids = procs.tree(upstream.pid)
             together = setups.build([n for n in names if n != "litellm"])
-            run_group(Group(together, ctx, args, workloads, results, upstream_pids, args.rounds), args)
-            if "litellm" in names:
-                run_group(Group(setups.build(["litellm"]), ctx, args, workloads, results, upstream_pids, 1,
-                                LITELLM_STRETCH), args)
+            Group(together, ctx, args, workloads, results, upstream_pids, range(args.rounds)).run()
+            if "litellm" in names:  # one round of its own, after the others'
+                Group(setups.build(["litellm"]), ctx, args, workloads, results, upstream_pids,
+                      range(args.rounds, args.rounds + 1), LITELLM_STRETCH).run()
             if args.streams > 0:
                 print(f"memory with {args.streams} slow streams", flush=True)
                 for setup in setups.build([n for n in names if n in MEMORY_SETUPS]):
