@@ -48,10 +48,10 @@ pub struct Upstream {
     connect_timeout: Duration,
     /// The provider's `first_byte_timeout` and `idle_timeout`.
     timeouts: ResponseTimeouts,
-    /// Connects with the two deadlines kept apart on the socket; only when they differ. Pingora
-    /// 0.9 never reuses a connection a custom connector opened (its pool checks the peer
-    /// through a file descriptor a virtual socket lacks, cloudflare/pingora#883), so with equal
-    /// timeouts Pingora's own connector and per-read timeout do the same job and keep reuse.
+    /// Connects with the two deadlines kept apart on the socket; only when they differ. With
+    /// equal timeouts Pingora's own connector and per-read timeout do the same job without a
+    /// wrapper around every read. Either way the connection is pooled (vendor/README.md,
+    /// change 3: Pingora 0.9's own pool would refuse a custom connector's connections).
     connector: Option<Arc<TimedConnector>>,
     /// The base URL's host, resolved once per [`crate::resolve::FRESH_FOR`].
     addr: CachedAddr,

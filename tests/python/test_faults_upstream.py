@@ -37,6 +37,11 @@ OPENAI = {"authorization": f"Bearer {CLIENT_OPENAI_KEY}"}
 ANTHROPIC = {"x-api-key": CLIENT_ANTHROPIC_KEY, "anthropic-version": "2023-06-01"}
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 MESSAGES = {"model": "claude-haiku-4-5", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+# The private instance `tailmeter_timeouts` (below).
+FIRST_BYTE_MODEL = "gpt-4o-first-byte"
+FIRST_BYTE_S = 1
+IDLE_S = 4
+HEADER_TIMEOUT_S = 1
 
 
 def chat(tm: Tailmeter, fault: str, body: dict | None = None, timeout: float = 30.0) -> httpx2.Response:
@@ -94,17 +99,64 @@ def test_stall_before_headers_past_the_timeout_is_504(tailmeter_metering: Tailme
     delta.expect([counted("idle", cfg.IDLE_MODEL, "chat_completions", 504)])
 
 
-def test_provider_connections_are_reused(tailmeter: Tailmeter, sim: Sim) -> None:
-    """Sequential requests to a provider share a pooled connection: a new one per request
-    would cost every TLS provider a handshake (the simulator logs each request's connection)."""
+def _connections(tm: Tailmeter, sim: Sim, model: str, faults: list[str]) -> list[str]:
+    """Sends one chat request per entry of `faults` (its `x-sim-fault`, or none), one after
+    another on one client connection; returns the provider connection each came over."""
     marker = new_marker()
     with http_client(cfg.SRC_ALICE) as http:
-        for _ in range(20):
-            resp = http.post(f"{tailmeter.base_url}/v1/chat/completions", json=CHAT, headers={**OPENAI, **marker})
+        for fault in faults:
+            headers = {**OPENAI, **marker, **({"x-sim-fault": fault} if fault else {})}
+            resp = http.post(f"{tm.base_url}/v1/chat/completions", json={**CHAT, "model": model}, headers=headers)
             assert resp.status_code == 200, resp.text
-    peers = [r.raw["peer"] for r in sim.find(marker, expect=20)]
-    assert len(peers) == 20 and all(peers), f"the simulator must log each request's connection: {peers}"
+            if "close-after-ms" in fault:
+                time.sleep(0.5)  # the provider closes the connection meanwhile
+    peers = [r.raw["peer"] for r in sim.find(marker, expect=len(faults))]
+    assert len(peers) == len(faults) and all(peers), f"the simulator must log each request's connection: {peers}"
+    return peers
+
+
+# Two ways to the provider: Pingora's own connector (one timeout), and tailmeter's socket keeping
+# first_byte_timeout apart from idle_timeout (crate::timeouts::upstream).
+CONNECTORS = [("tailmeter", "gpt-4o"), ("tailmeter_timeouts", FIRST_BYTE_MODEL)]
+
+
+@pytest.mark.parametrize(("instance", "model"), CONNECTORS)
+def test_provider_connections_are_reused(request: pytest.FixtureRequest, sim: Sim, instance: str, model: str) -> None:
+    """Sequential requests to a provider share a pooled connection: a new one per request
+    would cost every TLS provider a handshake (the simulator logs each request's connection)."""
+    peers = _connections(request.getfixturevalue(instance), sim, model, [""] * 20)
     assert len(set(peers)) <= 2, f"20 requests came over {len(set(peers))} connections"
+
+
+@pytest.mark.parametrize(("instance", "model"), CONNECTORS)
+def test_a_pooled_connection_the_provider_closed_is_not_used(
+    request: pytest.FixtureRequest, sim: Sim, instance: str, model: str
+) -> None:
+    """A provider ends a connection it has kept idle for a while (its keep-alive timeout): the
+    next request goes over another connection and is answered, not failed (a POST sent into a
+    closed connection cannot be retried). The connections after it are pooled again."""
+    peers = _connections(request.getfixturevalue(instance), sim, model, ["close-after-ms=100", "", "close-after-ms=100", "", ""])
+    assert peers[1] != peers[0] and peers[3] != peers[2], peers
+    assert peers[4] == peers[3], f"the connection after a closed one is pooled again: {peers}"
+
+
+def _closing_to(port: int) -> int:
+    """Sockets on this machine in CLOSE_WAIT towards `port`: closed by that end, not yet by ours."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "08" and int(fields[2].rsplit(":", 1)[1], 16) == port:
+            count += 1
+    return count
+
+
+def test_an_idle_connection_the_provider_closed_is_closed_without_traffic(tailmeter: Tailmeter, sim: Sim) -> None:
+    """A connection the provider closes while tailmeter keeps it idle is closed on tailmeter's
+    side within seconds even when no request comes to find it closed (no socket left in
+    CLOSE_WAIT)."""
+    port = int(sim.base_url.rsplit(":", 1)[1].rstrip("/"))
+    _connections(tailmeter, sim, "gpt-4o", ["close-after-ms=100"])
+    wait_for("tailmeter to close its end of the closed connection", lambda: _closing_to(port) == 0, 15)
 
 
 def test_stall_under_the_timeout_is_served(tailmeter_metering: Tailmeter) -> None:
@@ -155,11 +207,6 @@ def _burst(tm: Tailmeter) -> None:
 def test_faults_leak_no_descriptors_threads_or_memory(tailmeter_metering: Tailmeter) -> None:
     leaks.assert_no_leak(tailmeter_metering, lambda: _burst(tailmeter_metering), max_rss_growth_kib=32 * 1024)
 
-
-FIRST_BYTE_MODEL = "gpt-4o-first-byte"
-FIRST_BYTE_S = 1
-IDLE_S = 4
-HEADER_TIMEOUT_S = 1
 
 
 @pytest.fixture(scope="module")

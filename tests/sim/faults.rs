@@ -1,7 +1,7 @@
 //! The `x-sim-fault` request header: comma-separated switches that make the
 //! simulator fail the way real providers do (error statuses, stalls, slow or
 //! cut-off bodies, errors inside a 200 stream, a compressed or truncated body,
-//! an HTTP/2 GOAWAY, graceful or abrupt), so tests can drive the proxy's failure paths on purpose.
+//! an HTTP/2 GOAWAY, graceful or abrupt; an idle connection closed), so tests can drive the proxy's failure paths on purpose.
 
 use std::time::Duration;
 
@@ -35,6 +35,9 @@ pub struct Faults {
     /// this error code and close: before the response starts, or with
     /// `cut-after` in place of that cut's reset.
     pub goaway_error: Option<u32>,
+    /// `close-after-ms=N`: close the connection N ms after the response starts, as a
+    /// provider's keep-alive timeout ends a connection a proxy keeps idle.
+    pub close_after: Option<Duration>,
     /// `once=ID`: apply the other faults only to the first request naming this
     /// ID; a retry of it is answered normally.
     pub once: Option<u64>,
@@ -89,6 +92,7 @@ impl Faults {
                 "stall-ms" => faults.stall = Some(Duration::from_millis(number)),
                 "chunk-bytes" if number > 0 => faults.chunk_bytes = Some(size()?),
                 "chunk-delay-ms" => faults.chunk_delay = Duration::from_millis(number),
+                "close-after-ms" => faults.close_after = Some(Duration::from_millis(number)),
                 "once" => faults.once = Some(number),
                 "goaway-error" => {
                     let code =
@@ -110,7 +114,7 @@ mod tests {
     fn parses_every_switch() {
         let faults = Faults::parse(
             "status=429, cut-after=10,stall-ms=5,chunk-bytes=3,chunk-delay-ms=2,error-event,gzip,\
-             end-after=7,goaway,goaway-error=2,once=9",
+             end-after=7,goaway,goaway-error=2,close-after-ms=4,once=9",
         );
         assert_eq!(
             faults,
@@ -125,6 +129,7 @@ mod tests {
                 end_after: Some(7),
                 goaway: true,
                 goaway_error: Some(2),
+                close_after: Some(Duration::from_millis(4)),
                 once: Some(9),
             })
         );

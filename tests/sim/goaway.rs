@@ -32,6 +32,8 @@ const ABORT: u64 = 1 << 32;
 pub struct Ending {
     /// The `goaway` fault: GOAWAY with NO_ERROR, streams in flight go on.
     pub graceful: Notify,
+    /// The `close-after-ms` fault: close the connection now, on either protocol.
+    pub close: Notify,
     /// [`ABORT`] | error code once the `goaway-error` fault fired.
     abrupt: AtomicU64,
 }

@@ -129,7 +129,8 @@ async fn run(args: Args) -> Result<(), String> {
 /// Serves one connection (HTTP/1.1 with keep-alive, or HTTP/2 when `http2`)
 /// on its own task. A request with the `goaway` fault ends the connection
 /// gracefully: GOAWAY on HTTP/2 (streams in flight go on), no keep-alive on
-/// HTTP/1.1. On HTTP/2 the socket is watched for the `goaway-error` fault.
+/// HTTP/1.1; `close-after-ms` closes it. On HTTP/2 the socket is watched for the
+/// `goaway-error` fault.
 fn serve_connection(stream: TcpStream, state: Arc<State>, http2: bool) {
     // Each request carries its connection's peer address, so the log shows connection reuse.
     let peer = stream.peer_addr().ok();
@@ -168,9 +169,14 @@ async fn serve<S>(
     tokio::pin!(connection);
     // Faults drop connections on purpose and clients hang up mid-stream:
     // a connection ending in error is expected, so it is not reported.
+    // Returning drops the connection, which closes its socket (the `close-after-ms` fault).
     tokio::select! {
         _ = connection.as_mut() => return,
+        () = ending.close.notified() => return,
         () = ending.graceful.notified() => connection.as_mut().graceful_shutdown(),
     }
-    let _ = connection.await;
+    tokio::select! {
+        _ = connection => {}
+        () = ending.close.notified() => {}
+    }
 }

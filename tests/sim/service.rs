@@ -116,6 +116,13 @@ pub async fn handle(
     if faults.goaway {
         ending.graceful.notify_one();
     }
+    if let Some(after) = faults.close_after {
+        let ending = Arc::clone(&ending);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            ending.close.notify_one();
+        });
+    }
     let mut response = deliver(reply, &faults, dialect.stream_error_event());
     if let Some(code) = faults
         .goaway_error

@@ -91,6 +91,7 @@ const MAX_SHUTDOWN_NOTIFY_SHARDS: usize = 256;
 type DownstreamCustomMessageReader =
     Box<dyn futures::Stream<Item = Result<Bytes>> + Unpin + Send + Sync + 'static>;
 
+mod idle_pool;
 mod proxy_cache;
 mod proxy_common;
 mod proxy_custom;
@@ -189,6 +190,8 @@ where
 {
     inner: SV, // TODO: name it better than inner
     client_upstream: Connector<C>,
+    // tailmeter: change 3, HTTP/1 upstream connections kept idle without a task each.
+    h1_idle: Arc<idle_pool::IdlePool>,
     shutdown: ShardedNotify,
     shutdown_flag: Arc<AtomicBool>,
     pub server_options: Option<HttpServerOptions>,
@@ -225,6 +228,7 @@ impl<SV> HttpProxy<SV, ()> {
         HttpProxy {
             inner,
             client_upstream: Connector::new(Some(ConnectorOptions::from_server_conf(&conf))),
+            h1_idle: idle_pool::IdlePool::new(conf.upstream_keepalive_pool_size * conf.threads),
             shutdown: ShardedNotify::new(conf.threads),
             shutdown_flag: Arc::new(AtomicBool::new(false)),
             server_options: None,
@@ -261,6 +265,7 @@ where
         HttpProxy {
             inner,
             client_upstream,
+            h1_idle: idle_pool::IdlePool::new(conf.upstream_keepalive_pool_size * conf.threads),
             shutdown: ShardedNotify::new(conf.threads),
             shutdown_flag: Arc::new(AtomicBool::new(false)),
             server_options,
@@ -417,7 +422,15 @@ where
             Err(e) => return (false, Some(e)),
         };
 
-        let client_session = self.client_upstream.get_http_session(&*peer).await;
+        // tailmeter: change 3, an idle HTTP/1 connection from tailmeter's pool first.
+        let reuse_key = peer.reuse_hash();
+        let client_session = match self.h1_idle.take(reuse_key) {
+            Some(stream) => Ok((
+                ClientSession::H1(HttpSessionV1::new_with_options(stream, &*peer)),
+                true,
+            )),
+            None => self.client_upstream.get_http_session(&*peer).await,
+        };
         match client_session {
             Ok((client_session, client_reused)) => {
                 let (server_reused, error) = match client_session {
@@ -426,10 +439,11 @@ where
                             .proxy_to_h1_upstream(session, &mut h1, client_reused, &peer, ctx)
                             .await;
                         if client_reuse {
-                            let session = ClientSession::H1(h1);
-                            self.client_upstream
-                                .release_http_session(session, &*peer, peer.idle_timeout())
-                                .await;
+                            // tailmeter: change 3, kept in tailmeter's pool.
+                            h1.respect_keepalive();
+                            if let Some(stream) = h1.reuse().await {
+                                self.h1_idle.put(reuse_key, stream, peer.idle_timeout());
+                            }
                         }
                         (server_reused, error)
                     }
