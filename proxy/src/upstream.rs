@@ -57,6 +57,8 @@ pub struct Upstream {
     addr: CachedAddr,
     /// Whether to speak HTTP/2 (h2c without TLS).
     http2: bool,
+    /// Pingora's `group_key` for this provider's connections: see [`connection_group`].
+    connection_group: u64,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -77,6 +79,12 @@ impl Upstream {
             first_byte: provider.first_byte_timeout,
             idle: provider.idle_timeout,
         };
+        let connector = (timeouts.first_byte != timeouts.idle).then_some(TimedConnector {
+            connect_timeout: provider.connect_timeout,
+            timeouts,
+            // HTTP/2 frames hide the response header's end as TLS does.
+            plaintext: !provider.base_url.tls && !provider.http2,
+        });
         Self {
             name: provider.name.clone(),
             kind: provider.kind,
@@ -87,14 +95,8 @@ impl Upstream {
                 .unwrap_or_else(|_| HeaderValue::from_static("")),
             connect_timeout: provider.connect_timeout,
             timeouts,
-            connector: (timeouts.first_byte != timeouts.idle).then(|| {
-                Arc::new(TimedConnector {
-                    connect_timeout: provider.connect_timeout,
-                    timeouts,
-                    // HTTP/2 frames hide the response header's end as TLS does.
-                    plaintext: !provider.base_url.tls && !provider.http2,
-                })
-            }),
+            connection_group: connection_group(connector.as_ref(), provider.http2),
+            connector: connector.map(Arc::new),
             addr: CachedAddr::new(&provider.base_url.host, provider.base_url.port),
             http2: provider.http2,
         }
@@ -124,6 +126,7 @@ impl Upstream {
             options.set_http_version(2, if self.base.tls { 1 } else { 2 });
         }
         options.idle_timeout = Some(Duration::from_secs(90));
+        peer.group_key = self.connection_group;
         Ok(Box::new(peer))
     }
 
@@ -180,6 +183,20 @@ impl Upstream {
             (true, true) => Some(UpstreamTimeout::Idle(self.timeouts.idle)),
         }
     }
+}
+
+/// Sets apart, in the connection pool, connections to one address made for different settings:
+/// by Pingora's connector or by tailmeter's with its deadlines (and which), over HTTP/1.1 or
+/// HTTP/2. Pooled connections outlive a reload, and one made under the old settings must not
+/// serve a request under the new (a connection without the new `first_byte_timeout`, say).
+fn connection_group(connector: Option<&TimedConnector>, http2: bool) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    connector
+        .map(|c| (c.timeouts, c.plaintext))
+        .hash(&mut hasher);
+    http2.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Whether an HTTP/2 provider connection failed on a read timeout. The h2 crate keeps only the
@@ -248,6 +265,7 @@ pub fn upstream_path(prefix: &str, path: &str, query: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pingora::upstreams::peer::Peer;
 
     fn provider(tls: bool, http2: bool) -> Provider {
         Provider {
@@ -266,6 +284,39 @@ mod tests {
             first_byte_timeout: Provider::DEFAULT_IDLE_TIMEOUT,
             http2,
         }
+    }
+
+    #[tokio::test]
+    async fn connections_made_under_other_settings_are_pooled_apart() {
+        let reuse = |provider: Provider| async move {
+            Upstream::new(&provider).peer().await.unwrap().reuse_hash()
+        };
+        let plain = reuse(provider(false, false)).await;
+        assert_eq!(plain, reuse(provider(false, false)).await);
+        let first_byte_apart = Provider {
+            first_byte_timeout: Duration::from_secs(5),
+            ..provider(false, false)
+        };
+        let shorter = Provider {
+            first_byte_timeout: Duration::from_secs(2),
+            ..provider(false, false)
+        };
+        let others = [
+            reuse(first_byte_apart).await,
+            reuse(shorter).await,
+            reuse(provider(false, true)).await,
+        ];
+        assert!(!others.contains(&plain), "{plain} in {others:?}");
+        assert!(others[0] != others[1] && others[1] != others[2] && others[0] != others[2]);
+        let connect_timeout = Provider {
+            connect_timeout: Duration::from_secs(1),
+            ..provider(false, false)
+        };
+        assert_eq!(
+            reuse(connect_timeout).await,
+            plain,
+            "an open connection has no connect timeout"
+        );
     }
 
     #[tokio::test]

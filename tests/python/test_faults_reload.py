@@ -105,3 +105,29 @@ def test_stream_in_flight_across_a_reload_finishes(binaries: dict[str, Path], si
         assert delta.now("tailmeter_requests_total", **labels) == 1
     finally:
         tm.proc.stop()
+
+
+def test_a_reload_of_a_providers_timeouts_does_not_reuse_connections_made_before(
+    binaries: dict[str, Path], sim: Sim, tmp_path: Path
+) -> None:
+    """Provider connections outlive a reload in the pool. One made before a reload that sets
+    `first_byte_timeout` apart from `idle_timeout` has no such deadline (it came from Pingora's
+    connector, bounded only by the longer of the two); the next request must go over a new
+    connection that keeps it, and time out."""
+    inst = ev.launch(binaries["tailmeter"], tmp_path, sim.base_url)
+    tm = inst.tm
+    try:
+        assert chat(tm, "gpt-4o").status_code == 200  # leaves a pooled connection
+        providers = cfg.standard_providers(sim.base_url)
+        providers[0].idle_timeout = "4s"
+        text = cfg.render(cfg.TailmeterConfig(tm.listen, tm.admin, providers))
+        inst.config.write_text(text.replace('idle_timeout = "4s"\n', 'idle_timeout = "4s"\nfirst_byte_timeout = "1s"\n', 1))
+        hangup_and_wait(inst, "configuration reloaded", 1)
+        body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+        with http_client(cfg.SRC_ALICE) as http:
+            resp = http.post(f"{tm.base_url}/v1/chat/completions", json=body,
+                             headers={**HEADERS, "x-sim-fault": "stall-ms=2500"})
+        assert resp.status_code == 504, resp.text
+        assert resp.json()["error"]["code"] == "upstream_first_byte_timeout", resp.text
+    finally:
+        tm.proc.stop()

@@ -36,7 +36,7 @@ use tokio::time::{sleep, Instant, Sleep};
 use super::HeaderEnd;
 
 /// The two waits of a provider's response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ResponseTimeouts {
     /// From the request written to the response header (`first_byte_timeout`).
     pub first_byte: Duration,
