@@ -1,16 +1,18 @@
-//! Log setup. Logs go to stderr ([`output`]: the access log's line per request is batched);
+//! Log setup. Logs go to stderr ([`output`]: the access log's line per request, written by
+//! [`access`], is batched);
 //! `RUST_LOG` wins over `[log] level`, which defaults to `info`.
 //!
 //! Pingora logs whole request headers at debug and trace level, and those carry the client's
 //! credential (downstream) or the provider's key (upstream). Credentials must never reach a log at any level, so those modules are held to
 //! `info` whatever the filter asks for.
 
+pub mod access;
 mod output;
 
 pub use output::{flush, ACCESS_TARGET};
 
 use tracing::{Level, Metadata};
-use tracing_subscriber::filter::{filter_fn, EnvFilter, LevelFilter};
+use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt, LevelFilter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
@@ -45,8 +47,9 @@ pub fn init(level: Option<&str>) {
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(output::LogOutput::get())
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_filter(filter)
-        .with_filter(filter_fn(is_safe).with_max_level_hint(hint));
+        // One filter, not two nested: with nested per-layer filters `tracing::enabled!` says
+        // yes when either does, and the access log asks it (`access::write`).
+        .with_filter(filter.and(filter_fn(is_safe).with_max_level_hint(hint)));
     tracing_subscriber::registry().with(layer).init();
     // A panic's message goes straight to stderr: what the access log buffered goes first.
     let report = std::panic::take_hook();

@@ -146,6 +146,13 @@ fn start(sink: Box<dyn Write + Send>) -> Arc<Output> {
     output
 }
 
+/// Buffers one access-log line ([`super::access`]); nothing before the log is set up.
+pub(super) fn access(line: &[u8]) {
+    if let Some(output) = OUTPUT.get() {
+        output.buffer(line);
+    }
+}
+
 /// Writes what the access log has buffered; for the end of the process and panics.
 pub fn flush() {
     if let Some(output) = OUTPUT.get() {

@@ -28,27 +28,7 @@ pub(super) fn record(gateway: &Gateway, ctx: &mut RequestCtx, status: u16, endin
             .budgets
             .add(caller, tokens, crate::budgets::now_ms());
     }
-    tracing::info!(
-        target: crate::logging::ACCESS_TARGET,
-        request_id = %event.request_id,
-        identity = %event.identity,
-        provider = %event.provider,
-        model = %event.model,
-        endpoint = %event.endpoint,
-        stream = event.stream,
-        status = event.status,
-        input = event.tokens.input,
-        output = event.tokens.output,
-        cache_read = event.tokens.cache_read,
-        cache_write = event.tokens.cache_write,
-        reasoning = event.tokens.reasoning,
-        cost_usd = event.cost_usd,
-        usage_source = event.usage_source.as_str(),
-        usage_missing = event.usage_missing_reason.unwrap_or(""),
-        duration_ms = format_args!("{:.1}", event.duration_ms),
-        ttft_ms = format_args!("{:.1}", event.ttft_ms.unwrap_or(0.0)),
-        "request"
-    );
+    crate::logging::access::write(&event);
     gateway.exporters.export(event);
 }
 
