@@ -3,11 +3,10 @@
 //! Through `tracing`, the line's sixteen fields went through the fmt layer's field visitor one
 //! `dyn` call at a time, and the timestamp through its own formatting: 3.4 % of a JSON request's
 //! samples under `perf`, against 1.7 % written here (tests/bench/RESULTS.md, optimization log
-//! 40). The line is written here
-//! straight into a buffer kept per thread, in the very text the fmt layer wrote (timestamp,
-//! level, target, message, fields), and handed to the batched output. Whether it is written
-//! is still the subscriber's to say: `RUST_LOG` and `[log] level` filter the
-//! `tailmeter::access` target as before.
+//! 40). The line is written straight into a buffer kept per thread, in the very text the fmt
+//! layer wrote (timestamp, level, target, message, fields), and handed to the batched output.
+//! Whether it is written is still the subscriber's to say: `RUST_LOG` and `[log] level` filter
+//! the `tailmeter::access` target as before.
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
@@ -26,13 +25,10 @@ pub fn write(event: &RequestEvent) {
     thread_local! {
         static LINE: RefCell<String> = RefCell::new(String::with_capacity(512));
     }
-    LINE.with(|line| {
-        let Ok(mut line) = line.try_borrow_mut() else {
-            return;
-        };
+    LINE.with_borrow_mut(|line| {
         line.clear();
-        timestamp(&mut line, SystemTime::now());
-        fields(&mut line, event);
+        timestamp(line, SystemTime::now());
+        fields(line, event);
         output::access(line.as_bytes());
     });
 }
@@ -133,8 +129,8 @@ mod tests {
                 "request"
             );
         });
-        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
-        text
+        let text = sink.0.lock().unwrap().clone();
+        String::from_utf8(text).unwrap()
     }
 
     fn event() -> RequestEvent {

@@ -75,6 +75,13 @@ def rotated(group: list, shift: int) -> list:
     return group[k:] + group[:k]
 
 
+def rate_of(maxima: dict, setup, fraction: float, w) -> float | None:
+    """A fraction of nginx's median throughput on `w` (`maxima`: `report.index` of the throughput
+    runs); LiteLLM, which only queues at nginx's rates, gets fractions of its own."""
+    base = maxima.get(("litellm" if setup.name == "litellm" else "nginx", w.key))
+    return None if base is None else max(1.0, base["rps"] * fraction)
+
+
 class Group:
     """Setups measured together: all running, their runs interleaved round by round."""
 
@@ -129,16 +136,18 @@ class Group:
                               f"cpu {run.cpu_s:6.2f} s  errors {run.errors}  (round {r + 1})", flush=True)
 
     def fixed_rates(self) -> None:
-        """Latency runs at the rates `rate_of` gives."""
+        """Latency runs at the rates `rate_of` gives, from this group's or an earlier group's
+        throughput runs (LiteLLM's own, nginx's from the group before)."""
         requests = self.ctx.work / "requests"
         kinds = {"rate": 0.5, "light": self.args.light_fraction}
+        maxima = report.index(self.results["runs"], "max")  # the throughput rounds are done
         for r in self.rounds:
             for kind, fraction in kinds.items():
                 if fraction <= 0:
                     continue
                 for w in self.workloads:
                     for setup in rotated(list(self.running), r):
-                        rate = self.rate_of(setup, fraction, w)
+                        rate = rate_of(maxima, setup, fraction, w)
                         if rate is None:
                             continue
                         run = self.attempt(setup, f"{w.key} fixed rate (round {r + 1})", lambda: load.measure_rate(
@@ -173,13 +182,6 @@ class Group:
     def stop(self) -> None:
         for setup in self.members:
             setup.stop()
-
-    def rate_of(self, setup, fraction: float, w) -> float | None:
-        """A fraction of nginx's median throughput on `w`; LiteLLM, which only queues at nginx's
-        rates, gets fractions of its own."""
-        base = report.index(self.results["runs"], "max").get(
-            ("litellm" if setup.name == "litellm" else "nginx", w.key))
-        return None if base is None else max(1.0, base["rps"] * fraction)
 
     def run(self) -> None:
         self.start()
