@@ -189,6 +189,9 @@ where
 
         debug!("Sending header to upstream {:?}", req);
 
+        // tailmeter: change 4, the header waits for the body's first piece (see `cork`).
+        let corked = !session.is_body_empty() && cork::hold(client_session);
+
         match client_session.write_request_header(Box::new(req)).await {
             Ok(_) => { /* Continue */ }
             Err(e) => {
@@ -229,7 +232,13 @@ where
                 &mut downstream_custom_message_reader,
                 pipe_state.clone(),
             ),
-            self.proxy_handle_upstream(client_session, tx_upstream, rx_downstream, pipe_state),
+            self.proxy_handle_upstream(
+                client_session,
+                tx_upstream,
+                rx_downstream,
+                pipe_state,
+                corked,
+            ),
         );
 
         if let Some(custom_session) = session.downstream_session.as_custom_mut() {
@@ -321,6 +330,7 @@ where
         tx: mpsc::Sender<HttpTask>,
         mut rx: mpsc::Receiver<HttpTask>,
         pipe_state: Arc<AtomicU8>,
+        mut corked: bool,
     ) -> Result<bool>
     where
         SV: ProxyHttp + Send + Sync,
@@ -396,7 +406,12 @@ where
                 },
 
                 body = rx.recv(), if !request_done => {
-                    match send_body_to1(client_session, body).await {
+                    let sent = send_body_to1(client_session, body).await;
+                    // tailmeter: change 4, the header and the body's first piece go out together.
+                    if std::mem::take(&mut corked) {
+                        cork::release(client_session);
+                    }
+                    match sent {
                         Ok(send_done) => {
                             request_done = send_done;
                             // An upgraded request is terminated when either side is done
@@ -1141,6 +1156,50 @@ where
         }
 
         Ok(end_of_body)
+    }
+}
+
+/// tailmeter: change 4. An HTTP/1 request with a body is written as its header (flushed by
+/// Pingora's client) and then its body, two writes that went out as two TCP segments: the
+/// provider woke for each, and the proxy paid a second transmit. `TCP_CORK` holds the header's
+/// partial segment until the first piece of the body is written, then lets both go as one (full
+/// segments are never held, and Linux sends a corked partial segment after 200 ms at the most).
+/// Only for a connection with a socket of its own: a virtual one (a custom connector) has none.
+mod cork {
+    use pingora_core::protocols::http::v1::client::HttpSession;
+
+    /// Corks the connection's socket; false when it has none or the option was refused.
+    pub(super) fn hold(session: &HttpSession) -> bool {
+        set(session, 1)
+    }
+
+    /// Uncorks it: what it holds is sent now.
+    pub(super) fn release(session: &HttpSession) {
+        set(session, 0);
+    }
+
+    #[cfg(target_os = "linux")]
+    fn set(session: &HttpSession, on: libc::c_int) -> bool {
+        let fd = session.stream().id();
+        if fd < 0 {
+            return false;
+        }
+        // SAFETY: `fd` is the connection's open socket, and the option is a c_int read by value.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_CORK,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        rc == 0
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn set(_session: &HttpSession, _on: i32) -> bool {
+        false
     }
 }
 
