@@ -44,11 +44,21 @@ def find_binary(name: str, env_var: str) -> Path:
     )
 
 
+# Ports free_port has handed out in this process: the kernel may offer a closed one again at once,
+# and two calls for one instance (its listen and admin ports) must not get the same.
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, close), and that
+    this process was not given before."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 class Process:
