@@ -146,7 +146,7 @@ class Tailmeter(Setup):
     def start(self, ctx: Context) -> None:
         work = ctx.work / self.name
         work.mkdir(parents=True, exist_ok=True)
-        port, admin = procs.free_port(), procs.free_port()
+        port, admin = procs.free_ports(2)
         config = TAILMETER_CONFIG.format(port=port, admin=admin, threads=ctx.threads, upstream=ctx.upstream,
                                          openai=OPENAI_MODEL, anthropic=ANTHROPIC_MODEL, slow=SLOW,
                                          events=work / "events")
