@@ -1,6 +1,6 @@
 //! The access log's line per metered request, formatted without `tracing`'s formatter.
 //!
-//! Through `tracing`, the line's sixteen fields went through the fmt layer's field visitor one
+//! Through `tracing`, the line's seventeen fields went through the fmt layer's field visitor one
 //! `dyn` call at a time, and the timestamp through its own formatting: 3.4 % of a JSON request's
 //! samples under `perf`, against 1.7 % written here (tests/bench/RESULTS.md, optimization log
 //! 40). The line is written straight into a buffer kept per thread, in the very text the fmt
