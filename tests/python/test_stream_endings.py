@@ -249,3 +249,23 @@ def test_error_event_in_a_200_stream_is_estimated(tailmeter_metering: Tailmeter,
     rows = rows_for(tailmeter_metering, since_ms, ids)
     assert rows[ids[0]]["usage_source"] == "estimated", rows
     expect_counted(delta, stream, list(rows.values()), {"upstream_error_event": 1})
+
+
+def test_an_answer_cut_after_its_header_still_reaches_the_client(tailmeter_metering: Tailmeter) -> None:
+    """A JSON answer (it has a Content-Length) cut 40 bytes in, the cut 300 ms after those bytes:
+    Pingora holds a length-framed body until its end, so the header and the 40 bytes are still in
+    the client connection's buffer when the failure comes alone. The client gets them, then the
+    close, not a connection closed without a response."""
+    since_ms = int(time.time() * 1000) - 1
+    headers = {"authorization": f"Bearer {CLIENT_OPENAI_KEY}", "x-sim-fault": "cut-after=40,chunk-delay-ms=300"}
+    body = {"model": "gpt-4o", "messages": MESSAGES}
+    with http_client(SRC_ALICE, timeout=20.0) as http:
+        with http.stream("POST", f"{tailmeter_metering.base_url}/v1/chat/completions", json=body,
+                         headers=headers) as resp:
+            assert resp.status_code == 200
+            request_id = resp.headers[REQUEST_ID]
+            with pytest.raises(httpx2.TransportError):
+                for _ in resp.iter_raw():
+                    pass
+    rows = rows_for(tailmeter_metering, since_ms, [request_id])
+    assert (rows[request_id]["status"], rows[request_id]["usage_source"]) == (200, "estimated"), rows

@@ -381,13 +381,10 @@ impl ProxyHttp for Proxy {
             error_code: 0,
             can_reuse_downstream: false,
         };
-        if let Some(status) = session.response_written().map(|written| written.status) {
-            // Headers already went out (a stream broke mid-way): nothing more can be said. What
-            // the client connection still holds of them and of the body is sent before it closes:
-            // Pingora flushes a body with a length only at its end, and would drop the rest.
-            session.downstream_session.shutdown().await;
+        if let Some(written) = session.response_written() {
+            // Headers already went out (a stream broke mid-way): nothing more can be said.
             return FailToProxy {
-                error_code: status.as_u16(),
+                error_code: written.status.as_u16(),
                 ..failed
             };
         }
