@@ -58,6 +58,9 @@ pub fn run(config: &Config, path: &Path) {
         // Attempts per request: a retry is only for what the provider never processed
         // (`Proxy::error_while_proxy`), so a few on fresh connections are plenty.
         max_retries: MAX_ATTEMPTS,
+        // One single-threaded runtime per worker, each serving its own connections whole
+        // (`crate::home`): no request wakes a second thread.
+        work_stealing: false,
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);

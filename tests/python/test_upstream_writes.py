@@ -1,11 +1,15 @@
-"""How a request reaches the provider on the wire (vendor/README.md, change 4).
+"""How a request reaches the provider, and a small answer the client, on the wire.
 
 Pingora's HTTP/1 client writes a request's header and flushes it, then writes the body: two
 TCP segments, and the provider woke once for each. tailmeter corks the provider socket
 (`TCP_CORK`) for the header and uncorks it after the body's first write, so the header and a
-small body arrive together. The provider here is a plain socket that counts, per request, the TCP
-segments with data it received (the kernel's `tcpi_data_segs_in`), and answers with a recorded
-OpenAI chat completion.
+small body arrive together (vendor/README.md, change 4). The other way, Pingora writes the
+response header and then the body, and relies on its listener's write buffer to send them
+together; tailmeter moves each client connection to the thread that serves it, which drops that
+buffer, so its client wrapper keeps one (`proxy/src/timeouts/write_buffer.rs`). The provider here
+is a plain socket that counts, per request, the TCP segments with data it received (the kernel's
+`tcpi_data_segs_in`), and answers with a recorded OpenAI chat completion; the client counts the
+same on its side.
 """
 
 from __future__ import annotations
@@ -117,3 +121,29 @@ def test_the_header_and_a_small_body_reach_the_provider_in_one_segment(wire: tup
         assert segments == 1, (segments, len(whole))
         sent = json.loads(whole.split(b"\r\n\r\n", 1)[1])
         assert sent["messages"][0]["content"] == "x" * 4000
+
+
+def test_a_small_answer_reaches_the_client_in_one_segment(wire: tuple[Tailmeter, WireProvider]) -> None:
+    tm, _ = wire
+    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}).encode()
+    request = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: tailmeter\r\n"
+               b"authorization: Bearer %s\r\ncontent-type: application/json\r\n"
+               b"content-length: %d\r\n\r\n%s" % (CLIENT_OPENAI_KEY.encode(), len(body), body))
+    host, port = tm.listen.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), source_address=(cfg.SRC_ALICE, 0), timeout=10) as conn:
+        for _ in range(5):  # one connection, kept alive
+            before = data_segments_in(conn)
+            conn.sendall(request)
+            answer = conn.recv(1 << 16)
+            while b"\r\n\r\n" not in answer:
+                answer += conn.recv(1 << 16)
+            head, rest = answer.split(b"\r\n\r\n", 1)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            while len(rest) < length:
+                rest += conn.recv(1 << 16)
+            # The premise: header and body fit in one segment's buffer (1,460 bytes).
+            assert len(answer) < 1460, len(answer)
+            assert json.loads(rest)["usage"]["completion_tokens"] == 100
+            assert data_segments_in(conn) - before == 1, head

@@ -19,7 +19,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -34,11 +34,13 @@ use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{sleep, Instant, Sleep};
 
+use super::write_buffer::WriteBuffer;
 use super::HeaderEnd;
 use crate::api_error::{ApiError, ErrorFormat, ErrorKind};
 use crate::gateway::SharedGateway;
 
-/// The proxy's server app, with every accepted connection under a header deadline.
+/// The proxy's server app, with every accepted connection moved to the thread that serves it
+/// ([`crate::home`]) and under a header deadline.
 pub struct HeaderDeadlineApp<A> {
     inner: Arc<A>,
     gateway: SharedGateway,
@@ -63,6 +65,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeaderDeadlineApp<A> {
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let timeout = self.gateway.load().config.server.client_header_timeout;
+        let session = crate::home::rehome(session);
         let stream: Stream = Box::new(HeaderDeadline::new(session, timeout));
         self.inner.process_new(stream, shutdown).await
     }
@@ -109,6 +112,8 @@ pub struct HeaderDeadline {
     /// Bytes of the current header seen so far.
     seen: usize,
     deadline: Pin<Box<Sleep>>,
+    /// Small writes held until the next flush (Pingora's listener buffer, kept here).
+    out: WriteBuffer,
 }
 
 impl HeaderDeadline {
@@ -121,6 +126,7 @@ impl HeaderDeadline {
             end: HeaderEnd::default(),
             seen: 0,
             deadline: Box::pin(sleep(timeout)),
+            out: WriteBuffer::default(),
         }
     }
 
@@ -216,7 +222,7 @@ impl AsyncWrite for HeaderDeadline {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let written = Pin::new(&mut this.inner).poll_write(cx, buf);
+        let written = this.out.poll_write(&mut this.inner, cx, buf);
         if let Poll::Ready(Ok(n)) = written {
             this.wrote(buf, n);
         }
@@ -229,7 +235,7 @@ impl AsyncWrite for HeaderDeadline {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let written = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        let written = this.out.poll_write_vectored(&mut this.inner, cx, bufs);
         if let Poll::Ready(Ok(n)) = written {
             let first = bufs
                 .iter()
@@ -241,22 +247,29 @@ impl AsyncWrite for HeaderDeadline {
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        true
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        ready!(this.out.poll_drain(&mut this.inner, cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        ready!(this.out.poll_drain(&mut this.inner, cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 
 #[async_trait]
 impl Shutdown for HeaderDeadline {
     async fn shutdown(&mut self) {
-        self.inner.shutdown().await;
+        // What is held goes out before the close, as a flush would have sent it.
+        let Self { inner, out, .. } = self;
+        let _ = std::future::poll_fn(|cx| out.poll_drain(inner, cx)).await;
+        inner.shutdown().await;
     }
 }
 

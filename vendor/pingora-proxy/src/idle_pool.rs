@@ -35,11 +35,12 @@ impl Idle {
     }
 }
 
-/// Idle upstream streams by the peer's reuse hash, the most recently returned last.
+/// Idle upstream streams by the peer's reuse hash (and worker thread, see `runtime_salt`), the
+/// most recently returned last.
 pub(crate) struct IdlePool {
     per_peer: Mutex<HashMap<u64, VecDeque<Idle>>>,
-    /// Most idle connections kept per peer: Pingora's `upstream_keepalive_pool_size` × threads,
-    /// what its own pool keeps in all.
+    /// Most idle connections kept per peer (and worker thread): Pingora's
+    /// `upstream_keepalive_pool_size` × threads, what its own pool keeps in all.
     per_peer_limit: usize,
     /// Whether the sweep task was started.
     sweeping: AtomicBool,
@@ -56,6 +57,7 @@ impl IdlePool {
 
     /// A usable idle stream to the peer with this reuse hash, if there is one.
     pub(crate) fn take(&self, key: u64) -> Option<Stream> {
+        let key = key ^ runtime_salt();
         let now = Instant::now();
         loop {
             let mut idle = {
@@ -71,6 +73,7 @@ impl IdlePool {
 
     /// Keep a stream whose last response ended cleanly for the next request to the peer.
     pub(crate) fn put(self: &Arc<Self>, key: u64, stream: Stream, idle_timeout: Option<Duration>) {
+        let key = key ^ runtime_salt();
         if self.per_peer_limit == 0 {
             return;
         }
@@ -136,6 +139,25 @@ async fn sweep(pool: Weak<IdlePool>) {
             Some(pool) => pool.sweep_once(),
             None => return,
         }
+    }
+}
+
+/// What keeps each worker's connections apart under single-threaded runtimes (Pingora's
+/// `work_stealing = false`): a stream is registered with the I/O driver of the runtime that
+/// opened it, so a request on another thread taking it would have its every readiness wake that
+/// thread first. Under a work-stealing runtime all workers share the lists.
+fn runtime_salt() -> u64 {
+    use std::sync::atomic::AtomicU64;
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static SALT: u64 = NEXT.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    let own_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|rt| rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
+    if own_thread {
+        SALT.with(|salt| *salt)
+    } else {
+        0
     }
 }
 
