@@ -273,6 +273,16 @@ impl Shutdown for HeaderDeadline {
     }
 }
 
+impl Drop for HeaderDeadline {
+    /// What is still held is sent if the socket takes it now, as Pingora's own stream does when
+    /// dropped: a connection closed on an error (a provider's stream cut after its header) is
+    /// never flushed, and the client would lose the header and body it was owed.
+    fn drop(&mut self) {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let _ = self.out.poll_drain(&mut self.inner, &mut cx);
+    }
+}
+
 impl UniqueID for HeaderDeadline {
     fn id(&self) -> UniqueIDType {
         self.inner.id()

@@ -3,10 +3,11 @@
 //!
 //! Pingora's listener gives each accepted stream such a buffer (1,460 bytes) and its HTTP/1
 //! server relies on it: it writes a header and then the body, and flushes at the end. A
-//! connection moved to its serving thread (`crate::server::rehome`) is a new stream without one,
+//! connection moved to its serving thread (`crate::home::rehome`) is a new stream without one,
 //! so [`super::client::HeaderDeadline`], which wraps every client connection, keeps it instead.
 //! The rules are tokio's `BufWriter`'s: a write that would overflow the buffer first drains it,
-//! and one as large as the buffer goes straight through.
+//! and one as large as the buffer goes straight through. Like Pingora's stream, the wrapper
+//! sends what is held when it is dropped, if the socket takes it at once.
 
 use std::io;
 use std::pin::Pin;
