@@ -451,6 +451,11 @@ where
                         let (server_reused, mut error) = self
                             .proxy_to_h2_upstream(session, &mut h2, client_reused, &peer, ctx)
                             .await;
+                        // tailmeter: change 5, a connection the provider is ending (GOAWAY) or
+                        // that broke is not pooled again, even before its driver has seen it end.
+                        if error.as_deref().is_some_and(h2_connection_ended) {
+                            h2.conn.mark_shutdown();
+                        }
                         let session = ClientSession::H2(h2);
                         self.client_upstream
                             .release_http_session(session, &*peer, peer.idle_timeout())
@@ -1045,6 +1050,14 @@ impl H1UpgradeRequestSnapshot {
         // current proxy paths record it before upstream responses can be handled.
         matches!(self.upstream, Some(upstream) if self.downstream != upstream)
     }
+}
+
+// tailmeter: change 5, whether an HTTP/2 attempt's error ended its whole connection: the
+// provider sent GOAWAY (the attempt's stream was past its last stream) or the socket broke.
+fn h2_connection_ended(e: &Error) -> bool {
+    e.root_cause()
+        .downcast_ref::<h2::Error>()
+        .is_some_and(|h2| h2.is_go_away() || h2.is_io())
 }
 
 /// Rejects a 101 response when the downstream and upstream H1 upgrade state differs.
