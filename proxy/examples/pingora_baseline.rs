@@ -1,7 +1,9 @@
 //! The benchmark's Pingora baseline: a proxy on the same Pingora build as tailmeter that only
 //! forwards every request to one upstream, with no identity, routing, usage parsing, metrics or
 //! sink. tests/bench runs it beside tailmeter so the results show what the framework itself
-//! costs on a machine and what tailmeter's metering adds on top.
+//! costs on a machine and what tailmeter's metering adds on top. It keeps Pingora's default
+//! runtime (work stealing), where tailmeter runs one runtime per thread (`tailmeter::home`), so
+//! it is also the stock framework that change is measured against.
 //!
 //! `pingora_baseline LISTEN UPSTREAM THREADS`, for example
 //! `pingora_baseline 127.0.0.1:8080 127.0.0.1:9000 2`.

@@ -82,7 +82,7 @@ class Nginx(Setup):
 
 
 class Pingora(Setup):
-    name, title = "pingora", "Pingora alone: the same Pingora build forwarding to the upstream, nothing metered"
+    name, title = "pingora", "Pingora alone: the same Pingora build with its default runtime (work stealing), forwarding to the upstream, nothing metered"
 
     def start(self, ctx: Context) -> None:
         port = procs.free_port()
