@@ -264,8 +264,10 @@ def test_an_answer_cut_after_its_header_still_reaches_the_client(tailmeter_meter
                          headers=headers) as resp:
             assert resp.status_code == 200
             request_id = resp.headers[REQUEST_ID]
+            received = bytearray()
             with pytest.raises(httpx2.TransportError):
-                for _ in resp.iter_raw():
-                    pass
+                for piece in resp.iter_raw():
+                    received += piece
+    assert len(received) == 40, bytes(received)
     rows = rows_for(tailmeter_metering, since_ms, [request_id])
     assert (rows[request_id]["status"], rows[request_id]["usage_source"]) == (200, "estimated"), rows

@@ -35,29 +35,33 @@ impl Idle {
     }
 }
 
-/// Idle upstream streams by the peer's reuse hash (and worker thread, see `runtime_salt`), the
+/// Idle upstream streams by the peer's reuse hash (and worker thread, see `thread_salt`), the
 /// most recently returned last.
 pub(crate) struct IdlePool {
     per_peer: Mutex<HashMap<u64, VecDeque<Idle>>>,
-    /// Most idle connections kept per peer (and worker thread): Pingora's
-    /// `upstream_keepalive_pool_size` × threads, what its own pool keeps in all.
+    /// Most idle connections kept per peer by each worker thread: Pingora's
+    /// `upstream_keepalive_pool_size`.
+    per_thread_limit: usize,
+    /// Most idle connections kept per peer in all: `per_thread_limit` × threads, what Pingora's
+    /// own pool keeps; the limit of the one list all workers share under work stealing.
     per_peer_limit: usize,
     /// Whether the sweep task was started.
     sweeping: AtomicBool,
 }
 
 impl IdlePool {
-    pub(crate) fn new(per_peer_limit: usize) -> Arc<Self> {
+    pub(crate) fn new(per_thread_limit: usize, threads: usize) -> Arc<Self> {
         Arc::new(IdlePool {
             per_peer: Mutex::new(HashMap::new()),
-            per_peer_limit,
+            per_thread_limit,
+            per_peer_limit: per_thread_limit * threads,
             sweeping: AtomicBool::new(false),
         })
     }
 
     /// A usable idle stream to the peer with this reuse hash, if there is one.
     pub(crate) fn take(&self, key: u64) -> Option<Stream> {
-        let key = key ^ runtime_salt();
+        let key = key ^ thread_salt().unwrap_or(0);
         let now = Instant::now();
         loop {
             let mut idle = {
@@ -73,8 +77,11 @@ impl IdlePool {
 
     /// Keep a stream whose last response ended cleanly for the next request to the peer.
     pub(crate) fn put(self: &Arc<Self>, key: u64, stream: Stream, idle_timeout: Option<Duration>) {
-        let key = key ^ runtime_salt();
-        if self.per_peer_limit == 0 {
+        let (key, limit) = match thread_salt() {
+            Some(salt) => (key ^ salt, self.per_thread_limit),
+            None => (key, self.per_peer_limit),
+        };
+        if limit == 0 {
             return;
         }
         let now = Instant::now();
@@ -87,7 +94,7 @@ impl IdlePool {
             let list = per_peer.entry(key).or_default();
             list.push_back(idle);
             // The oldest go first: past the limit, or expired.
-            if list.len() > self.per_peer_limit || list.front().is_some_and(|i| i.expired(now)) {
+            if list.len() > limit || list.front().is_some_and(|i| i.expired(now)) {
                 list.pop_front()
             } else {
                 None
@@ -145,20 +152,17 @@ async fn sweep(pool: Weak<IdlePool>) {
 /// What keeps each worker's connections apart under single-threaded runtimes (Pingora's
 /// `work_stealing = false`): a stream is registered with the I/O driver of the runtime that
 /// opened it, so a request on another thread taking it would have its every readiness wake that
-/// thread first. Under a work-stealing runtime all workers share the lists.
-fn runtime_salt() -> u64 {
+/// thread first. `None` under a work-stealing runtime, where all workers share the lists. A
+/// worker thread runs one runtime for its life, so this is settled at its first request.
+fn thread_salt() -> Option<u64> {
     use std::sync::atomic::AtomicU64;
     static NEXT: AtomicU64 = AtomicU64::new(1);
     thread_local! {
-        static SALT: u64 = NEXT.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        static SALT: Option<u64> = tokio::runtime::Handle::try_current()
+            .is_ok_and(|rt| rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
+            .then(|| NEXT.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     }
-    let own_thread = tokio::runtime::Handle::try_current()
-        .is_ok_and(|rt| rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
-    if own_thread {
-        SALT.with(|salt| *salt)
-    } else {
-        0
-    }
+    SALT.with(|salt| *salt)
 }
 
 /// Whether an idle stream has nothing to read: the upstream neither closed it nor sent bytes

@@ -228,7 +228,7 @@ impl<SV> HttpProxy<SV, ()> {
         HttpProxy {
             inner,
             client_upstream: Connector::new(Some(ConnectorOptions::from_server_conf(&conf))),
-            h1_idle: idle_pool::IdlePool::new(conf.upstream_keepalive_pool_size * conf.threads),
+            h1_idle: idle_pool::IdlePool::new(conf.upstream_keepalive_pool_size, conf.threads),
             shutdown: ShardedNotify::new(conf.threads),
             shutdown_flag: Arc::new(AtomicBool::new(false)),
             server_options: None,
@@ -265,7 +265,7 @@ where
         HttpProxy {
             inner,
             client_upstream,
-            h1_idle: idle_pool::IdlePool::new(conf.upstream_keepalive_pool_size * conf.threads),
+            h1_idle: idle_pool::IdlePool::new(conf.upstream_keepalive_pool_size, conf.threads),
             shutdown: ShardedNotify::new(conf.threads),
             shutdown_flag: Arc::new(AtomicBool::new(false)),
             server_options,
