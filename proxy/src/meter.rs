@@ -9,7 +9,9 @@
 //!   server never reports usage): whatever figures the provider did report are kept
 //!   (e.g. Anthropic's `message_start` input and cache figures), the rest estimated
 //!   ([`crate::usage::estimate`]: input from the request, output from the text that
-//!   passed), `estimated`, with the reason;
+//!   passed), `estimated`, with the reason. The input estimate can take milliseconds, so
+//!   [`Meter::settle`] leaves it to the caller ([`InputPending`]), which makes it away from
+//!   the worker thread;
 //! - an error status with no usage: nothing was billed, `none`;
 //! - never sent: `none`.
 //!
@@ -25,6 +27,7 @@
 //! provider finish, and bill, a response nobody reads; the usage of such a request is estimated.
 
 mod decode;
+mod pending;
 #[cfg(test)]
 mod tests;
 
@@ -36,8 +39,9 @@ use http::HeaderMap;
 use tailmeter_exporters::{TokenCounts, UsageSource};
 
 use self::decode::CodedTap;
+pub use self::pending::InputPending;
 use crate::usage::openai_chat::IncludeUsageStripper;
-use crate::usage::{estimate, Dialect, Framing, Tokens, UsageTap};
+use crate::usage::{estimate, Dialect, Framing, Tokens, Usage, UsageTap};
 
 /// The most bytes buffered to parse usage: a whole non-streamed response body, or one event.
 const JSON_BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -74,6 +78,15 @@ pub struct Metered {
     pub response_model: Option<String>,
 }
 
+/// What a request used, or all of it but its input, which is to be estimated from the request.
+#[derive(Debug)]
+pub enum Settled {
+    /// Nothing is left to work out.
+    Done(Metered),
+    /// The input is estimated from the request body: see [`InputPending`] for where.
+    NeedsInput(InputPending),
+}
+
 /// What the request was, for estimating its input.
 struct Request {
     dialect: Dialect,
@@ -84,6 +97,9 @@ struct Request {
 /// The response-side state of one proxied request.
 pub struct Meter {
     started: Instant,
+    /// When the request was over (set by [`Meter::settle`]): its duration does not include the
+    /// time its input estimate takes.
+    ended: Option<Instant>,
     first_byte: Option<Instant>,
     upstream_status: Option<u16>,
     streaming: bool,
@@ -98,6 +114,7 @@ impl Meter {
     pub fn start() -> Self {
         Self {
             started: Instant::now(),
+            ended: None,
             first_byte: None,
             upstream_status: None,
             streaming: false,
@@ -196,20 +213,36 @@ impl Meter {
             .map(|at| at.duration_since(self.started).as_secs_f64() * 1000.0)
     }
 
-    /// Milliseconds since the start.
+    /// Milliseconds from the start to the end of the request, or to now while it lasts.
     pub fn elapsed_ms(&self) -> f64 {
-        self.started.elapsed().as_secs_f64() * 1000.0
+        let until = self.ended.unwrap_or_else(Instant::now);
+        until.duration_since(self.started).as_secs_f64() * 1000.0
     }
 
-    /// What the request used. Call once, when the request is over.
+    /// What the request used, its input estimated on this thread. Call once, when the request
+    /// is over.
     pub fn finish(&mut self, ending: Ending) -> Metered {
+        match self.settle(ending) {
+            Settled::Done(metered) => metered,
+            Settled::NeedsInput(pending) => pending.estimate_here(),
+        }
+    }
+
+    /// What the request used, but for an input estimate still to make. Call once, when the
+    /// request is over.
+    pub fn settle(&mut self, ending: Ending) -> Settled {
+        self.ended.get_or_insert_with(Instant::now);
         let Some(request) = self.request.as_ref().filter(|_| ending != Ending::NotSent) else {
-            return nothing(None);
+            return Settled::Done(nothing(None));
+        };
+        let pending = |reported: Usage, passed, reason, response_model| {
+            let (model, body) = (Arc::clone(&request.model), request.body.clone());
+            InputPending::new(model, body, reported, passed, reason, response_model)
         };
         let Some(coded) = self.tap.as_mut() else {
             // Sent, but no response header came back: the provider may have read the prompt.
-            let input = estimate::input_tokens(&request.model, &request.body);
-            return estimated(input_only(input), ending_reason(ending), None);
+            let reason = ending_reason(ending);
+            return Settled::NeedsInput(pending(Usage::default(), 0, reason, None));
         };
         coded.finish();
         let fault = coded.fault();
@@ -217,12 +250,12 @@ impl Meter {
         let response_model = tap.response_model().map(str::to_owned);
         let reported = tap.usage();
         if let Some(tokens) = tap.final_tokens() {
-            return Metered {
+            return Settled::Done(Metered {
                 tokens: counts(tokens),
                 source: UsageSource::Provider,
                 missing_reason: None,
                 response_model,
-            };
+            });
         }
         let reason = match (ending, fault) {
             (Ending::Complete, _) if tap.provider_error().is_some() => "upstream_error_event",
@@ -233,24 +266,17 @@ impl Meter {
         };
         if self.upstream_status.is_some_and(|s| s >= 400) && reported.normalize().is_none() {
             // Providers do not bill a request they refused.
-            return Metered {
+            return Settled::Done(Metered {
                 response_model,
                 ..nothing(Some("upstream_error_status"))
-            };
+            });
         }
-        let input = reported
-            .input
-            .unwrap_or_else(|| estimate::input_tokens(&request.model, &request.body));
         let passed = estimate::output_tokens(tap.content_bytes());
-        let output = reported.output.unwrap_or(0).max(passed);
-        let tokens = Tokens {
-            input,
-            output,
-            cache_read: reported.cache_read.unwrap_or(0).min(input),
-            cache_write: reported.cache_write.unwrap_or(0).min(input),
-            reasoning: reported.reasoning.unwrap_or(0).min(output),
-        };
-        estimated(tokens, reason, response_model)
+        let pending = pending(reported, passed, reason, response_model);
+        match reported.input {
+            Some(input) => Settled::Done(pending.with_input(input)),
+            None => Settled::NeedsInput(pending),
+        }
     }
 }
 
@@ -262,13 +288,6 @@ fn ending_reason(ending: Ending) -> &'static str {
         Ending::UpstreamFirstByteTimeout => "upstream_first_byte_timeout",
         Ending::Shutdown => "shutdown",
         Ending::UpstreamFailed | Ending::Complete | Ending::NotSent => "upstream_reset",
-    }
-}
-
-fn input_only(input: u64) -> Tokens {
-    Tokens {
-        input,
-        ..Tokens::default()
     }
 }
 
@@ -288,14 +307,5 @@ fn nothing(missing_reason: Option<&'static str>) -> Metered {
         source: UsageSource::None,
         missing_reason,
         response_model: None,
-    }
-}
-
-fn estimated(tokens: Tokens, reason: &'static str, response_model: Option<String>) -> Metered {
-    Metered {
-        tokens: counts(tokens),
-        source: UsageSource::Estimated,
-        missing_reason: Some(reason),
-        response_model,
     }
 }

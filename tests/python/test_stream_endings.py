@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -271,3 +272,39 @@ def test_an_answer_cut_after_its_header_still_reaches_the_client(tailmeter_meter
     assert len(received) == 40, bytes(received)
     rows = rows_for(tailmeter_metering, since_ms, [request_id])
     assert (rows[request_id]["status"], rows[request_id]["usage_source"]) == (200, "estimated"), rows
+
+
+def test_long_prompts_without_usage_are_estimated_once_each(tailmeter_metering: Tailmeter, sim: Sim) -> None:
+    """A 600 kB prompt's input estimate takes the tokenizer tens of milliseconds, made away from
+    the thread serving the connection. Four clients hanging up at once and one answer that ends
+    without its usage report each still get one row, with the same estimate (same prompt, same
+    model), and the answer that ended whole reaches its client whole."""
+    chat = next(s for s in streams(sim) if s.name == "chat")
+    prose = "The committee reviews the quarterly figures, line by line, before lunch. " * 8000
+    body = {**chat.body, **chat.sim_body, "messages": [{"role": "user", "content": prose}]}
+    since_ms = int(time.time() * 1000) - 1
+    delta = tailmeter_metering.metrics.delta()
+
+    def hang_up(_: int) -> str:
+        headers = {**chat.client_headers, "x-sim-fault": "chunk-delay-ms=200"}
+        with http_client(SRC_ALICE, timeout=20.0) as http:
+            with http.stream("POST", f"{tailmeter_metering.base_url}{chat.path}", json=body,
+                             headers=headers) as resp:
+                next(resp.iter_raw())
+                return resp.headers[REQUEST_ID]
+
+    with ThreadPoolExecutor(4) as pool:
+        cut_ids = list(pool.map(hang_up, range(4)))
+    headers = {**chat.client_headers, "x-sim-fault": "end-after=700"}
+    with http_client(SRC_ALICE, timeout=20.0) as http:
+        resp = http.post(f"{tailmeter_metering.base_url}{chat.path}", json=body, headers=headers)
+    assert resp.status_code == 200 and len(resp.content) == 700, resp.content
+    ended_id = resp.headers[REQUEST_ID]
+
+    rows = rows_for(tailmeter_metering, since_ms, [*cut_ids, ended_id])
+    assert sorted(rows) == sorted([*cut_ids, ended_id]), rows
+    inputs = {int(row["input_tokens"]) for row in rows.values()}
+    assert len(inputs) == 1, rows
+    assert len(prose) / 8 < inputs.pop() < len(prose) / 3, rows
+    assert all(row["usage_source"] == "estimated" for row in rows.values()), rows
+    expect_counted(delta, chat, list(rows.values()), {"client_disconnect": 4, "not_reported": 1})

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use tailmeter_exporters::{TokenCounts, UsageSource};
 
-use super::{Ending, Meter, Metered};
+use super::{Ending, Meter, Metered, Settled};
 use crate::usage::tests::fixture;
 use crate::usage::{estimate, Dialect};
 
@@ -26,8 +26,8 @@ fn headers(content_type: &str, extra: &[(&'static str, &str)]) -> HeaderMap {
     headers
 }
 
-/// A meter that saw `status` with `headers`, then `body` in 7-byte pieces (ending the
-/// body only when `ending` is `Complete`), then the ending.
+/// What a meter that saw `status` with `headers`, then `body` in 7-byte pieces (ending the
+/// body only when `ending` is `Complete`), then the ending, says.
 fn meter(
     dialect: Dialect,
     model: &str,
@@ -35,6 +35,17 @@ fn meter(
     response: Option<(u16, HeaderMap, &[u8])>,
     ending: Ending,
 ) -> Metered {
+    fed(dialect, model, request, response, ending).finish(ending)
+}
+
+/// The meter of [`meter`], before its ending.
+fn fed(
+    dialect: Dialect,
+    model: &str,
+    request: &[u8],
+    response: Option<(u16, HeaderMap, &[u8])>,
+    ending: Ending,
+) -> Meter {
     let mut meter = Meter::start();
     meter.expect_usage(dialect, Arc::from(model), Bytes::copy_from_slice(request));
     if let Some((status, headers, body)) = response {
@@ -46,7 +57,7 @@ fn meter(
             meter.on_body(&mut None, true);
         }
     }
-    meter.finish(ending)
+    meter
 }
 
 fn sse() -> HeaderMap {
@@ -99,6 +110,64 @@ fn a_cut_stream_is_estimated_with_its_reason() {
         assert_eq!(got.tokens.input, input);
         assert!(got.tokens.output > 0, "text passed before the cut");
     }
+}
+
+#[test]
+fn only_an_input_the_provider_did_not_report_waits_for_an_estimate() {
+    let body = fixture("openai_chat_stream_usage.sse");
+    let half = &body[..body.len() / 2];
+    let cut = || {
+        fed(
+            Dialect::OpenAiChat,
+            "gpt-4o",
+            CHAT_REQUEST,
+            Some((200, sse(), half)),
+            Ending::ClientGone,
+        )
+    };
+    let Settled::NeedsInput(pending) = cut().settle(Ending::ClientGone) else {
+        panic!("a cut OpenAI stream reports no input");
+    };
+    assert_eq!(pending.estimate_here(), cut().finish(Ending::ClientGone));
+    let mut sent = fed(
+        Dialect::OpenAiChat,
+        "gpt-4o",
+        CHAT_REQUEST,
+        None,
+        Ending::UpstreamFailed,
+    );
+    assert!(matches!(
+        sent.settle(Ending::UpstreamFailed),
+        Settled::NeedsInput(_)
+    ));
+    // Anthropic's message_start reports the input: nothing waits.
+    let text = String::from_utf8(fixture("anthropic_messages_stream_basic.sse")).expect("UTF-8");
+    let at = text.find("event: content_block_stop").expect("present");
+    let response = Some((200, sse(), &text.as_bytes()[..at]));
+    let mut started = fed(
+        Dialect::AnthropicMessages,
+        "claude-sonnet-4-5",
+        b"{}",
+        response,
+        Ending::ClientGone,
+    );
+    assert!(matches!(
+        started.settle(Ending::ClientGone),
+        Settled::Done(_)
+    ));
+    let whole = fixture("openai_chat_stream_usage.sse");
+    let response = Some((200, sse(), whole.as_slice()));
+    let mut complete = fed(
+        Dialect::OpenAiChat,
+        "gpt-4o",
+        CHAT_REQUEST,
+        response,
+        Ending::Complete,
+    );
+    assert!(matches!(
+        complete.settle(Ending::Complete),
+        Settled::Done(_)
+    ));
 }
 
 #[test]

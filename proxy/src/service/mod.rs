@@ -20,7 +20,7 @@ use crate::api_error::{ApiError, ErrorFormat};
 use crate::endpoint::Endpoint;
 use crate::gateway::{Gateway, SharedGateway};
 use crate::identity::{Caller, Unresolved};
-use crate::meter::{Ending, Meter};
+use crate::meter::{Ending, InputPending, Meter, Settled};
 use crate::routing::Route;
 use crate::timeouts::upstream::UpstreamTimeout;
 use crate::trace_context::{TraceContext, TRACEPARENT};
@@ -71,21 +71,27 @@ pub struct RequestCtx {
     /// (its task cut when the shutdown grace ends) is recorded on drop instead, as ended by
     /// shutdown, so no request goes unaccounted.
     unrecorded: Option<Arc<Gateway>>,
+    /// A response delivered whole whose input is still to be estimated, with its status: left
+    /// by `response_body_filter` for `logging`, which can wait for the estimate.
+    delivered: Option<(u16, InputPending)>,
 }
 
 impl Drop for RequestCtx {
     fn drop(&mut self) {
         if let Some(gateway) = self.unrecorded.take() {
-            let status = self
-                .local_status
-                .or(self.meter.upstream_status())
-                .unwrap_or(0);
-            let ending = if self.connected {
-                Ending::Shutdown
-            } else {
-                Ending::NotSent
+            let (status, metered) = match self.delivered.take() {
+                Some((status, pending)) => (status, pending.estimate_here()),
+                None => {
+                    let status = self.local_status.or(self.meter.upstream_status());
+                    let ending = if self.connected {
+                        Ending::Shutdown
+                    } else {
+                        Ending::NotSent
+                    };
+                    (status.unwrap_or(0), self.meter.finish(ending))
+                }
             };
-            record::record(&gateway, self, status, ending);
+            record::record(&gateway, self, status, metered);
         }
     }
 }
@@ -114,6 +120,7 @@ impl ProxyHttp for Proxy {
         let gateway = self.gateway.load_full();
         RequestCtx {
             unrecorded: Some(Arc::clone(&gateway)),
+            delivered: None,
             gateway,
             request_id: uuid::Uuid::now_v7().simple().to_string(),
             started_ms: SystemTime::now()
@@ -318,10 +325,11 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
         ctx.meter.on_body(body, end_of_stream);
-        if end_of_stream && ctx.unrecorded.take().is_some() {
+        if end_of_stream && ctx.unrecorded.is_some() && ctx.delivered.is_none() {
             // Recorded before the last bytes go out, not in `logging`: a response the client
             // has whole then always has its usage row journaled, even if the process dies
-            // the next instant.
+            // the next instant. One whose input must be estimated is recorded in `logging`,
+            // where the estimate does not hold up this thread.
             // The final header may not be written yet (only a `100 Continue` may have been).
             let status = session
                 .response_written()
@@ -329,8 +337,14 @@ impl ProxyHttp for Proxy {
                 .filter(|status| *status >= 200)
                 .or(ctx.meter.upstream_status())
                 .unwrap_or(0);
-            let gateway = Arc::clone(&ctx.gateway);
-            record::record(&gateway, ctx, status, Ending::Complete);
+            match ctx.meter.settle(Ending::Complete) {
+                Settled::Done(metered) => {
+                    ctx.unrecorded = None;
+                    let gateway = Arc::clone(&ctx.gateway);
+                    record::record(&gateway, ctx, status, metered);
+                }
+                Settled::NeedsInput(pending) => ctx.delivered = Some((status, pending)),
+            }
         }
         Ok(None)
     }
@@ -405,31 +419,57 @@ impl ProxyHttp for Proxy {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        if ctx.unrecorded.take().is_none() {
+        if ctx.unrecorded.is_none() {
             return; // recorded as its last bytes passed (response_body_filter)
         }
-        let status = session
-            .response_written()
-            .map(|r| r.status.as_u16())
-            .or(ctx.local_status)
-            .unwrap_or(0);
-        let ending = match e {
-            _ if !ctx.connected => Ending::NotSent,
-            None => Ending::Complete,
-            Some(e) if *e.esource() == ErrorSource::Downstream => Ending::ClientGone,
-            Some(_) if ctx.gateway.is_draining() => Ending::Shutdown,
-            Some(e) => {
-                let header_seen = ctx.meter.upstream_status().is_some();
-                let route = ctx.route.as_ref();
-                match route.and_then(|r| r.upstream.timed_out(e, header_seen)) {
-                    Some(UpstreamTimeout::FirstByte(_)) => Ending::UpstreamFirstByteTimeout,
-                    Some(UpstreamTimeout::Idle(_)) => Ending::UpstreamIdleTimeout,
-                    None => Ending::UpstreamFailed,
-                }
+        if ctx.delivered.is_none() {
+            let status = session
+                .response_written()
+                .map(|r| r.status.as_u16())
+                .or(ctx.local_status)
+                .unwrap_or(0);
+            let ending = ending(e, ctx);
+            match ctx.meter.settle(ending) {
+                Settled::Done(metered) => return record_now(ctx, status, metered),
+                Settled::NeedsInput(pending) => ctx.delivered = Some((status, pending)),
             }
+        }
+        // Kept in the context while the estimate runs: a task cut meanwhile (shutdown) still
+        // records the request when it is dropped.
+        let Some((_, pending)) = ctx.delivered.as_ref() else {
+            return;
         };
+        let input = pending.estimate_elsewhere().await;
+        if let Some((status, pending)) = ctx.delivered.take() {
+            record_now(ctx, status, pending.with_input(input));
+        }
+    }
+}
+
+/// How a request that reached `logging` ended (`e`: the error that ended it, if any).
+fn ending(e: Option<&Error>, ctx: &RequestCtx) -> Ending {
+    match e {
+        _ if !ctx.connected => Ending::NotSent,
+        None => Ending::Complete,
+        Some(e) if *e.esource() == ErrorSource::Downstream => Ending::ClientGone,
+        Some(_) if ctx.gateway.is_draining() => Ending::Shutdown,
+        Some(e) => {
+            let header_seen = ctx.meter.upstream_status().is_some();
+            let route = ctx.route.as_ref();
+            match route.and_then(|r| r.upstream.timed_out(e, header_seen)) {
+                Some(UpstreamTimeout::FirstByte(_)) => Ending::UpstreamFirstByteTimeout,
+                Some(UpstreamTimeout::Idle(_)) => Ending::UpstreamIdleTimeout,
+                None => Ending::UpstreamFailed,
+            }
+        }
+    }
+}
+
+/// Records the request now, once: it is no longer left for `Drop`.
+fn record_now(ctx: &mut RequestCtx, status: u16, metered: crate::meter::Metered) {
+    if ctx.unrecorded.take().is_some() {
         let gateway = Arc::clone(&ctx.gateway);
-        record::record(&gateway, ctx, status, ending);
+        record::record(&gateway, ctx, status, metered);
     }
 }
 

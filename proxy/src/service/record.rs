@@ -1,5 +1,5 @@
-//! The one record of a request: built once in the `logging` phase from the request's context,
-//! counted in the metrics, written as the access-log line, and handed to the exporters (usage
+//! The one record of a request: built once, when it is over (as its last bytes pass, or in the
+//! `logging` phase), from its context and what it used; counted in the metrics, written as the access-log line, and handed to the exporters (usage
 //! row and span) without waiting.
 
 use tailmeter_exporters::RequestEvent;
@@ -8,19 +8,19 @@ use super::RequestCtx;
 use crate::endpoint::Endpoint;
 use crate::gateway::Gateway;
 use crate::identity::UNIDENTIFIED;
-use crate::meter::Ending;
+use crate::meter::Metered;
 use crate::trace_context::genai_provider_name;
 
 /// Label value for a provider or model the request never resolved to.
 const UNKNOWN: &str = "__unknown__";
 
 /// Meters the finished request: metrics, the access log, the usage row and the span.
-pub(super) fn record(gateway: &Gateway, ctx: &mut RequestCtx, status: u16, ending: Ending) {
+pub(super) fn record(gateway: &Gateway, ctx: &mut RequestCtx, status: u16, metered: Metered) {
     let Some(endpoint) = ctx.endpoint.filter(|e| e.is_proxied()) else {
         log_unmetered(ctx, status);
         return;
     };
-    let event = build_event(gateway, ctx, endpoint, status, ending);
+    let event = build_event(gateway, ctx, endpoint, status, metered);
     gateway.metrics.record(&event);
     if let Some(caller) = ctx.caller.as_ref() {
         let tokens = event.tokens.input.saturating_add(event.tokens.output);
@@ -37,9 +37,8 @@ fn build_event(
     ctx: &mut RequestCtx,
     endpoint: Endpoint,
     status: u16,
-    ending: Ending,
+    metered: Metered,
 ) -> RequestEvent {
-    let metered = ctx.meter.finish(ending);
     let (provider, model) = ctx.route.as_ref().map_or((UNKNOWN, UNKNOWN), |route| {
         (route.upstream.name.as_str(), &*route.model)
     });
