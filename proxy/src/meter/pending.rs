@@ -4,28 +4,30 @@
 //! of milliseconds of CPU (about 25 ms for a 1 MB prompt). tailmeter serves each client
 //! connection on one single-threaded runtime, so run there it would stall every other connection
 //! of that thread for as long; a coding agent's user pressing Esc on a long conversation would
-//! hold up everyone else's requests. [`InputPending::estimate_elsewhere`] runs it on tokio's
-//! blocking pool instead, [`AT_ONCE`] at a time; past [`MOST_WAITING`] queued, a request gets the
-//! body-length estimate at once, so a storm of cut-off prompts cannot pile requests up behind
-//! the tokenizer.
+//! hold up everyone else's requests. [`InputPending::estimate_elsewhere`] hands it to one
+//! estimator thread at the lowest CPU priority instead (serving preempts it); past
+//! [`MOST_WAITING`] queued, a request gets the body-length estimate at once, so a storm of
+//! cut-off prompts cannot pile requests up behind the tokenizer.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
+
+use tailmeter_exporters::UsageSource;
 
 use super::{counts, Metered};
 use crate::usage::{estimate, Tokens, Usage};
-use tailmeter_exporters::UsageSource;
 
-/// Estimates that run at once (each on a blocking-pool thread, one core at most).
-const AT_ONCE: usize = 1;
-/// Estimates that may wait for a turn before the body-length estimate is used instead.
+/// Estimates that may wait for the estimator before the body-length estimate is used instead.
 const MOST_WAITING: usize = 64;
+/// The estimator's nice value: the lowest priority, so that serving preempts it; it still gets
+/// its share of a busy machine, so estimates are late under load, never stuck.
+const ESTIMATOR_NICE: i32 = 19;
 
-static TURNS: Semaphore = Semaphore::const_new(AT_ONCE);
-static WAITING: AtomicUsize = AtomicUsize::new(0);
+/// One estimate for the estimator: the request's model and body, and where the figure goes.
+type Job = (Arc<str>, Bytes, oneshot::Sender<u64>);
 
 /// A request's metering, settled but for its input, which is to be estimated from its body.
 #[derive(Debug)]
@@ -65,26 +67,28 @@ impl InputPending {
         self.with_input(input)
     }
 
-    /// The input estimate, made on tokio's blocking pool; pass it to [`Self::with_input`].
+    /// The input estimate, made by the estimator thread; pass it to [`Self::with_input`].
     pub async fn estimate_elsewhere(&self) -> u64 {
-        let by_length = || (self.body.len() as u64).div_ceil(4);
-        let Some(waiting) = Waiting::enter() else {
-            tracing::warn!(
-                model = %self.model,
-                "too many input estimates waiting; this one is made from the body's length"
+        let by_length = (self.body.len() as u64).div_ceil(4);
+        let (reply, figure) = oneshot::channel();
+        let job = (Arc::clone(&self.model), self.body.clone(), reply);
+        match estimator().try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                tracing::warn!(
+                    model = %self.model,
+                    "{MOST_WAITING} input estimates already wait; this one is made from the body's length"
+                );
+                return by_length;
+            }
+            Err(TrySendError::Disconnected(_)) => return by_length,
+        }
+        figure.await.unwrap_or_else(|_| {
+            tracing::error!(
+                "the input estimator stopped; this estimate is made from the body's length"
             );
-            return by_length();
-        };
-        let turn = TURNS.acquire().await;
-        drop(waiting);
-        let (model, body) = (Arc::clone(&self.model), self.body.clone());
-        let estimated = tokio::task::spawn_blocking(move || estimate::input_tokens(&model, &body));
-        let input = estimated.await.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "the input estimate failed; using the body's length");
-            by_length()
-        });
-        drop(turn);
-        input
+            by_length
+        })
     }
 
     /// The metering, with `input` as the request's input tokens.
@@ -107,22 +111,33 @@ impl InputPending {
     }
 }
 
-/// One estimate waiting for its turn, counted in [`WAITING`] for as long as it lives (a request
-/// dropped while waiting leaves the count too).
-struct Waiting;
-
-impl Waiting {
-    /// Counts one more waiting estimate, unless [`MOST_WAITING`] already wait.
-    fn enter() -> Option<Self> {
-        let before = WAITING.fetch_add(1, Ordering::Relaxed);
-        let waiting = Waiting;
-        (before < MOST_WAITING).then_some(waiting)
-    }
+/// The estimator thread's queue, the thread started on first use.
+fn estimator() -> &'static SyncSender<Job> {
+    static QUEUE: OnceLock<SyncSender<Job>> = OnceLock::new();
+    QUEUE.get_or_init(|| {
+        let (queue, jobs) = mpsc::sync_channel::<Job>(MOST_WAITING);
+        let started = std::thread::Builder::new()
+            .name("tailmeter-estimate".into())
+            .spawn(move || estimate_all(jobs));
+        if let Err(e) = started {
+            // The queue's receiver is gone with the closure: every estimate is by length.
+            tracing::error!(error = %e, "cannot start the input estimator thread");
+        }
+        queue
+    })
 }
 
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        WAITING.fetch_sub(1, Ordering::Relaxed);
+/// The estimator thread: lowers its own priority, then estimates each job whose request still
+/// waits for it.
+fn estimate_all(jobs: mpsc::Receiver<Job>) {
+    let thread = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(thread), ESTIMATOR_NICE) {
+        tracing::warn!(error = %e, "cannot lower the input estimator's priority");
+    }
+    for (model, body, reply) in jobs {
+        if !reply.is_closed() {
+            let _ = reply.send(estimate::input_tokens(&model, &body));
+        }
     }
 }
 
@@ -138,26 +153,19 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn estimates_elsewhere_as_here_and_by_length_when_too_many_wait() {
+    async fn estimates_elsewhere_as_here() {
         let here = pending().estimate_here();
         assert_eq!((here.tokens.input, here.tokens.output), (4, 3));
         let input = pending().estimate_elsewhere().await;
         assert_eq!(pending().with_input(input), here);
-
-        // The turn taken and MOST_WAITING waiting: one more is made from the body's length.
-        let turn = TURNS.acquire().await.expect("never closed");
-        let queued: Vec<_> = (0..MOST_WAITING)
+        // Past the queue's bound an estimate is made from the body's length at once.
+        let by_length = (BODY.len() as u64).div_ceil(4);
+        let many: Vec<_> = (0..3 * MOST_WAITING)
             .map(|_| tokio::spawn(async { pending().estimate_elsewhere().await }))
             .collect();
-        while WAITING.load(Ordering::Relaxed) < MOST_WAITING {
-            tokio::task::yield_now().await;
+        for estimate in many {
+            let estimate = estimate.await.expect("no panic");
+            assert!([4, by_length].contains(&estimate), "{estimate}");
         }
-        let by_length = (BODY.len() as u64).div_ceil(4);
-        assert_eq!(pending().estimate_elsewhere().await, by_length);
-        drop(turn);
-        for estimate in queued {
-            assert_eq!(estimate.await.expect("no panic"), 4);
-        }
-        assert_eq!(WAITING.load(Ordering::Relaxed), 0);
     }
 }
