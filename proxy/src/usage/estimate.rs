@@ -27,7 +27,8 @@ const EXACT_PREFIX: usize = 256 * 1024;
 /// blank) would keep a proxy thread busy for minutes; real words are far shorter, so cutting
 /// longer runs leaves real counts as they were.
 const MAX_RUN: usize = 256;
-/// String values longer than this are taken for binary data (base64 media), not text.
+/// String values longer than this are taken for binary data (base64 media), not text, when they
+/// look encoded ([`looks_encoded`]); a pasted document that long is text all the same.
 const MAX_TEXT_VALUE: usize = 1 << 20;
 /// Members whose string values are labels or media, not text the model reads as tokens.
 const NOT_TEXT: &[&str] = &[
@@ -155,7 +156,7 @@ fn encoded_len(bpe: &CoreBPE, text: &str) -> u64 {
 /// Appends the text of every string value under `value` to `out`, one per line.
 fn collect_text(value: &serde_json::Value, out: &mut String) {
     match value {
-        serde_json::Value::String(text) if text.len() <= MAX_TEXT_VALUE => {
+        serde_json::Value::String(text) if text.len() <= MAX_TEXT_VALUE || !looks_encoded(text) => {
             out.push_str(text);
             out.push('\n');
         }
@@ -169,6 +170,18 @@ fn collect_text(value: &serde_json::Value, out: &mut String) {
         }
         _ => {}
     }
+}
+
+/// Whether a string is encoded data (base64, or a base64 `data:` URL) rather than text: its first
+/// KiB of data is all of base64's alphabets.
+fn looks_encoded(text: &str) -> bool {
+    let data = text
+        .strip_prefix("data:")
+        .and_then(|url| url.split_once(','))
+        .map_or(text, |(_, data)| data);
+    data.bytes()
+        .take(1024)
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'))
 }
 
 #[cfg(test)]
@@ -195,6 +208,20 @@ mod tests {
             r#"{{"model":"m","contents":[{{"role":"user","parts":[{{"text":"abcd"}},{{"inlineData":{{"mimeType":"image/png","data":"{image}"}}}}]}}]}}"#
         );
         assert_eq!(input_tokens("gemini-2.5-flash", body.as_bytes()), 2);
+    }
+
+    #[test]
+    fn a_document_past_a_mebibyte_is_text_and_media_is_not() {
+        let prose = "Minutes of the meeting, item by item. ".repeat(30_000);
+        let media = format!("data:image/png;base64,{}", "iVBORw0KGgo+/=".repeat(80_000));
+        assert!(prose.len() > MAX_TEXT_VALUE && media.len() > MAX_TEXT_VALUE);
+        let body =
+            |text: &str| serde_json::json!({"messages": [{"role": "user", "content": text}]});
+        let tokens =
+            |text: &str| input_tokens("claude-sonnet-4-5", body(text).to_string().as_bytes());
+        assert_eq!(tokens(&prose), (prose.len() as u64 + 1).div_ceil(4));
+        assert_eq!(tokens(&media), 0);
+        assert_eq!(tokens(&media["data:image/png;base64,".len()..]), 0);
     }
 
     #[test]

@@ -21,8 +21,7 @@ from pathlib import Path
 
 from . import bodies, load, procs, setups
 
-# About 960 kB of prose: one message's text must stay under the 1 MiB past which tailmeter takes a
-# string for media.
+# About 960 kB of prose.
 PROSE = ("The quick brown fox jumps over the lazy dog while the committee reviews the "
          "quarterly figures, line by line, before lunch. ") * 8000
 
