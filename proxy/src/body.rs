@@ -16,7 +16,7 @@ use pingora::proxy::Session;
 use serde::Deserialize;
 
 use crate::api_error::{ApiError, ErrorKind};
-use crate::usage::json::string_end;
+use crate::usage::json::{member, skip_ws, splice, string_end, Member};
 
 /// Pingora's retry buffer holds 64 KiB; arm it when at most this much body is left.
 const RETRY_BUFFER_ARM_AT: u64 = 64 * 1024;
@@ -179,8 +179,20 @@ fn nesting_depth(body: &[u8]) -> usize {
 }
 
 /// The body with its top-level `model` replaced by `model` (used when the client named the
-/// model as `provider/model`: the provider sees the bare name). Member order is preserved.
+/// model as `provider/model`: the provider sees the bare name). `body` has passed
+/// [`parse_fields`]. Only the value's bytes change: the rest (numbers, spacing, member order)
+/// stays as the client sent it, and a large body costs one scan and one copy.
 pub fn with_model(body: &[u8], model: &str) -> Result<Vec<u8>, ApiError> {
+    let name = serde_json::Value::from(model).to_string();
+    match member(body, skip_ws(body, 0), b"\"model\"") {
+        Some(Member::At(value)) => Ok(splice(body, value, name.as_bytes())),
+        // An escaped member name the scan will not guess at: through serde.
+        _ => reencoded_with_model(body, model),
+    }
+}
+
+/// [`with_model`] through serde: the body decoded, its `model` set, encoded again.
+fn reencoded_with_model(body: &[u8], model: &str) -> Result<Vec<u8>, ApiError> {
     let mut value: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
         .map_err(|e| {
             ApiError::new(
@@ -219,6 +231,16 @@ mod tests {
             "{text}"
         );
         assert_eq!(parse_fields(b"[1,2]").unwrap_err().code, "invalid_json");
+        // Everything but the value stays byte for byte; an escaped name goes through serde.
+        let spaced = br#" { "temperature" : 0.70, "model" : "openai/gpt-4o" , "n":1e2 }"#;
+        let rewritten = with_model(spaced, "gpt-4o \"x\"").unwrap();
+        assert_eq!(
+            rewritten,
+            br#" { "temperature" : 0.70, "model" : "gpt-4o \"x\"" , "n":1e2 }"#
+        );
+        let escaped = br#"{"mod\u0065l":"openai/gpt-4o","n":1}"#;
+        let rewritten = with_model(escaped, "gpt-4o").unwrap();
+        assert_eq!(rewritten, br#"{"model":"gpt-4o","n":1}"#);
         assert!(parse_fields(b"{}").unwrap().model.is_none());
     }
 

@@ -13,6 +13,9 @@ use memchr::memchr2;
 use memchr::memmem::Finder;
 use serde::Deserialize;
 
+mod member;
+pub(crate) use member::{member, splice, Member};
+
 /// A member name to look for, quoted (`"usage"`), with its searcher built once.
 pub(super) type Key = LazyLock<Finder<'static>>;
 
@@ -273,7 +276,7 @@ pub(super) fn unsigned(value: &[u8]) -> Option<Option<u64>> {
 }
 
 /// In valid JSON, the offset just past the value that starts at `at`.
-pub(super) fn value_end(json: &[u8], at: usize) -> Option<usize> {
+pub(crate) fn value_end(json: &[u8], at: usize) -> Option<usize> {
     match *json.get(at)? {
         b'"' => string_end(json, at),
         b'{' | b'[' => {
@@ -309,7 +312,7 @@ pub(super) fn value_end(json: &[u8], at: usize) -> Option<usize> {
 }
 
 /// The first offset at or after `at` that is not JSON whitespace.
-pub(super) fn skip_ws(data: &[u8], at: usize) -> usize {
+pub(crate) fn skip_ws(data: &[u8], at: usize) -> usize {
     let rest = data.get(at..).unwrap_or_default();
     at + rest
         .iter()
