@@ -9,6 +9,7 @@
 //! [`MOST_WAITING`] queued, a request gets the body-length estimate at once, so a storm of
 //! cut-off prompts cannot pile requests up behind the tokenizer.
 
+use std::panic;
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 
@@ -75,7 +76,7 @@ impl InputPending {
         if self.body.len() <= SMALL_BODY {
             return estimate::input_tokens(&self.model, &self.body);
         }
-        let by_length = (self.body.len() as u64).div_ceil(4);
+        let by_length = by_length(&self.body);
         let (reply, figure) = oneshot::channel();
         let job = (Arc::clone(&self.model), self.body.clone(), reply);
         match estimator().try_send(job) {
@@ -134,7 +135,7 @@ fn estimator() -> &'static SyncSender<Job> {
 }
 
 /// The estimator thread: lowers its own priority, then estimates each job whose request still
-/// waits for it.
+/// waits for it. A job whose estimate panics gets the body-length estimate; the thread goes on.
 fn estimate_all(jobs: mpsc::Receiver<Job>) {
     let thread = rustix::thread::gettid();
     if let Err(e) = rustix::process::setpriority_process(Some(thread), ESTIMATOR_NICE) {
@@ -142,9 +143,15 @@ fn estimate_all(jobs: mpsc::Receiver<Job>) {
     }
     for (model, body, reply) in jobs {
         if !reply.is_closed() {
-            let _ = reply.send(estimate::input_tokens(&model, &body));
+            let estimated = panic::catch_unwind(|| estimate::input_tokens(&model, &body));
+            let _ = reply.send(estimated.unwrap_or_else(|_| by_length(&body)));
         }
     }
+}
+
+/// The estimate of last resort: 4 bytes of the body a token.
+fn by_length(body: &[u8]) -> u64 {
+    (body.len() as u64).div_ceil(4)
 }
 
 #[cfg(test)]
@@ -179,7 +186,7 @@ mod tests {
         let here = long_pending().estimate_here().tokens.input;
         assert_eq!(long_pending().estimate_elsewhere().await, here);
         // Past the queue's bound an estimate is made from the body's length at once.
-        let by_length = (long_pending().body.len() as u64).div_ceil(4);
+        let by_length = by_length(&long_pending().body);
         let many: Vec<_> = (0..3 * MOST_WAITING)
             .map(|_| tokio::spawn(async { long_pending().estimate_elsewhere().await }))
             .collect();
