@@ -235,9 +235,13 @@ impl Meter {
         let Some(request) = self.request.as_ref().filter(|_| ending != Ending::NotSent) else {
             return Settled::Done(nothing(None));
         };
-        let pending = |reported: Usage, passed, reason, response_model| {
-            let (model, body) = (Arc::clone(&request.model), request.body.clone());
-            InputPending::new(model, body, reported, passed, reason, response_model)
+        let pending = |reported, passed, reason, response_model| InputPending {
+            model: Arc::clone(&request.model),
+            body: request.body.clone(),
+            reported,
+            passed,
+            reason,
+            response_model,
         };
         let Some(coded) = self.tap.as_mut() else {
             // Sent, but no response header came back: the provider may have read the prompt.

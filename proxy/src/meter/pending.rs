@@ -36,35 +36,17 @@ type Job = (Arc<str>, Bytes, oneshot::Sender<u64>);
 /// A request's metering, settled but for its input, which is to be estimated from its body.
 #[derive(Debug)]
 pub struct InputPending {
-    model: Arc<str>,
-    body: Bytes,
+    pub(super) model: Arc<str>,
+    pub(super) body: Bytes,
     /// What the provider did report (its input, if any, is not used).
-    reported: Usage,
+    pub(super) reported: Usage,
     /// Output tokens estimated from the text that passed.
-    passed: u64,
-    reason: &'static str,
-    response_model: Option<String>,
+    pub(super) passed: u64,
+    pub(super) reason: &'static str,
+    pub(super) response_model: Option<String>,
 }
 
 impl InputPending {
-    pub(super) fn new(
-        model: Arc<str>,
-        body: Bytes,
-        reported: Usage,
-        passed: u64,
-        reason: &'static str,
-        response_model: Option<String>,
-    ) -> Self {
-        Self {
-            model,
-            body,
-            reported,
-            passed,
-            reason,
-            response_model,
-        }
-    }
-
     /// Estimates the input on this thread (where a stall does not matter: shutdown, tests).
     pub fn estimate_here(self) -> Metered {
         let input = estimate::input_tokens(&self.model, &self.body);
@@ -161,8 +143,14 @@ mod tests {
     const BODY: &str = r#"{"messages":[{"role":"user","content":"Count to two."}]}"#;
 
     fn pending_for(body: String) -> InputPending {
-        let (model, body) = (Arc::from("gpt-4o"), Bytes::from(body));
-        InputPending::new(model, body, Usage::default(), 3, "client_disconnect", None)
+        InputPending {
+            model: Arc::from("gpt-4o"),
+            body: Bytes::from(body),
+            reported: Usage::default(),
+            passed: 3,
+            reason: "client_disconnect",
+            response_model: None,
+        }
     }
 
     fn pending() -> InputPending {

@@ -115,13 +115,13 @@ fn a_cut_stream_is_estimated_with_its_reason() {
 #[test]
 fn only_an_input_the_provider_did_not_report_waits_for_an_estimate() {
     let body = fixture("openai_chat_stream_usage.sse");
-    let half = &body[..body.len() / 2];
+    let half = Some((200, sse(), &body[..body.len() / 2]));
     let cut = || {
         fed(
             Dialect::OpenAiChat,
             "gpt-4o",
             CHAT_REQUEST,
-            Some((200, sse(), half)),
+            half.clone(),
             Ending::ClientGone,
         )
     };
@@ -129,45 +129,28 @@ fn only_an_input_the_provider_did_not_report_waits_for_an_estimate() {
         panic!("a cut OpenAI stream reports no input");
     };
     assert_eq!(pending.estimate_here(), cut().finish(Ending::ClientGone));
-    let mut sent = fed(
-        Dialect::OpenAiChat,
-        "gpt-4o",
-        CHAT_REQUEST,
-        None,
-        Ending::UpstreamFailed,
-    );
-    assert!(matches!(
-        sent.settle(Ending::UpstreamFailed),
-        Settled::NeedsInput(_)
-    ));
-    // Anthropic's message_start reports the input: nothing waits.
+    // Anthropic's message_start reports the input: nothing waits; nor for a whole OpenAI stream.
     let text = String::from_utf8(fixture("anthropic_messages_stream_basic.sse")).expect("UTF-8");
-    let at = text.find("event: content_block_stop").expect("present");
-    let response = Some((200, sse(), &text.as_bytes()[..at]));
-    let mut started = fed(
-        Dialect::AnthropicMessages,
-        "claude-sonnet-4-5",
-        b"{}",
-        response,
-        Ending::ClientGone,
-    );
-    assert!(matches!(
-        started.settle(Ending::ClientGone),
-        Settled::Done(_)
-    ));
-    let whole = fixture("openai_chat_stream_usage.sse");
-    let response = Some((200, sse(), whole.as_slice()));
-    let mut complete = fed(
-        Dialect::OpenAiChat,
-        "gpt-4o",
-        CHAT_REQUEST,
-        response,
-        Ending::Complete,
-    );
-    assert!(matches!(
-        complete.settle(Ending::Complete),
-        Settled::Done(_)
-    ));
+    let started = &text.as_bytes()[..text.find("event: content_block_stop").expect("present")];
+    let claude = (Dialect::AnthropicMessages, "claude-sonnet-4-5", &b"{}"[..]);
+    let gpt = (Dialect::OpenAiChat, "gpt-4o", CHAT_REQUEST);
+    for ((dialect, model, request), response, ending, waits) in [
+        (gpt, None, Ending::UpstreamFailed, true),
+        (
+            claude,
+            Some((200, sse(), started)),
+            Ending::ClientGone,
+            false,
+        ),
+        (gpt, Some((200, sse(), &body[..])), Ending::Complete, false),
+    ] {
+        let settled = fed(dialect, model, request, response, ending).settle(ending);
+        assert_eq!(
+            matches!(settled, Settled::NeedsInput(_)),
+            waits,
+            "{model} {ending:?}"
+        );
+    }
 }
 
 #[test]
