@@ -7,7 +7,10 @@
 //! the runtimes and spawns each connection's task on a random one, but the accepted socket stays
 //! registered with the accepting runtime's I/O driver: left so, every read or write readiness of
 //! half the connections would wake the accepting thread to wake the serving one. [`rehome`]
-//! registers the socket again, with the runtime of the task that serves it.
+//! registers the socket again, with the runtime of the task that serves it. Which thread that is
+//! [`place`] decides: the one with the fewest open connections, not Pingora's random pick.
+
+mod workers;
 
 use std::os::fd::BorrowedFd;
 
@@ -16,14 +19,22 @@ use pingora::protocols::l4::stream::Stream as TcpConnection;
 use pingora::protocols::{GetSocketDigest, SocketDigest, Stream, UniqueID};
 use tokio::runtime::{Handle, RuntimeFlavor};
 
+pub use workers::{place, Placed};
+
+/// The calling task's runtime, when it is one worker thread's own (single-threaded).
+pub fn own_runtime() -> Option<Handle> {
+    Handle::try_current()
+        .ok()
+        .filter(|runtime| runtime.runtime_flavor() == RuntimeFlavor::CurrentThread)
+}
+
 /// `session` as a new stream of the same TCP socket registered with the current runtime, when
 /// that is a single-threaded one and `session` a plain TCP connection; otherwise `session`.
 ///
 /// The new stream has no read buffer and no write buffer of its own (Pingora's listener sets
 /// them, and only it can); `crate::timeouts::client::HeaderDeadline` keeps the write buffer.
 pub fn rehome(session: Stream) -> Stream {
-    let on_own_thread = Handle::try_current()
-        .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::CurrentThread);
+    let on_own_thread = own_runtime().is_some();
     let tcp = session
         .get_socket_digest()
         .is_some_and(|digest| matches!(digest.peer_addr(), Some(SocketAddr::Inet(_))));

@@ -39,8 +39,9 @@ use super::HeaderEnd;
 use crate::api_error::{ApiError, ErrorFormat, ErrorKind};
 use crate::gateway::SharedGateway;
 
-/// The proxy's server app, with every accepted connection moved to the thread that serves it
-/// ([`crate::home`]) and under a header deadline.
+/// The proxy's server app, with every accepted connection served by the worker thread with the
+/// fewest open connections, its socket moved to that thread ([`crate::home`]), and under a header
+/// deadline.
 pub struct HeaderDeadlineApp<A> {
     inner: Arc<A>,
     gateway: SharedGateway,
@@ -57,6 +58,17 @@ impl<A> HeaderDeadlineApp<A> {
     }
 }
 
+impl<A: ServerApp + Send + Sync + 'static> HeaderDeadlineApp<A> {
+    /// Serves `session` on the calling thread: its socket moved to this thread's runtime
+    /// ([`crate::home::rehome`]), its headers under the deadline.
+    async fn serve(self: &Arc<Self>, session: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        let timeout = self.gateway.load().config.server.client_header_timeout;
+        let session = crate::home::rehome(session);
+        let stream: Stream = Box::new(HeaderDeadline::new(session, timeout));
+        self.inner.process_new(stream, shutdown).await
+    }
+}
+
 #[async_trait]
 impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeaderDeadlineApp<A> {
     async fn process_new(
@@ -64,10 +76,23 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeaderDeadlineApp<A> {
         session: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let timeout = self.gateway.load().config.server.client_header_timeout;
-        let session = crate::home::rehome(session);
-        let stream: Stream = Box::new(HeaderDeadline::new(session, timeout));
-        self.inner.process_new(stream, shutdown).await
+        let Some(runtime) = crate::home::own_runtime() else {
+            return self.serve(session, shutdown).await;
+        };
+        let placed = crate::home::place(&runtime);
+        if placed.here {
+            let served = self.serve(session, shutdown).await;
+            drop(placed);
+            return served;
+        }
+        let (app, shutdown) = (Arc::clone(self), shutdown.clone());
+        let there = placed.worker.runtime().clone();
+        let served = there.spawn(async move {
+            let served = app.serve(session, &shutdown).await;
+            drop(placed);
+            served
+        });
+        served.await.ok().flatten()
     }
 
     async fn cleanup(&self) {
