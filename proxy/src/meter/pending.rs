@@ -159,7 +159,7 @@ mod tests {
 
     /// A body past [`SMALL_BODY`], so that its estimate goes to the estimator thread.
     fn long_pending() -> InputPending {
-        let text = "Count to two. ".repeat(200);
+        let text = "Count to two. ".repeat(2000);
         pending_for(format!(
             r#"{{"messages":[{{"role":"user","content":"{text}"}}]}}"#
         ))
@@ -173,14 +173,18 @@ mod tests {
         assert_eq!(pending().with_input(input), here);
         let here = long_pending().estimate_here().tokens.input;
         assert_eq!(long_pending().estimate_elsewhere().await, here);
-        // Past the queue's bound an estimate is made from the body's length at once.
+        // Three queues' worth asked at once (each tokenized in about 3 ms, all asked within
+        // microseconds): the queue fills, and past it an estimate is made from the body's length.
         let by_length = by_length(&long_pending().body);
+        assert_ne!(here, by_length);
         let many: Vec<_> = (0..3 * MOST_WAITING)
             .map(|_| tokio::spawn(async { long_pending().estimate_elsewhere().await }))
             .collect();
+        let mut estimates = Vec::new();
         for estimate in many {
-            let estimate = estimate.await.expect("no panic");
-            assert!([here, by_length].contains(&estimate), "{estimate}");
+            estimates.push(estimate.await.expect("no panic"));
         }
+        assert!(estimates.iter().all(|e| [here, by_length].contains(e)));
+        assert!(estimates.contains(&here) && estimates.contains(&by_length));
     }
 }

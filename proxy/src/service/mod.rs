@@ -20,7 +20,7 @@ use crate::api_error::{ApiError, ErrorFormat};
 use crate::endpoint::Endpoint;
 use crate::gateway::{Gateway, SharedGateway};
 use crate::identity::{Caller, Unresolved};
-use crate::meter::{Ending, InputPending, Meter, Settled};
+use crate::meter::{Ending, InputPending, Meter, Metered, Settled};
 use crate::routing::Route;
 use crate::timeouts::upstream::UpstreamTimeout;
 use crate::trace_context::{TraceContext, TRACEPARENT};
@@ -71,15 +71,16 @@ pub struct RequestCtx {
     /// (its task cut when the shutdown grace ends) is recorded on drop instead, as ended by
     /// shutdown, so no request goes unaccounted.
     unrecorded: Option<Arc<Gateway>>,
-    /// A response delivered whole whose input is still to be estimated, with its status: left
-    /// by `response_body_filter` for `logging`, which can wait for the estimate.
-    delivered: Option<(u16, InputPending)>,
+    /// A request over but for its input estimate, with its status: settled in
+    /// `response_body_filter` (delivered whole) or in `logging`, recorded by `logging` once the
+    /// estimate is made (or by `Drop` if the task is cut first).
+    awaiting_input: Option<(u16, InputPending)>,
 }
 
 impl Drop for RequestCtx {
     fn drop(&mut self) {
         if let Some(gateway) = self.unrecorded.take() {
-            let (status, metered) = match self.delivered.take() {
+            let (status, metered) = match self.awaiting_input.take() {
                 Some((status, pending)) => (status, pending.estimate_here()),
                 None => {
                     let status = self.local_status.or(self.meter.upstream_status());
@@ -120,7 +121,7 @@ impl ProxyHttp for Proxy {
         let gateway = self.gateway.load_full();
         RequestCtx {
             unrecorded: Some(Arc::clone(&gateway)),
-            delivered: None,
+            awaiting_input: None,
             gateway,
             request_id: uuid::Uuid::now_v7().simple().to_string(),
             started_ms: SystemTime::now()
@@ -325,7 +326,7 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
         ctx.meter.on_body(body, end_of_stream);
-        if end_of_stream && ctx.unrecorded.is_some() && ctx.delivered.is_none() {
+        if end_of_stream && ctx.unrecorded.is_some() && ctx.awaiting_input.is_none() {
             // Recorded before the last bytes go out, not in `logging`: a response the client
             // has whole then always has its usage row journaled, even if the process dies
             // the next instant. One whose input must be estimated is recorded in `logging`,
@@ -338,12 +339,8 @@ impl ProxyHttp for Proxy {
                 .or(ctx.meter.upstream_status())
                 .unwrap_or(0);
             match ctx.meter.settle(Ending::Complete) {
-                Settled::Done(metered) => {
-                    ctx.unrecorded = None;
-                    let gateway = Arc::clone(&ctx.gateway);
-                    record::record(&gateway, ctx, status, metered);
-                }
-                Settled::NeedsInput(pending) => ctx.delivered = Some((status, pending)),
+                Settled::Done(metered) => record_now(ctx, status, metered),
+                Settled::NeedsInput(pending) => ctx.awaiting_input = Some((status, pending)),
             }
         }
         Ok(None)
@@ -422,7 +419,7 @@ impl ProxyHttp for Proxy {
         if ctx.unrecorded.is_none() {
             return; // recorded as its last bytes passed (response_body_filter)
         }
-        if ctx.delivered.is_none() {
+        if ctx.awaiting_input.is_none() {
             let status = session
                 .response_written()
                 .map(|r| r.status.as_u16())
@@ -431,16 +428,16 @@ impl ProxyHttp for Proxy {
             let ending = ending(e, ctx);
             match ctx.meter.settle(ending) {
                 Settled::Done(metered) => return record_now(ctx, status, metered),
-                Settled::NeedsInput(pending) => ctx.delivered = Some((status, pending)),
+                Settled::NeedsInput(pending) => ctx.awaiting_input = Some((status, pending)),
             }
         }
         // Kept in the context while the estimate runs: a task cut meanwhile (shutdown) still
         // records the request when it is dropped.
-        let Some((_, pending)) = ctx.delivered.as_ref() else {
+        let Some((_, pending)) = ctx.awaiting_input.as_ref() else {
             return;
         };
         let input = pending.estimate_elsewhere().await;
-        if let Some((status, pending)) = ctx.delivered.take() {
+        if let Some((status, pending)) = ctx.awaiting_input.take() {
             record_now(ctx, status, pending.with_input(input));
         }
     }
@@ -466,7 +463,7 @@ fn ending(e: Option<&Error>, ctx: &RequestCtx) -> Ending {
 }
 
 /// Records the request now, once: it is no longer left for `Drop`.
-fn record_now(ctx: &mut RequestCtx, status: u16, metered: crate::meter::Metered) {
+fn record_now(ctx: &mut RequestCtx, status: u16, metered: Metered) {
     if ctx.unrecorded.take().is_some() {
         let gateway = Arc::clone(&ctx.gateway);
         record::record(&gateway, ctx, status, metered);

@@ -1,6 +1,6 @@
 //! The one record of a request: built once, when it is over (as its last bytes pass, or in the
-//! `logging` phase), from its context and what it used; counted in the metrics, written as the access-log line, and handed to the exporters (usage
-//! row and span) without waiting.
+//! `logging` phase), from its context and what it used; counted in the metrics, written as the
+//! access-log line, and handed to the exporters (usage row and span) without waiting.
 
 use tailmeter_exporters::RequestEvent;
 

@@ -19,22 +19,22 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::apps::ServerApp;
+use pingora::protocols::l4::stream::DEFAULT_L4_WRITE_BUFFER_SIZE;
 use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
     TimingDigest, UniqueID, UniqueIDType,
 };
 use pingora::server::ShutdownWatch;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, BufWriter, ReadBuf};
 use tokio::time::{sleep, Instant, Sleep};
 
-use super::write_buffer::WriteBuffer;
 use super::HeaderEnd;
 use crate::api_error::{ApiError, ErrorFormat, ErrorKind};
 use crate::gateway::SharedGateway;
@@ -128,30 +128,33 @@ impl std::fmt::Display for HeaderTimeout {
 impl std::error::Error for HeaderTimeout {}
 
 /// A client connection whose request headers must each arrive within `timeout`.
+///
+/// It also keeps the connection's small write buffer (Pingora's size, one segment): Pingora's
+/// listener gives each accepted stream one and its HTTP/1 server relies on it, writing a header
+/// and then the body and flushing at the end, but a connection moved to its serving thread
+/// (`crate::home::rehome`) is a new stream without it. Like Pingora's stream, what is held is sent
+/// when the connection is dropped, if the socket takes it at once.
 #[derive(Debug)]
 pub struct HeaderDeadline {
-    inner: Stream,
+    inner: BufWriter<Stream>,
     timeout: Duration,
     phase: Phase,
     end: HeaderEnd,
     /// Bytes of the current header seen so far.
     seen: usize,
     deadline: Pin<Box<Sleep>>,
-    /// Small writes held until the next flush (Pingora's listener buffer, kept here).
-    out: WriteBuffer,
 }
 
 impl HeaderDeadline {
     /// `inner` with its first header due within `timeout` from now.
     pub fn new(inner: Stream, timeout: Duration) -> Self {
         Self {
-            inner,
+            inner: BufWriter::with_capacity(DEFAULT_L4_WRITE_BUFFER_SIZE, inner),
             timeout,
             phase: Phase::Header,
             end: HeaderEnd::default(),
             seen: 0,
             deadline: Box::pin(sleep(timeout)),
-            out: WriteBuffer::default(),
         }
     }
 
@@ -247,7 +250,7 @@ impl AsyncWrite for HeaderDeadline {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let written = this.out.poll_write(&mut this.inner, cx, buf);
+        let written = Pin::new(&mut this.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = written {
             this.wrote(buf, n);
         }
@@ -260,7 +263,7 @@ impl AsyncWrite for HeaderDeadline {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let written = this.out.poll_write_vectored(&mut this.inner, cx, bufs);
+        let written = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = written {
             let first = bufs
                 .iter()
@@ -272,19 +275,15 @@ impl AsyncWrite for HeaderDeadline {
     }
 
     fn is_write_vectored(&self) -> bool {
-        true
+        self.inner.is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        ready!(this.out.poll_drain(&mut this.inner, cx))?;
-        Pin::new(&mut this.inner).poll_flush(cx)
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        ready!(this.out.poll_drain(&mut this.inner, cx))?;
-        Pin::new(&mut this.inner).poll_shutdown(cx)
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
@@ -292,9 +291,8 @@ impl AsyncWrite for HeaderDeadline {
 impl Shutdown for HeaderDeadline {
     async fn shutdown(&mut self) {
         // What is held goes out before the close, as a flush would have sent it.
-        let Self { inner, out, .. } = self;
-        let _ = std::future::poll_fn(|cx| out.poll_drain(inner, cx)).await;
-        inner.shutdown().await;
+        let _ = std::future::poll_fn(|cx| Pin::new(&mut self.inner).poll_flush(cx)).await;
+        self.inner.get_mut().shutdown().await;
     }
 }
 
@@ -304,67 +302,67 @@ impl Drop for HeaderDeadline {
     /// never flushed, and the client would lose the header and body it was owed.
     fn drop(&mut self) {
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        let _ = self.out.poll_drain(&mut self.inner, &mut cx);
+        let _ = Pin::new(&mut self.inner).poll_flush(&mut cx);
     }
 }
 
 impl UniqueID for HeaderDeadline {
     fn id(&self) -> UniqueIDType {
-        self.inner.id()
+        self.inner.get_ref().id()
     }
 }
 
 impl Ssl for HeaderDeadline {
     fn get_ssl(&self) -> Option<&pingora::protocols::tls::TlsRef> {
-        self.inner.get_ssl()
+        self.inner.get_ref().get_ssl()
     }
 
     fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
-        self.inner.get_ssl_digest()
+        self.inner.get_ref().get_ssl_digest()
     }
 
     fn selected_alpn_proto(&self) -> Option<pingora::protocols::ALPN> {
-        self.inner.selected_alpn_proto()
+        self.inner.get_ref().selected_alpn_proto()
     }
 }
 
 impl GetTimingDigest for HeaderDeadline {
     fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
-        self.inner.get_timing_digest()
+        self.inner.get_ref().get_timing_digest()
     }
 
     fn get_read_pending_time(&self) -> Duration {
-        self.inner.get_read_pending_time()
+        self.inner.get_ref().get_read_pending_time()
     }
 
     fn get_write_pending_time(&self) -> Duration {
-        self.inner.get_write_pending_time()
+        self.inner.get_ref().get_write_pending_time()
     }
 }
 
 impl GetProxyDigest for HeaderDeadline {
     fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
-        self.inner.get_proxy_digest()
+        self.inner.get_ref().get_proxy_digest()
     }
 
     fn set_proxy_digest(&mut self, digest: ProxyDigest) {
-        self.inner.set_proxy_digest(digest);
+        self.inner.get_mut().set_proxy_digest(digest);
     }
 }
 
 impl GetSocketDigest for HeaderDeadline {
     fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
-        self.inner.get_socket_digest()
+        self.inner.get_ref().get_socket_digest()
     }
 
     fn set_socket_digest(&mut self, digest: SocketDigest) {
-        self.inner.set_socket_digest(digest);
+        self.inner.get_mut().set_socket_digest(digest);
     }
 }
 
 #[async_trait]
 impl Peek for HeaderDeadline {
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        self.inner.try_peek(buf).await
+        self.inner.get_mut().try_peek(buf).await
     }
 }

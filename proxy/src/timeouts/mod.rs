@@ -11,12 +11,11 @@
 //! - [`upstream`]: a provider's `first_byte_timeout`, the wait for the response header after
 //!   the request was written, apart from its `idle_timeout` between the pieces of a response.
 //!
-//! [`write_buffer`] is the client wrapper's other duty: the small write buffer Pingora's listener
-//! gives a connection, which a connection moved to its serving thread no longer has.
+//! The client wrapper also keeps the small write buffer Pingora's listener gives a connection,
+//! which a connection moved to its serving thread no longer has.
 
 pub mod client;
 pub mod upstream;
-pub mod write_buffer;
 
 #[cfg(test)]
 mod tests;

@@ -98,3 +98,67 @@ async fn silence_in_the_body_past_idle_timeout_is_cut() {
         Some(UpstreamTimeout::Idle(Duration::from_millis(300)))
     );
 }
+
+/// A client connection over one end of an in-memory pipe, and the other end (the client).
+fn client_connection() -> (super::client::HeaderDeadline, tokio::io::DuplexStream) {
+    let (server, client) = tokio::io::duplex(64 * 1024);
+    let stream: pingora::protocols::Stream = Box::new(server);
+    let connection = super::client::HeaderDeadline::new(stream, Duration::from_secs(10));
+    (connection, client)
+}
+
+/// Whether the client has bytes to read right now.
+fn readable(client: &mut tokio::io::DuplexStream) -> bool {
+    use tokio::io::AsyncRead;
+    let mut buf = [0u8; 1];
+    let mut buf = tokio::io::ReadBuf::new(&mut buf);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    std::pin::Pin::new(client)
+        .poll_read(&mut cx, &mut buf)
+        .is_ready()
+}
+
+#[tokio::test]
+async fn a_header_and_small_body_leave_together_at_the_flush() {
+    let (mut connection, mut client) = client_connection();
+    connection
+        .write_all(b"HTTP/1.1 200 OK\r\n\r\n")
+        .await
+        .unwrap();
+    let slices = [
+        std::io::IoSlice::new(b"{\"a\":"),
+        std::io::IoSlice::new(b"1}"),
+    ];
+    assert_eq!(connection.write_vectored(&slices).await.unwrap(), 7);
+    assert!(!readable(&mut client), "nothing is sent before the flush");
+    connection.flush().await.unwrap();
+    let mut got = [0u8; 26];
+    client.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"HTTP/1.1 200 OK\r\n\r\n{\"a\":1}");
+}
+
+#[tokio::test]
+async fn a_large_write_goes_out_at_once_after_what_was_held() {
+    let (mut connection, mut client) = client_connection();
+    connection.write_all(b"head").await.unwrap();
+    let large = vec![b'x'; pingora::protocols::l4::stream::DEFAULT_L4_WRITE_BUFFER_SIZE];
+    connection.write_all(&large).await.unwrap();
+    let mut got = vec![0u8; 4 + large.len()];
+    client.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got[..4], b"head");
+    assert_eq!(&got[4..], &large[..]);
+}
+
+#[tokio::test]
+async fn what_is_held_is_sent_when_the_connection_is_dropped() {
+    let (mut connection, mut client) = client_connection();
+    connection
+        .write_all(b"HTTP/1.1 200 OK\r\n\r\n{\"cut")
+        .await
+        .unwrap();
+    assert!(!readable(&mut client));
+    drop(connection);
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"HTTP/1.1 200 OK\r\n\r\n{\"cut");
+}
