@@ -6,7 +6,7 @@ TCP segments, and the provider woke once for each. tailmeter corks the provider 
 small body arrive together (vendor/README.md, change 4). The other way, Pingora writes the
 response header and then the body, and relies on its listener's write buffer to send them
 together; tailmeter moves each client connection to the thread that serves it, which drops that
-buffer, so its client wrapper keeps one (`proxy/src/timeouts/write_buffer.rs`). The provider here
+buffer, so its client wrapper keeps one (`HeaderDeadline` in `proxy/src/timeouts/client.rs`). The provider here
 is a plain socket that counts, per request, the TCP segments with data it received (the kernel's
 `tcpi_data_segs_in`), and answers with a recorded OpenAI chat completion; the client counts the
 same on its side.
