@@ -358,6 +358,13 @@ impl ProxyHttp for Proxy {
         )
     }
 
+    /// A client that hangs up (an Esc in a coding agent) is routine, not a fault of the gateway
+    /// or the provider, and its access line already says so (`usage_missing=client_disconnect`):
+    /// Pingora's error line for it is left out, so error logs show real failures only.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, e: &Error) -> bool {
+        *e.esource() == ErrorSource::Downstream
+    }
+
     /// An error after the request went to the provider. Pingora's policy retries only
     /// idempotent methods, which an LLM call (a POST) is not; tailmeter also retries what the
     /// provider says it never processed ([`never_processed`]), on a new connection. Either only
