@@ -18,7 +18,7 @@ import pytest
 from harness import config as cfg
 from harness.clickhouse import ClickHouse, running
 from harness.clients import Tailmeter
-from harness.procs import REPO, find_binary, free_port, start_sim, start_tailmeter
+from harness.procs import REPO, find_binary, free_port, start_sim, start_tailmeter, stop_leftovers
 from harness.sim import Sim
 
 PROVIDER_OPENAI_KEY = "sk-provider-e2e-openai-31f0c2"
@@ -143,3 +143,11 @@ def clickhouse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clic
     never stops it; test_clickhouse.py keeps its own, which it stops and starts)."""
     with running(tmp_path_factory.mktemp("clickhouse-shared")) as server:
         yield server
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A test that failed before stopping its own processes leaves them running: stop them, and
+    name them, so a test run never leaves a daemon behind."""
+    left = stop_leftovers()
+    if left:
+        print(f"\nstopped {len(left)} process(es) a test left running: {', '.join(left)}")

@@ -62,7 +62,8 @@ def free_port() -> int:
 
 
 class Process:
-    """A child process whose stdout and stderr go to one log file."""
+    """A child process whose stdout and stderr go to one log file. One a failed test left running
+    is stopped when the test run ends (`stop_leftovers`), not left behind as a daemon."""
 
     def __init__(self, name: str, argv: list[str], log_path: Path, cwd: Path, env: dict[str, str]):
         self.name = name
@@ -72,6 +73,7 @@ class Process:
         self.popen = subprocess.Popen(
             argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd, env=env
         )
+        _started.append(self)
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -100,6 +102,18 @@ class Process:
                 return None
         self._log.close()
         return self.popen.returncode
+
+
+# Every Process started in this test run, for `stop_leftovers`.
+_started: list[Process] = []
+
+
+def stop_leftovers() -> list[str]:
+    """Stops every process still running that this test run started; returns their names."""
+    left = [p for p in _started if p.alive()]
+    for proc in left:
+        proc.stop(grace_s=2.0)
+    return [proc.name for proc in left]
 
 
 LISTENING = re.compile(rb"listening on (127\.0\.0\.1):(\d+)")
