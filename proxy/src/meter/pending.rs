@@ -58,7 +58,7 @@ impl InputPending {
         if self.body.len() <= SMALL_BODY {
             return estimate::input_tokens(&self.model, &self.body);
         }
-        let by_length = by_length(&self.body);
+        let by_length = estimate::by_length(self.body.len());
         let (reply, figure) = oneshot::channel();
         let job = (Arc::clone(&self.model), self.body.clone(), reply);
         match estimator().try_send(job) {
@@ -126,14 +126,9 @@ fn estimate_all(jobs: mpsc::Receiver<Job>) {
     for (model, body, reply) in jobs {
         if !reply.is_closed() {
             let estimated = panic::catch_unwind(|| estimate::input_tokens(&model, &body));
-            let _ = reply.send(estimated.unwrap_or_else(|_| by_length(&body)));
+            let _ = reply.send(estimated.unwrap_or_else(|_| estimate::by_length(body.len())));
         }
     }
-}
-
-/// The estimate of last resort: 4 bytes of the body a token.
-fn by_length(body: &[u8]) -> u64 {
-    (body.len() as u64).div_ceil(4)
 }
 
 #[cfg(test)]
@@ -173,9 +168,10 @@ mod tests {
         assert_eq!(pending().with_input(input), here);
         let here = long_pending().estimate_here().tokens.input;
         assert_eq!(long_pending().estimate_elsewhere().await, here);
-        // Three queues' worth asked at once (each tokenized in about 3 ms, all asked within
-        // microseconds): the queue fills, and past it an estimate is made from the body's length.
-        let by_length = by_length(&long_pending().body);
+        // Three queues' worth asked at once (each takes the tokenizer milliseconds, all are asked
+        // within microseconds): the queue fills, and past it an estimate is made from the body's
+        // length.
+        let by_length = estimate::by_length(long_pending().body.len());
         assert_ne!(here, by_length);
         let many: Vec<_> = (0..3 * MOST_WAITING)
             .map(|_| tokio::spawn(async { long_pending().estimate_elsewhere().await }))

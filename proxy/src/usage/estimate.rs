@@ -99,12 +99,19 @@ fn tokenizer(model: &str) -> Option<&'static CoreBPE> {
 /// Loads `model`'s tokenizer in the background (the first load takes a moment), once; a
 /// tokenizer no model in use needs is never loaded.
 pub fn warm_up(model: &str) {
-    static STARTED: [std::sync::Once; 2] = [std::sync::Once::new(), std::sync::Once::new()];
-    if let Some(kind) = tokenizer_kind(model) {
-        STARTED[kind as usize].call_once(|| {
-            std::thread::spawn(move || kind.bpe());
-        });
-    }
+    use std::sync::Once;
+    static O200K: Once = Once::new();
+    static CL100K: Once = Once::new();
+    let Some(kind) = tokenizer_kind(model) else {
+        return;
+    };
+    let started = match kind {
+        Kind::O200k => &O200K,
+        Kind::Cl100k => &CL100K,
+    };
+    started.call_once(|| {
+        std::thread::spawn(move || kind.bpe());
+    });
 }
 
 /// Estimated input tokens of `request` (a JSON body) for `model`; 0 when it is not JSON.
@@ -122,10 +129,16 @@ pub fn output_tokens(content_bytes: u64) -> u64 {
     content_bytes.div_ceil(BYTES_PER_TOKEN)
 }
 
+/// Tokens of `len` bytes at [`BYTES_PER_TOKEN`]: the estimate where no tokenizer applies, and
+/// the one of last resort.
+pub fn by_length(len: usize) -> u64 {
+    (len as u64).div_ceil(BYTES_PER_TOKEN)
+}
+
 /// Tokens of `text` for `model`.
 pub fn text_tokens(model: &str, text: &str) -> u64 {
     let Some(bpe) = tokenizer(model) else {
-        return (text.len() as u64).div_ceil(BYTES_PER_TOKEN);
+        return by_length(text.len());
     };
     if text.len() <= EXACT_PREFIX {
         return encoded_len(bpe, text);
