@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
-use serde::Deserialize;
 
 use crate::api_error::{ApiError, ErrorKind};
-use crate::usage::json::{member, skip_ws, splice, string_end, Member};
+use crate::usage::json::{member, skip_ws, splice, Member};
+
+mod scan;
 
 /// Pingora's retry buffer holds 64 KiB; arm it when at most this much body is left.
 const RETRY_BUFFER_ARM_AT: u64 = 64 * 1024;
@@ -108,24 +109,18 @@ async fn read_body(session: &mut Session, limit: u64) -> Result<Bytes, ApiError>
     Ok(body.freeze())
 }
 
-/// The request fields tailmeter reads; everything else is skipped without being materialized.
-#[derive(Debug, Deserialize)]
+/// The request fields tailmeter reads; everything else is checked and skipped.
+#[derive(Debug, PartialEq, Eq)]
 pub struct RequestFields<'a> {
     /// The requested model, as the client named it.
-    #[serde(borrow, default)]
     pub model: Option<Cow<'a, str>>,
     /// Whether the client asked for a stream.
-    #[serde(default)]
     pub stream: Option<bool>,
 }
 
-/// Deepest nesting of arrays and objects accepted: serde_json's own recursion limit, which the
-/// body rewrites (`provider/model`, `include_usage`) parse under.
-const MAX_DEPTH: usize = 128;
-
-/// Parses the fields tailmeter needs out of a JSON body. The whole body must be UTF-8 and nested
-/// at most [`MAX_DEPTH`] deep: serde skips the fields it does not read without checking either,
-/// and tailmeter must not forward what it could not have parsed.
+/// Parses the fields tailmeter needs out of a JSON body. The whole body must be UTF-8 and one
+/// well-formed JSON object nested at most [`scan::MAX_DEPTH`] deep: tailmeter must not forward
+/// what it could not have parsed.
 pub fn parse_fields(body: &[u8]) -> Result<RequestFields<'_>, ApiError> {
     let invalid = |why: String| {
         ApiError::new(
@@ -134,48 +129,31 @@ pub fn parse_fields(body: &[u8]) -> Result<RequestFields<'_>, ApiError> {
             format!("the request body is not a JSON object tailmeter can read: {why}"),
         )
     };
-    if let Err(e) = std::str::from_utf8(body) {
-        return Err(invalid(format!("it is not UTF-8 ({e})")));
-    }
-    if nesting_depth(body) > MAX_DEPTH {
-        return Err(invalid(format!(
-            "it is nested deeper than {MAX_DEPTH} levels (recursion limit)"
-        )));
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            ErrorKind::InvalidRequest,
-            "invalid_json",
-            format!("the request body is not a JSON object tailmeter can read: {e}"),
-        )
-    })
+    let text = std::str::from_utf8(body).map_err(|e| invalid(format!("it is not UTF-8 ({e})")))?;
+    let top = scan::top_level(body).map_err(|e| invalid(e.to_string()))?;
+    let model = match top.model.map(|range| &text[range]) {
+        None | Some("null") => None,
+        Some(quoted) if quoted.starts_with('"') => Some(unquoted(quoted).map_err(invalid)?),
+        Some(_) => return Err(invalid("its `model` is not a string".to_owned())),
+    };
+    let stream = match top.stream.map(|range| &body[range]) {
+        None | Some(b"null") => None,
+        Some(b"true") => Some(true),
+        Some(b"false") => Some(false),
+        Some(_) => return Err(invalid("its `stream` is not true or false".to_owned())),
+    };
+    Ok(RequestFields { model, stream })
 }
 
-/// The deepest nesting of `[` and `{` outside strings (stops counting past [`MAX_DEPTH`]).
-/// Strings are stepped over whole (a search for their closing quote), so a body that is mostly
-/// text, as prompts are, costs a few passes of `memchr` rather than a branch per byte.
-fn nesting_depth(body: &[u8]) -> usize {
-    let (mut depth, mut deepest, mut at) = (0usize, 0usize, 0usize);
-    while let Some(&byte) = body.get(at) {
-        at += 1;
-        match byte {
-            // An unterminated string runs to the end: nothing after it nests.
-            b'"' => match string_end(body, at - 1) {
-                Some(end) => at = end,
-                None => break,
-            },
-            b'[' | b'{' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-                if deepest > MAX_DEPTH {
-                    break;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
+/// The text of a JSON string the scan passed, borrowed unless it has escapes to decode.
+fn unquoted(quoted: &str) -> Result<Cow<'_, str>, String> {
+    let inner = &quoted[1..quoted.len() - 1];
+    if !inner.contains('\\') {
+        return Ok(Cow::Borrowed(inner));
     }
-    deepest
+    serde_json::from_str::<String>(quoted)
+        .map(Cow::Owned)
+        .map_err(|e| format!("its `model` cannot be decoded ({e})"))
 }
 
 /// The body with its top-level `model` replaced by `model` (used when the client named the
@@ -245,7 +223,29 @@ mod tests {
     }
 
     #[test]
-    fn refuses_what_serde_would_skip_unchecked() {
+    fn reads_model_and_stream_as_their_json_types() {
+        let fields = parse_fields(br#"{"model":"gpt\u002d4o","stream":null}"#).unwrap();
+        assert_eq!(fields.model.as_deref(), Some("gpt-4o"));
+        assert_eq!(fields.stream, None);
+        assert!(matches!(
+            parse_fields(br#"{"model":"gpt-4o"}"#).unwrap().model,
+            Some(Cow::Borrowed("gpt-4o"))
+        ));
+        assert_eq!(parse_fields(br#"{"model":null}"#).unwrap().model, None);
+        for (body, says) in [
+            (br#"{"model":4}"#.as_slice(), "`model` is not a string"),
+            (br#"{"model":"\ud800"}"#, "cannot be decoded"),
+            (br#"{"stream":"yes"}"#, "`stream` is not true or false"),
+            (br#"{"model":"a","model":"b"}"#, "duplicate"),
+        ] {
+            let refused = parse_fields(body).unwrap_err();
+            assert_eq!(refused.code, "invalid_json");
+            assert!(refused.message.contains(says), "{}", refused.message);
+        }
+    }
+
+    #[test]
+    fn refuses_deep_nesting_and_text_that_is_not_utf8() {
         let deep = format!(
             "{{\"model\":\"m\",\"x\":{}{}}}",
             "[".repeat(100_000),
@@ -266,62 +266,5 @@ mod tests {
         );
         let bad = b"{\"model\":\"m\",\"x\":\"\xff\"}";
         assert!(parse_fields(bad).unwrap_err().message.contains("not UTF-8"));
-    }
-
-    /// The byte-at-a-time reading of nesting that `nesting_depth` must agree with.
-    fn depth_byte_by_byte(body: &[u8]) -> usize {
-        let (mut depth, mut deepest, mut in_string, mut escaped) = (0, 0, false, false);
-        for &byte in body {
-            match byte {
-                _ if in_string && escaped => escaped = false,
-                b'\\' if in_string => escaped = true,
-                b'"' => in_string = !in_string,
-                _ if in_string => {}
-                b'[' | b'{' => {
-                    depth += 1;
-                    deepest = usize::max(deepest, depth);
-                    if deepest > MAX_DEPTH {
-                        break;
-                    }
-                }
-                b']' | b'}' => depth = usize::saturating_sub(depth, 1),
-                _ => {}
-            }
-        }
-        deepest
-    }
-
-    #[test]
-    fn nesting_skips_strings_as_a_byte_by_byte_reading_does() {
-        // Twelve pieces, split at the blanks: brackets, quotes, escapes and whole strings.
-        let pieces: Vec<&[u8]> =
-            br#"{ } [ ] " \ \" a : , "[{" "\\""#.split(|b| *b == b' ').collect();
-        assert_eq!(pieces.len(), 12);
-        // Every sequence of up to five pieces, then longer ones from a fixed stride.
-        let mut bodies: Vec<Vec<u8>> = vec![Vec::new()];
-        for _ in 0..5 {
-            let longer: Vec<Vec<u8>> = bodies
-                .iter()
-                .filter(|b| b.len() < 8)
-                .flat_map(|b| pieces.iter().map(move |p| [b.as_slice(), p].concat()))
-                .collect();
-            bodies.extend(longer);
-        }
-        bodies.extend((0..2000).map(|seed: usize| {
-            (0..64)
-                .flat_map(|i| pieces[(seed * 7 + i * i * 3 + i) % pieces.len()])
-                .copied()
-                .collect()
-        }));
-        for body in &bodies {
-            assert_eq!(
-                nesting_depth(body),
-                depth_byte_by_byte(body),
-                "{}",
-                String::from_utf8_lossy(body)
-            );
-        }
-        let deep = [vec![b'['; MAX_DEPTH + 5], b"\"]]]\"".to_vec()].concat();
-        assert_eq!(nesting_depth(&deep), MAX_DEPTH + 1);
     }
 }

@@ -1,0 +1,267 @@
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use super::*;
+
+/// What tailmeter read before this scan: serde, after checks of UTF-8 and of nesting.
+#[derive(Debug, Deserialize, PartialEq)]
+struct SerdeFields<'a> {
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(default)]
+    stream: Option<bool>,
+}
+
+/// The nesting of `[` and `{` outside strings, read a byte at a time.
+fn depth_byte_by_byte(body: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0, 0, false, false);
+    for &byte in body {
+        match byte {
+            _ if in_string && escaped => escaped = false,
+            b'\\' if in_string => escaped = true,
+            b'"' => in_string = !in_string,
+            _ if in_string => {}
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = usize::max(deepest, depth);
+            }
+            b']' | b'}' => depth = usize::saturating_sub(depth, 1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// The old reading of an object body: `None` when it refused it.
+fn through_serde(body: &[u8]) -> Option<SerdeFields<'_>> {
+    std::str::from_utf8(body).ok()?;
+    if depth_byte_by_byte(body) > MAX_DEPTH {
+        return None;
+    }
+    serde_json::from_slice(body).ok()
+}
+
+/// The reading through this scan.
+fn through_scan(body: &[u8]) -> Option<SerdeFields<'_>> {
+    let fields = crate::body::parse_fields(body).ok()?;
+    Some(SerdeFields {
+        model: fields.model,
+        stream: fields.stream,
+    })
+}
+
+/// A small deterministic generator (xorshift), so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a [u8]]) -> &'a [u8] {
+        from[self.below(from.len())]
+    }
+}
+
+const NAMES: &[&[u8]] = &[
+    br#""model""#,
+    br#""stream""#,
+    br#""mod\u0065l""#,
+    br#""messages""#,
+    br#""x""#,
+    br#""""#,
+];
+const SCALARS: &[&[u8]] = &[
+    br#""gpt-4o""#,
+    br#""a \"quoted\" \\ word \/ \b\f\n\r\t \u00e9 \uD83D\uDE00""#,
+    "\"caf\u{e9} \u{1F600}\"".as_bytes(),
+    br#""\ud800""#,
+    b"true",
+    b"false",
+    b"null",
+    b"0",
+    b"-0",
+    b"12",
+    b"-3.25",
+    b"1e9",
+    b"6.02E+23",
+    b"1.5e-7",
+];
+const WS: &[&[u8]] = &[b"", b"", b" ", b"\n\t", b"\r\n "];
+
+/// A random well-formed JSON value, at most `depth` containers deep.
+fn value(rng: &mut Rng, depth: usize, out: &mut Vec<u8>) {
+    let kind = if depth == 0 { 2 } else { rng.below(5) };
+    match kind {
+        0 => {
+            out.push(b'{');
+            for i in 0..rng.below(4) {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(rng.pick(WS));
+                out.extend_from_slice(rng.pick(NAMES));
+                out.extend_from_slice(rng.pick(WS));
+                out.push(b':');
+                out.extend_from_slice(rng.pick(WS));
+                value(rng, depth - 1, out);
+            }
+            out.push(b'}');
+        }
+        1 => {
+            out.push(b'[');
+            for i in 0..rng.below(4) {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(rng.pick(WS));
+                value(rng, depth - 1, out);
+            }
+            out.push(b']');
+        }
+        _ => out.extend_from_slice(rng.pick(SCALARS)),
+    }
+}
+
+/// A random object body of the shape requests have, with the members tailmeter reads.
+fn body(rng: &mut Rng) -> Vec<u8> {
+    let mut out = rng.pick(WS).to_vec();
+    out.push(b'{');
+    for i in 0..1 + rng.below(4) {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(rng.pick(NAMES));
+        out.push(b':');
+        value(rng, 3, &mut out);
+    }
+    out.push(b'}');
+    out.extend_from_slice(rng.pick(WS));
+    out
+}
+
+/// Bytes a mutation puts in: every structural character, escapes, digits, controls, non-UTF-8.
+const MUTATIONS: &[u8] = b"{}[]\",:\\/ \t\n0123456789-+.eEtfnulrasxu\x00\x1f\x7f\xc3\xff";
+
+#[test]
+fn accepts_and_reads_what_serde_did() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..60_000 {
+        let mut bytes = body(&mut rng);
+        for _ in 0..rng.below(3) {
+            let at = rng.below(bytes.len() + 1);
+            let with = MUTATIONS[rng.below(MUTATIONS.len())];
+            match rng.below(3) {
+                0 => bytes.insert(at, with),
+                1 if at < bytes.len() => drop(bytes.remove(at)),
+                _ if at < bytes.len() => bytes[at] = with,
+                _ => {}
+            }
+        }
+        // serde reads a struct from an array too; the scan (rightly) refuses anything else.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            continue;
+        }
+        let expected = through_serde(&bytes);
+        assert_eq!(
+            through_scan(&bytes),
+            expected,
+            "{}",
+            String::from_utf8_lossy(&bytes)
+        );
+        if expected.is_some() {
+            accepted += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    // Both sides of the comparison were exercised.
+    assert!(accepted > 5_000 && refused > 5_000, "{accepted} {refused}");
+}
+
+#[test]
+fn finds_the_values_where_they_are() {
+    let body = br#" {"messages":[{"model":"inner"}], "model" : "gpt-4o" ,"stream":true} "#;
+    let top = top_level(body).unwrap();
+    assert_eq!(&body[top.model.unwrap()], br#""gpt-4o""#);
+    assert_eq!(&body[top.stream.unwrap()], b"true");
+    let nested = br#"{"model":{"a":[1,2]},"stream":[]}"#;
+    let top = top_level(nested).unwrap();
+    assert_eq!(&nested[top.model.unwrap()], br#"{"a":[1,2]}"#);
+    assert_eq!(&nested[top.stream.unwrap()], b"[]");
+    assert_eq!(top_level(b"{}").unwrap(), TopLevel::default());
+}
+
+#[test]
+fn refuses_a_member_tailmeter_reads_given_twice_in_any_spelling() {
+    for body in [
+        br#"{"model":"a","model":"b"}"#.as_slice(),
+        br#"{"model":"a","mod\u0065l":"b"}"#,
+        br#"{"stream":false,"x":1,"stream":true}"#,
+    ] {
+        let refused = top_level(body).unwrap_err();
+        assert!(refused.why.contains("duplicate"), "{refused}");
+    }
+    assert!(top_level(br#"{"x":1,"x":2}"#).is_ok());
+}
+
+#[test]
+fn nesting_is_limited_outside_strings_only() {
+    let nested = |depth: usize| {
+        format!(
+            "{{\"model\":\"m\",\"x\":{}{}}}",
+            "[".repeat(depth - 1),
+            "]".repeat(depth - 1)
+        )
+    };
+    assert!(top_level(nested(MAX_DEPTH).as_bytes()).is_ok());
+    let refused = top_level(nested(MAX_DEPTH + 1).as_bytes()).unwrap_err();
+    assert!(refused.to_string().contains("recursion limit"), "{refused}");
+    let in_text = format!("{{\"x\":\"{}\"}}", "[".repeat(10_000));
+    assert!(top_level(in_text.as_bytes()).is_ok());
+}
+
+#[test]
+fn refuses_what_json_does_not_allow() {
+    for body in [
+        b"".as_slice(),
+        b"[]",
+        b"\"model\"",
+        b"{",
+        b"{\"a\":1,}",
+        b"{\"a\":[1,]}",
+        b"{\"a\":01}",
+        b"{\"a\":1.}",
+        b"{\"a\":-}",
+        b"{\"a\":1e}",
+        b"{\"a\":tru}",
+        b"{\"a\":\"\x01\"}",
+        b"{\"a\":\"\\x\"}",
+        b"{\"a\":\"\\u12g4\"}",
+        b"{\"a\":1} x",
+        b"{\"a\" 1}",
+        b"{1:1}",
+    ] {
+        assert!(
+            top_level(body).is_err(),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+}
+
+#[test]
+fn control_characters_are_found_in_any_block() {
+    let mut text = vec![b'a'; 600];
+    assert_eq!(first_control(&text), None);
+    for at in [0, 63, 255, 256, 257, 599] {
+        text[at] = b'\n';
+        assert_eq!(first_control(&text), Some(at));
+        text[at] = b'a';
+    }
+}
