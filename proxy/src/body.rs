@@ -9,13 +9,14 @@
 //! body too large for that trick is answered with 411, asking for a Content-Length.
 
 use std::borrow::Cow;
+use std::ops::Range;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
 
 use crate::api_error::{ApiError, ErrorKind};
-use crate::usage::json::{member, skip_ws, splice, Member};
+use crate::usage::json::splice;
 
 mod scan;
 
@@ -114,6 +115,8 @@ async fn read_body(session: &mut Session, limit: u64) -> Result<Bytes, ApiError>
 pub struct RequestFields<'a> {
     /// The requested model, as the client named it.
     pub model: Option<Cow<'a, str>>,
+    /// Where the body holds `model`'s value, as sent (a JSON string, quotes included, or `null`).
+    pub model_at: Option<Range<usize>>,
     /// Whether the client asked for a stream.
     pub stream: Option<bool>,
 }
@@ -131,7 +134,7 @@ pub fn parse_fields(body: &[u8]) -> Result<RequestFields<'_>, ApiError> {
     };
     let text = std::str::from_utf8(body).map_err(|e| invalid(format!("it is not UTF-8 ({e})")))?;
     let top = scan::top_level(body).map_err(|e| invalid(e.to_string()))?;
-    let model = match top.model.map(|range| &text[range]) {
+    let model = match top.model.clone().map(|range| &text[range]) {
         None | Some("null") => None,
         Some(quoted) if quoted.starts_with('"') => Some(unquoted(quoted).map_err(invalid)?),
         Some(_) => return Err(invalid("its `model` is not a string".to_owned())),
@@ -142,7 +145,11 @@ pub fn parse_fields(body: &[u8]) -> Result<RequestFields<'_>, ApiError> {
         Some(b"false") => Some(false),
         Some(_) => return Err(invalid("its `stream` is not true or false".to_owned())),
     };
-    Ok(RequestFields { model, stream })
+    Ok(RequestFields {
+        model,
+        model_at: top.model,
+        stream,
+    })
 }
 
 /// The text of a JSON string the scan passed, borrowed unless it has escapes to decode.
@@ -156,40 +163,13 @@ fn unquoted(quoted: &str) -> Result<Cow<'_, str>, String> {
         .map_err(|e| format!("its `model` cannot be decoded ({e})"))
 }
 
-/// The body with its top-level `model` replaced by `model` (used when the client named the
-/// model as `provider/model`: the provider sees the bare name). `body` has passed
-/// [`parse_fields`]. Only the value's bytes change: the rest (numbers, spacing, member order)
-/// stays as the client sent it, and a large body costs one scan and one copy.
-pub fn with_model(body: &[u8], model: &str) -> Result<Vec<u8>, ApiError> {
-    let name = serde_json::Value::from(model).to_string();
-    match member(body, skip_ws(body, 0), b"\"model\"") {
-        Some(Member::At(value)) => Ok(splice(body, value, name.as_bytes())),
-        // An escaped member name the scan will not guess at: through serde.
-        _ => reencoded_with_model(body, model),
-    }
-}
-
-/// [`with_model`] through serde: the body decoded, its `model` set, encoded again.
-fn reencoded_with_model(body: &[u8], model: &str) -> Result<Vec<u8>, ApiError> {
-    let mut value: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
-        .map_err(|e| {
-            ApiError::new(
-                ErrorKind::InvalidRequest,
-                "invalid_json",
-                format!("the request body is not a JSON object: {e}"),
-            )
-        })?;
-    value.insert(
-        "model".to_owned(),
-        serde_json::Value::String(model.to_owned()),
-    );
-    serde_json::to_vec(&value).map_err(|e| {
-        ApiError::new(
-            ErrorKind::InvalidRequest,
-            "invalid_json",
-            format!("the request body could not be re-encoded: {e}"),
-        )
-    })
+/// The body with its `model` value, at `model_at` ([`RequestFields::model_at`]), replaced by
+/// `model` (used when the client named the model as `provider/model`: the provider sees the bare
+/// name). Only the value's bytes change: the rest (names, numbers, spacing, member order) stays
+/// as the client sent it, and a large body costs one copy.
+pub fn with_model(body: &[u8], model_at: Range<usize>, model: &str) -> Vec<u8> {
+    let value = serde_json::Value::from(model).to_string();
+    splice(body, model_at, value.as_bytes())
 }
 
 #[cfg(test)]
@@ -202,23 +182,28 @@ mod tests {
         let fields = parse_fields(body).unwrap();
         assert_eq!(fields.model.as_deref(), Some("openai/gpt-4o"));
         assert_eq!(fields.stream, Some(true));
-        let rewritten = with_model(body, "gpt-4o").unwrap();
+        let rewritten = with_model(body, fields.model_at.unwrap(), "gpt-4o");
         let text = String::from_utf8(rewritten).unwrap();
         assert!(
             text.starts_with(r#"{"stream":true,"model":"gpt-4o","messages""#),
             "{text}"
         );
         assert_eq!(parse_fields(b"[1,2]").unwrap_err().code, "invalid_json");
-        // Everything but the value stays byte for byte; an escaped name goes through serde.
+        // Everything but the value stays byte for byte, an escaped member name too.
+        let rewrite = |body: &[u8], model: &str| {
+            let at = parse_fields(body).unwrap().model_at.unwrap();
+            with_model(body, at, model)
+        };
         let spaced = br#" { "temperature" : 0.70, "model" : "openai/gpt-4o" , "n":1e2 }"#;
-        let rewritten = with_model(spaced, "gpt-4o \"x\"").unwrap();
         assert_eq!(
-            rewritten,
+            rewrite(spaced, "gpt-4o \"x\""),
             br#" { "temperature" : 0.70, "model" : "gpt-4o \"x\"" , "n":1e2 }"#
         );
         let escaped = br#"{"mod\u0065l":"openai/gpt-4o","n":1}"#;
-        let rewritten = with_model(escaped, "gpt-4o").unwrap();
-        assert_eq!(rewritten, br#"{"model":"gpt-4o","n":1}"#);
+        assert_eq!(
+            rewrite(escaped, "gpt-4o"),
+            br#"{"mod\u0065l":"gpt-4o","n":1}"#
+        );
         assert!(parse_fields(b"{}").unwrap().model.is_none());
     }
 

@@ -524,10 +524,14 @@ impl Proxy {
             let path = session.req_header().uri.path();
             ctx.upstream_path = Endpoint::path_with_model(path, &route.model);
         }
-        let mut upstream_body = if endpoint.model_in_path() || requested == &*route.model {
-            body.clone()
-        } else {
-            Bytes::from(crate::body::with_model(&body, &route.model)?)
+        // A body naming another spelling of the model (`provider/model`) names the bare one.
+        let rename_at = fields
+            .model_at
+            .clone()
+            .filter(|_| !endpoint.model_in_path() && requested != &*route.model);
+        let mut upstream_body = match rename_at {
+            Some(at) => Bytes::from(crate::body::with_model(&body, at, &route.model)),
+            None => body.clone(),
         };
         ctx.stream = fields.stream == Some(true) || endpoint.always_streams();
         if endpoint == Endpoint::ChatCompletions && ctx.stream {
