@@ -5,6 +5,8 @@
 //! of the embedded sink loads into the table unchanged, and what is spooled is byte for byte
 //! what is later inserted. Column names and order are [`COLUMNS`]; the DDL is built from them.
 
+use std::fmt;
+
 use serde::Serialize;
 
 use crate::event::RequestEvent;
@@ -40,7 +42,7 @@ pub const COLUMNS: [&str; 24] = [
 /// A row borrowing from its event; field order is [`COLUMNS`].
 #[derive(Serialize)]
 struct Row<'a> {
-    ts: String,
+    ts: Timestamp,
     request_id: &'a str,
     trace_id: &'a str,
     identity: &'a str,
@@ -69,7 +71,7 @@ struct Row<'a> {
 /// Appends `event` to `out` as one JSON line (newline included).
 pub fn encode_line(event: &RequestEvent, out: &mut Vec<u8>) -> serde_json::Result<()> {
     let row = Row {
-        ts: format_ts(event.ts_ms),
+        ts: Timestamp(event.ts_ms),
         request_id: &event.request_id,
         trace_id: &event.trace_id,
         identity: &event.identity,
@@ -104,17 +106,30 @@ fn round3(ms: f64) -> f64 {
     (ms * 1000.0).round() / 1000.0
 }
 
-/// `YYYY-MM-DD HH:MM:SS.mmm` in UTC, the text form ClickHouse's `DateTime64(3)` reads.
-pub fn format_ts(ts_ms: u64) -> String {
-    let (secs, ms) = (ts_ms / 1000, ts_ms % 1000);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{ms:03}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+/// A row's time, milliseconds since the Unix epoch, shown as `YYYY-MM-DD HH:MM:SS.mmm` in UTC:
+/// the text form ClickHouse's `DateTime64(3)` reads. It is written straight into the row's line,
+/// without a string of its own.
+pub struct Timestamp(pub u64);
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (secs, ms) = (self.0 / 1000, self.0 % 1000);
+        let (days, rem) = (secs / 86_400, secs % 86_400);
+        let (y, m, d) = civil_from_days(days);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{ms:03}",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// `YYYY-MM-DD` of a timestamp, UTC.
@@ -145,10 +160,19 @@ mod tests {
 
     #[test]
     fn timestamps_are_utc_with_milliseconds() {
-        assert_eq!(format_ts(0), "1970-01-01 00:00:00.000");
-        assert_eq!(format_ts(1_714_558_272_345), "2024-05-01 10:11:12.345");
-        assert_eq!(format_ts(951_782_400_007), "2000-02-29 00:00:00.007");
-        assert_eq!(format_ts(4_102_444_799_999), "2099-12-31 23:59:59.999");
+        assert_eq!(Timestamp(0).to_string(), "1970-01-01 00:00:00.000");
+        assert_eq!(
+            Timestamp(1_714_558_272_345).to_string(),
+            "2024-05-01 10:11:12.345"
+        );
+        assert_eq!(
+            Timestamp(951_782_400_007).to_string(),
+            "2000-02-29 00:00:00.007"
+        );
+        assert_eq!(
+            Timestamp(4_102_444_799_999).to_string(),
+            "2099-12-31 23:59:59.999"
+        );
         assert_eq!(format_day(1_714_558_272_345), "2024-05-01");
     }
 

@@ -22,6 +22,7 @@ mod isolate;
 #[cfg(test)]
 mod tests;
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
@@ -79,10 +80,18 @@ impl EventSender {
         let Some(inner) = &self.inner else {
             return;
         };
-        let mut line = Vec::with_capacity(768);
-        let journaled = encode_line(&event, &mut line)
-            .map_err(io::Error::other)
-            .and_then(|()| inner.spool.journal(&line));
+        thread_local! {
+            /// The line being journaled, kept per thread so a row costs no allocation of its own.
+            static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
+        }
+        let journaled = LINE.with_borrow_mut(|line| {
+            line.clear();
+            // A huge row (a long user agent) does not keep its buffer's size on the thread.
+            line.shrink_to(16 * 1024);
+            encode_line(&event, line)
+                .map_err(io::Error::other)
+                .and_then(|()| inner.spool.journal(line))
+        });
         match journaled {
             Ok(Some(rows)) => {
                 if rows == 1 || rows >= inner.batch_rows {
