@@ -77,7 +77,7 @@ async fn read_body(session: &mut Session, limit: u64) -> Result<Bytes, ApiError>
             )
         })?;
     }
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+    let mut body = Joined::default();
     let mut armed = false;
     loop {
         let left = declared.map(|len| len.saturating_sub(body.len() as u64));
@@ -96,7 +96,7 @@ async fn read_body(session: &mut Session, limit: u64) -> Result<Bytes, ApiError>
         if body.len() as u64 + chunk.len() as u64 > limit {
             return Err(too_large());
         }
-        body.extend_from_slice(&chunk);
+        body.push(chunk, declared.unwrap_or(0) as usize);
     }
     if downstream.retry_buffer_truncated()
         || (!body.is_empty() && downstream.get_retry_buffer().is_none())
@@ -107,7 +107,42 @@ async fn read_body(session: &mut Session, limit: u64) -> Result<Bytes, ApiError>
             "a chunked request body over 64 KiB cannot be routed; send it with a Content-Length header",
         ));
     }
-    Ok(body.freeze())
+    Ok(body.into_bytes())
+}
+
+/// A body's pieces joined into one buffer, or the one piece itself (no copy) when it came whole,
+/// as a small request does.
+#[derive(Default)]
+struct Joined {
+    whole: Option<Bytes>,
+    joined: BytesMut,
+}
+
+impl Joined {
+    fn len(&self) -> usize {
+        self.whole.as_ref().map_or(0, Bytes::len) + self.joined.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds the next piece; `expected` is the body's declared length, if any.
+    fn push(&mut self, piece: Bytes, expected: usize) {
+        if self.is_empty() {
+            self.whole = Some(piece);
+            return;
+        }
+        if let Some(first) = self.whole.take() {
+            self.joined.reserve(expected.max(first.len() + piece.len()));
+            self.joined.extend_from_slice(&first);
+        }
+        self.joined.extend_from_slice(&piece);
+    }
+
+    fn into_bytes(self) -> Bytes {
+        self.whole.unwrap_or_else(|| self.joined.freeze())
+    }
 }
 
 /// The request fields tailmeter reads; everything else is checked and skipped.
@@ -205,6 +240,22 @@ mod tests {
             br#"{"mod\u0065l":"gpt-4o","n":1}"#
         );
         assert!(parse_fields(b"{}").unwrap().model.is_none());
+    }
+
+    #[test]
+    fn a_body_in_one_piece_is_kept_and_pieces_are_joined_in_order() {
+        let piece = Bytes::from_static(b"{\"model\":\"m\"}");
+        let mut one = Joined::default();
+        one.push(Bytes::new(), 13);
+        one.push(piece.clone(), 13);
+        let kept = one.into_bytes();
+        assert_eq!(kept.as_ptr(), piece.as_ptr(), "copied");
+        let mut many = Joined::default();
+        for part in [&b"{\"mo"[..], b"", b"del\":", b"\"m\"}"] {
+            many.push(Bytes::copy_from_slice(part), 0);
+        }
+        assert_eq!(many.len(), 13);
+        assert_eq!(many.into_bytes(), piece);
     }
 
     #[test]
