@@ -93,53 +93,51 @@ const SCALARS: &[&[u8]] = &[
 ];
 const WS: &[&[u8]] = &[b"", b"", b" ", b"\n\t", b"\r\n "];
 
+/// `open`, up to three items written by `item` between commas (each after some blank), `close`.
+fn container(
+    rng: &mut Rng,
+    out: &mut Vec<u8>,
+    (open, close): (u8, u8),
+    mut item: impl FnMut(&mut Rng, &mut Vec<u8>),
+) {
+    out.push(open);
+    for i in 0..rng.below(4) {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(rng.pick(WS));
+        item(rng, out);
+    }
+    out.push(close);
+}
+
+/// A random object member whose value is at most `depth` containers deep.
+fn member(rng: &mut Rng, depth: usize, out: &mut Vec<u8>) {
+    out.extend_from_slice(rng.pick(NAMES));
+    out.extend_from_slice(rng.pick(WS));
+    out.push(b':');
+    out.extend_from_slice(rng.pick(WS));
+    value(rng, depth, out);
+}
+
 /// A random well-formed JSON value, at most `depth` containers deep.
 fn value(rng: &mut Rng, depth: usize, out: &mut Vec<u8>) {
-    let kind = if depth == 0 { 2 } else { rng.below(5) };
-    match kind {
-        0 => {
-            out.push(b'{');
-            for i in 0..rng.below(4) {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(rng.pick(WS));
-                out.extend_from_slice(rng.pick(NAMES));
-                out.extend_from_slice(rng.pick(WS));
-                out.push(b':');
-                out.extend_from_slice(rng.pick(WS));
-                value(rng, depth - 1, out);
-            }
-            out.push(b'}');
-        }
-        1 => {
-            out.push(b'[');
-            for i in 0..rng.below(4) {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(rng.pick(WS));
-                value(rng, depth - 1, out);
-            }
-            out.push(b']');
-        }
+    match if depth == 0 { 2 } else { rng.below(5) } {
+        0 => container(rng, out, (b'{', b'}'), |rng, out| {
+            member(rng, depth - 1, out)
+        }),
+        1 => container(rng, out, (b'[', b']'), |rng, out| {
+            value(rng, depth - 1, out)
+        }),
         _ => out.extend_from_slice(rng.pick(SCALARS)),
     }
 }
 
-/// A random object body of the shape requests have, with the members tailmeter reads.
+/// A random object body of the shape requests have, with the members tailmeter reads, blanks
+/// around it.
 fn body(rng: &mut Rng) -> Vec<u8> {
     let mut out = rng.pick(WS).to_vec();
-    out.push(b'{');
-    for i in 0..1 + rng.below(4) {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(rng.pick(NAMES));
-        out.push(b':');
-        value(rng, 3, &mut out);
-    }
-    out.push(b'}');
+    container(rng, &mut out, (b'{', b'}'), |rng, out| member(rng, 3, out));
     out.extend_from_slice(rng.pick(WS));
     out
 }
