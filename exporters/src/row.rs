@@ -109,7 +109,7 @@ fn round3(ms: f64) -> f64 {
 /// A row's time, milliseconds since the Unix epoch, shown as `YYYY-MM-DD HH:MM:SS.mmm` in UTC:
 /// the text form ClickHouse's `DateTime64(3)` reads. It is written straight into the row's line,
 /// without a string of its own.
-pub struct Timestamp(pub u64);
+struct Timestamp(u64);
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
