@@ -14,7 +14,7 @@ use std::ops::Range;
 use memchr::memchr2;
 
 /// Deepest nesting of arrays and objects accepted: serde_json's own recursion limit, which the
-/// body rewrites (`provider/model`, `include_usage`) parse under.
+/// `include_usage` rewrite and the input estimate parse under.
 pub const MAX_DEPTH: usize = 128;
 
 /// Where the top-level members tailmeter reads hold their values (the value's bytes, as sent).
@@ -107,7 +107,10 @@ pub fn top_level(body: &[u8]) -> Result<TopLevel, Malformed> {
                     let name = scan.at;
                     scan.string()?;
                     if depth == 1 {
-                        member = Which::of(&body[name..scan.at]);
+                        member = Which::of(&body[name..scan.at]).ok_or(Malformed {
+                            why: "a member name that cannot be decoded",
+                            at: name,
+                        })?;
                         let taken = member.is_some_and(|which| found.slot(which).is_some());
                         if taken {
                             return Err(Malformed {
@@ -179,8 +182,9 @@ enum Which {
 }
 
 impl Which {
-    /// The member a quoted name (as sent, escapes and all) names, if tailmeter reads it.
-    fn of(quoted: &[u8]) -> Option<Which> {
+    /// The member a quoted name (as sent, escapes and all) names, if tailmeter reads it; `None`
+    /// when its escapes do not decode (a lone surrogate), which serde refused too.
+    fn of(quoted: &[u8]) -> Option<Option<Which>> {
         let plain = &quoted[1..quoted.len() - 1];
         let unescaped;
         let name: &[u8] = if plain.contains(&b'\\') {
@@ -189,11 +193,11 @@ impl Which {
         } else {
             plain
         };
-        match name {
+        Some(match name {
             b"model" => Some(Which::Model),
             b"stream" => Some(Which::Stream),
             _ => None,
-        }
+        })
     }
 }
 

@@ -74,6 +74,7 @@ const NAMES: &[&[u8]] = &[
     br#""messages""#,
     br#""x""#,
     br#""""#,
+    br#""\ud800""#,
 ];
 const SCALARS: &[&[u8]] = &[
     br#""gpt-4o""#,
