@@ -154,6 +154,8 @@ pub struct RequestFields<'a> {
     pub model_at: Option<Range<usize>>,
     /// Whether the client asked for a stream.
     pub stream: Option<bool>,
+    /// Whether `stream_options` is given more than once.
+    pub stream_options_repeated: bool,
 }
 
 /// Parses the fields tailmeter needs out of a JSON body. The whole body must be UTF-8 and one
@@ -184,6 +186,7 @@ pub fn parse_fields(body: &[u8]) -> Result<RequestFields<'_>, ApiError> {
         model,
         model_at: top.model,
         stream,
+        stream_options_repeated: top.stream_options > 1,
     })
 }
 

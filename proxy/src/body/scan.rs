@@ -9,6 +9,7 @@
 //! Long strings are stepped over with a search for their closing quote and a check of the span
 //! for control characters, both many bytes at a time.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use memchr::memchr2;
@@ -24,6 +25,9 @@ pub struct TopLevel {
     pub model: Option<Range<usize>>,
     /// The value of `stream`.
     pub stream: Option<Range<usize>>,
+    /// How many times `stream_options` is given (in any spelling): it is read in place by the
+    /// `include_usage` rewrite, which must not pick one of several.
+    pub stream_options: usize,
 }
 
 /// Why a body is not a JSON object tailmeter can read, and where it stopped.
@@ -107,10 +111,19 @@ pub fn top_level(body: &[u8]) -> Result<TopLevel, Malformed> {
                     let name = scan.at;
                     scan.string()?;
                     if depth == 1 {
-                        member = Which::of(&body[name..scan.at]).ok_or(Malformed {
+                        let decoded = decoded(&body[name..scan.at]).ok_or(Malformed {
                             why: "a member name that cannot be decoded",
                             at: name,
                         })?;
+                        member = match &*decoded {
+                            b"model" => Some(Which::Model),
+                            b"stream" => Some(Which::Stream),
+                            b"stream_options" => {
+                                found.stream_options += 1;
+                                None
+                            }
+                            _ => None,
+                        };
                         let taken = member.is_some_and(|which| found.slot(which).is_some());
                         if taken {
                             return Err(Malformed {
@@ -181,24 +194,15 @@ enum Which {
     Stream,
 }
 
-impl Which {
-    /// The member a quoted name (as sent, escapes and all) names, if tailmeter reads it; `None`
-    /// when its escapes do not decode (a lone surrogate), which serde refused too.
-    fn of(quoted: &[u8]) -> Option<Option<Which>> {
-        let plain = &quoted[1..quoted.len() - 1];
-        let unescaped;
-        let name: &[u8] = if plain.contains(&b'\\') {
-            unescaped = serde_json::from_slice::<String>(quoted).ok()?;
-            unescaped.as_bytes()
-        } else {
-            plain
-        };
-        Some(match name {
-            b"model" => Some(Which::Model),
-            b"stream" => Some(Which::Stream),
-            _ => None,
-        })
+/// The name a quoted member name (as sent, escapes and all) spells; `None` when its escapes do
+/// not decode (a lone surrogate), which serde refused too.
+fn decoded(quoted: &[u8]) -> Option<Cow<'_, [u8]>> {
+    let plain = &quoted[1..quoted.len() - 1];
+    if !plain.contains(&b'\\') {
+        return Some(Cow::Borrowed(plain));
     }
+    let name = serde_json::from_slice::<String>(quoted).ok()?;
+    Some(Cow::Owned(name.into_bytes()))
 }
 
 impl TopLevel {

@@ -535,7 +535,8 @@ impl Proxy {
         };
         ctx.stream = fields.stream == Some(true) || endpoint.always_streams();
         if endpoint == Endpoint::ChatCompletions && ctx.stream {
-            if let Some(rewritten) = crate::usage::openai_chat::inject_include_usage(&upstream_body)
+            if let Some(rewritten) =
+                crate::usage::openai_chat::inject_include_usage(&upstream_body, &fields)
             {
                 upstream_body = Bytes::from(rewritten);
                 ctx.strip_injected_usage = true;

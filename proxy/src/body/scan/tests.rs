@@ -194,6 +194,8 @@ fn finds_the_values_where_they_are() {
     assert_eq!(&nested[top.model.unwrap()], br#"{"a":[1,2]}"#);
     assert_eq!(&nested[top.stream.unwrap()], b"[]");
     assert_eq!(top_level(b"{}").unwrap(), TopLevel::default());
+    let options = br#"{"stream_options":{},"x":{"stream_options":1},"stream\u005foptions":null}"#;
+    assert_eq!(top_level(options).unwrap().stream_options, 2);
 }
 
 #[test]

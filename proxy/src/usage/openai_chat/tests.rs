@@ -122,9 +122,15 @@ fn null_usage_is_removed_wherever_it_sits() {
     }
 }
 
+/// Reads the body as the proxy does, then injects into it; None also for a body the proxy refuses.
+fn inject(body: &[u8]) -> Option<Vec<u8>> {
+    let request = crate::body::parse_fields(body).ok()?;
+    inject_include_usage(body, &request)
+}
+
 /// Injects, parses the result (it must be valid JSON) and returns it.
 fn injected(body: &[u8]) -> Option<Value> {
-    let out = inject_include_usage(body)?;
+    let out = inject(body)?;
     Some(serde_json::from_slice(&out).expect("injected body is valid JSON"))
 }
 
@@ -140,6 +146,14 @@ fn inject_leaves_non_streaming_and_already_asking_requests_alone() {
     assert_eq!(injected(br#"{"stream":true,"stream_options":7}"#), None);
     assert_eq!(injected(br#"{"stream":true,"#), None);
     assert_eq!(injected(br#"{"stream":true,"stream":true}"#), None);
+    // Which of two `stream_options` a provider reads is its own affair: neither is touched.
+    for twice in [
+        br#"{"stream":true,"stream_options":null,"stream_options":{"include_usage":true}}"#
+            .as_slice(),
+        br#"{"stream":true,"stream_options":{},"stream\u005foptions":{"include_usage":true}}"#,
+    ] {
+        assert_eq!(injected(twice), None);
+    }
 }
 
 #[test]
@@ -213,7 +227,7 @@ fn inject_is_fast_and_valid_on_a_5_mib_body() {
     });
     let bytes = serde_json::to_vec_pretty(&body).expect("serializes");
     let started = Instant::now();
-    let out = inject_include_usage(&bytes).expect("stream:true gets include_usage");
+    let out = inject(&bytes).expect("stream:true gets include_usage");
     let took = started.elapsed();
     assert!(took < Duration::from_secs(2), "took {took:?}");
     let parsed: Value = serde_json::from_slice(&out).expect("valid JSON");
@@ -236,7 +250,7 @@ fn mangled_requests_and_streams_never_panic_or_give_invalid_json() {
         let mut body = request.to_vec();
         let at = below(body.len());
         body[at] = nasty[below(nasty.len())];
-        if let Some(out) = inject_include_usage(&body) {
+        if let Some(out) = inject(&body) {
             let parsed: Value = serde_json::from_slice(&out).expect("valid JSON");
             assert_eq!(parsed["stream_options"]["include_usage"], json!(true));
         }
