@@ -19,12 +19,10 @@
 //! tokens "consumed and billed". So when `iterations[]` is present the
 //! request's usage is the sum over its entries (see tests/fixtures/EXPECTED.md).
 
-use std::borrow::Cow;
-
 use serde::Deserialize;
 
 use super::extractor::{Seen, Wire};
-use super::json::{self, key, Key, WireError};
+use super::json::{self, key, Key, Reported};
 use super::{latest, Usage};
 
 /// Members holding generated text, in a `content_block_delta`'s `delta` (a
@@ -49,14 +47,7 @@ struct Start<'a> {
 }
 
 /// A message (in `message_start` or a whole body), a `message_delta`, or an error.
-#[derive(Deserialize)]
-struct Message<'a> {
-    #[serde(borrow)]
-    model: Option<Cow<'a, str>>,
-    usage: Option<WireUsage>,
-    #[serde(borrow)]
-    error: Option<WireError<'a>>,
-}
+type Message<'a> = Reported<'a, WireUsage>;
 
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
 struct WireUsage {
@@ -220,12 +211,10 @@ impl Messages {
     }
 
     fn take(&mut self, seen: &mut Seen, message: Message<'_>) {
-        seen.model(message.model);
-        if let Some(usage) = message.usage {
+        message.tell(seen, |seen, usage| {
             self.totals.update(usage);
             seen.usage = self.totals.into();
-        }
-        seen.error(message.error.map(|e| e.short()));
+        });
     }
 }
 

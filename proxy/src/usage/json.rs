@@ -13,6 +13,9 @@ use memchr::memchr2;
 use memchr::memmem::Finder;
 use serde::Deserialize;
 
+use super::extractor::Seen;
+use super::Usage;
+
 mod member;
 pub(crate) use member::{member, splice, Member};
 
@@ -344,6 +347,37 @@ pub(super) fn event_kind<'a>(event: &'a str, data: &'a [u8]) -> Cow<'a, str> {
     }
     let typed = serde_json::from_slice::<Typed<'_>>(data).ok();
     typed.and_then(|t| t.kind).unwrap_or_default()
+}
+
+/// What a dialect's body, chunk or response object reports: the model that answered, the
+/// dialect's own usage object `U` and an error. One shape for every dialect that sends these
+/// three side by side; only the usage type differs.
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "U: Deserialize<'de>"))]
+pub(super) struct Reported<'a, U> {
+    #[serde(borrow)]
+    model: Option<Cow<'a, str>>,
+    usage: Option<U>,
+    #[serde(borrow)]
+    error: Option<WireError<'a>>,
+}
+
+impl<U> Reported<'_, U> {
+    /// Tells `seen` the model and the error, and hands the usage, if any, to `take_usage`.
+    pub(super) fn tell(self, seen: &mut Seen, take_usage: impl FnOnce(&mut Seen, U)) {
+        seen.model(self.model);
+        if let Some(usage) = self.usage {
+            take_usage(seen, usage);
+        }
+        seen.error(self.error.map(|e| e.short()));
+    }
+}
+
+impl<U: Into<Usage>> Reported<'_, U> {
+    /// Tells `seen` everything, the usage as the request's final figures.
+    pub(super) fn tell_final(self, seen: &mut Seen) {
+        self.tell(seen, |seen, usage| seen.final_report(usage.into()));
+    }
 }
 
 /// An error object as providers send it: OpenAI `{"type","code",…}`,

@@ -15,15 +15,13 @@ mod strip;
 #[cfg(test)]
 mod tests;
 
-use std::borrow::Cow;
-
 use serde::Deserialize;
 
 pub use inject::inject_include_usage;
 pub use strip::IncludeUsageStripper;
 
 use super::extractor::{Seen, Wire};
-use super::json::{self, key, Key, WireError};
+use super::json::{self, key, Key, Reported};
 use super::Usage;
 
 static USAGE: Key = key!(b"\"usage\"");
@@ -39,16 +37,6 @@ const TEXT: &[&[u8]] = &[
     b"arguments",
     b"refusal",
 ];
-
-/// A stream chunk or a whole body: only the members metering needs.
-#[derive(Deserialize)]
-struct Chunk<'a> {
-    #[serde(borrow)]
-    model: Option<Cow<'a, str>>,
-    usage: Option<WireUsage>,
-    #[serde(borrow)]
-    error: Option<WireError<'a>>,
-}
 
 #[derive(Deserialize)]
 struct WireUsage {
@@ -118,12 +106,7 @@ impl Wire for Chat {
 
 /// Takes the model, usage and error out of one chunk or body.
 fn read(seen: &mut Seen, data: &[u8]) {
-    let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(data) else {
-        return;
-    };
-    seen.model(chunk.model);
-    if let Some(usage) = chunk.usage {
-        seen.final_report(usage.into());
+    if let Ok(chunk) = serde_json::from_slice::<Reported<'_, WireUsage>>(data) {
+        chunk.tell_final(seen);
     }
-    seen.error(chunk.error.map(|e| e.short()));
 }

@@ -1,22 +1,11 @@
 //! OpenAI embeddings: never streamed; `usage.prompt_tokens` is the input and
 //! there is no output (reported as 0, not missing).
 
-use std::borrow::Cow;
-
 use serde::Deserialize;
 
 use super::extractor::{Seen, Wire};
-use super::json::WireError;
+use super::json::Reported;
 use super::Usage;
-
-#[derive(Deserialize)]
-struct Body<'a> {
-    #[serde(borrow)]
-    model: Option<Cow<'a, str>>,
-    usage: Option<WireUsage>,
-    #[serde(borrow)]
-    error: Option<WireError<'a>>,
-}
 
 #[derive(Deserialize)]
 struct WireUsage {
@@ -44,13 +33,8 @@ impl Wire for Embeddings {
     }
 
     fn body(&mut self, seen: &mut Seen, body: &[u8]) {
-        let Ok(body) = serde_json::from_slice::<Body<'_>>(body) else {
-            return;
-        };
-        seen.model(body.model);
-        if let Some(usage) = body.usage {
-            seen.final_report(usage.into());
+        if let Ok(body) = serde_json::from_slice::<Reported<'_, WireUsage>>(body) {
+            body.tell_final(seen);
         }
-        seen.error(body.error.map(|e| e.short()));
     }
 }

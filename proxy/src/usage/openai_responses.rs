@@ -4,12 +4,10 @@
 //! `input_tokens`, `reasoning_tokens` part of `output_tokens`). A
 //! non-streamed body is the response object itself.
 
-use std::borrow::Cow;
-
 use serde::Deserialize;
 
 use super::extractor::{Seen, Wire};
-use super::json::{self, keys, Keys, WireError};
+use super::json::{self, keys, Keys, Reported, WireError};
 use super::Usage;
 
 /// The text of `response.*.delta` events.
@@ -26,14 +24,8 @@ struct Event<'a> {
     error: Option<WireError<'a>>,
 }
 
-#[derive(Deserialize)]
-struct Response<'a> {
-    #[serde(borrow)]
-    model: Option<Cow<'a, str>>,
-    usage: Option<WireUsage>,
-    #[serde(borrow)]
-    error: Option<WireError<'a>>,
-}
+/// A response object.
+type Response<'a> = Reported<'a, WireUsage>;
 
 #[derive(Deserialize)]
 struct WireUsage {
@@ -86,7 +78,7 @@ impl Wire for Responses {
 
     fn body(&mut self, seen: &mut Seen, body: &[u8]) {
         if let Ok(response) = serde_json::from_slice::<Response<'_>>(body) {
-            take(seen, response);
+            response.tell_final(seen);
         }
     }
 
@@ -99,7 +91,7 @@ impl Wire for Responses {
 fn read(seen: &mut Seen, data: &[u8]) {
     let event = serde_json::from_slice::<Event<'_>>(data).ok();
     if let Some(response) = event.and_then(|e| e.response) {
-        take(seen, response);
+        response.tell_final(seen);
     }
 }
 
@@ -112,12 +104,4 @@ fn read_error(seen: &mut Seen, data: &[u8]) {
     seen.error(Some(
         error.map_or_else(|| "error".to_owned(), |e| e.short()),
     ));
-}
-
-fn take(seen: &mut Seen, response: Response<'_>) {
-    seen.model(response.model);
-    if let Some(usage) = response.usage {
-        seen.final_report(usage.into());
-    }
-    seen.error(response.error.map(|e| e.short()));
 }
