@@ -6,7 +6,8 @@
 
 use serde_json::{json, Value};
 
-use super::answer::{generate, pieces, reasoning_for, snippet_of, Ask, Generated};
+use super::answer::{pieces, reasoning_for, snippet_of, Ask, Generated};
+use super::prompt::Prompt;
 use super::{opt_u64, Synth, Tokens};
 use crate::deliver::{Kind, Reply};
 
@@ -25,19 +26,11 @@ pub fn completion(synth: &Synth, request: &Value) -> Result<Reply, String> {
         Some(max) => Some(max),
         None => opt_u64(request, "max_tokens")?,
     };
-    let mut prompt = super::prompt::Prompt::new(model);
-    for tool in request
-        .get("tools")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        prompt.push("tool", tool, false);
-    }
+    let mut prompt = Prompt::new(model);
+    prompt.push_tools(request);
     for message in messages {
         prompt.push("message", message, false);
     }
-    let cached = synth.cache.automatic(&prompt);
     let ask = Ask {
         snippet: snippet_of(Some(&Value::Array(messages.clone()))),
         max_tokens,
@@ -49,14 +42,7 @@ pub fn completion(synth: &Synth, request: &Value) -> Result<Reply, String> {
         json: json_format(request.get("response_format")),
         ..Ask::default()
     };
-    let generated = generate(&ask);
-    let tokens = Tokens {
-        input: prompt.total(),
-        output: generated.output_tokens(),
-        cache_read: cached.read,
-        cache_write: 0,
-        reasoning: generated.reasoning,
-    };
+    let (generated, tokens) = synth.answer_openai(&prompt, &ask);
     let completion = Completion {
         id: synth.id("chatcmpl"),
         call_id: synth.id("call"),

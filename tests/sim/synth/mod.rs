@@ -28,7 +28,8 @@ use serde_json::Value;
 use crate::deliver::Reply;
 use crate::routes::Route;
 
-use prompt::PrefixCache;
+use answer::{generate, Ask, Generated};
+use prompt::{PrefixCache, Prompt};
 
 /// The five figures tailmeter counts, as the simulator answered them: `input`
 /// is all input (cached included), `output` all output (reasoning included).
@@ -70,6 +71,22 @@ impl Synth {
                 .dialect()
                 .error(StatusCode::BAD_REQUEST, &format!("provider-sim: {message}"))
         }))
+    }
+
+    /// An OpenAI answer (chat or Responses): `ask` generated for `prompt`, with the figures of
+    /// OpenAI's automatic prompt caching (a read, never a write) and the reasoning as its own
+    /// part of the output.
+    fn answer_openai(&self, prompt: &Prompt, ask: &Ask) -> (Generated, Tokens) {
+        let cached = self.cache.automatic(prompt);
+        let generated = generate(ask);
+        let tokens = Tokens {
+            input: prompt.total(),
+            output: generated.output_tokens(),
+            cache_read: cached.read,
+            cache_write: 0,
+            reasoning: generated.reasoning,
+        };
+        (generated, tokens)
     }
 
     /// A fresh identifier such as `msg_sim0000000000000007`.

@@ -108,6 +108,14 @@ impl Prompt {
         });
     }
 
+    /// Appends each of an OpenAI request's `tools` (chat and Responses), none a breakpoint.
+    pub fn push_tools(&mut self, request: &Value) {
+        let tools = request.get("tools").and_then(Value::as_array);
+        for tool in tools.into_iter().flatten() {
+            self.push("tool", tool, false);
+        }
+    }
+
     /// All input tokens of the prompt, at least one.
     pub fn total(&self) -> u64 {
         self.total.max(1)

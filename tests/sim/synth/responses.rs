@@ -7,7 +7,7 @@
 
 use serde_json::{json, Value};
 
-use super::answer::{generate, pieces, reasoning_for, snippet_of, Ask, Generated};
+use super::answer::{pieces, reasoning_for, snippet_of, Ask, Generated};
 use super::chat::json_format;
 use super::prompt::Prompt;
 use super::{opt_u64, Synth, Tokens};
@@ -24,21 +24,13 @@ pub fn respond(synth: &Synth, request: &Value) -> Result<Reply, String> {
     if let Some(instructions) = request.get("instructions").filter(|v| v.is_string()) {
         prompt.push("instructions", instructions, false);
     }
-    for tool in request
-        .get("tools")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        prompt.push("tool", tool, false);
-    }
+    prompt.push_tools(request);
     match input {
         Value::Array(items) => items
             .iter()
             .for_each(|item| prompt.push("input", item, false)),
         other => prompt.push("input", other, false),
     }
-    let cached = synth.cache.automatic(&prompt);
     let ask = Ask {
         snippet: snippet_of(Some(input)),
         max_tokens: opt_u64(request, "max_output_tokens")?,
@@ -50,14 +42,7 @@ pub fn respond(synth: &Synth, request: &Value) -> Result<Reply, String> {
         json: json_format(request.pointer("/text/format")),
         ..Ask::default()
     };
-    let generated = generate(&ask);
-    let tokens = Tokens {
-        input: prompt.total(),
-        output: generated.output_tokens(),
-        cache_read: cached.read,
-        cache_write: 0,
-        reasoning: generated.reasoning,
-    };
+    let (generated, tokens) = synth.answer_openai(&prompt, &ask);
     let encrypted = request
         .get("include")
         .and_then(Value::as_array)
