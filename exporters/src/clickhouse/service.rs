@@ -181,32 +181,35 @@ mod tests {
     #[test]
     fn only_unreadable_data_is_not_retried() {
         let kind = |e| classify(e).kind;
-        assert_eq!(
-            kind(bad("Code: 27, e.displayText() = Cannot parse input")),
-            ErrorKind::Rejected
-        );
-        assert_eq!(
-            kind(bad("Code: 53. DB::Exception: Type mismatch")),
-            ErrorKind::Rejected
-        );
-        assert_eq!(
-            kind(bad(
-                "Code: 33, e.displayText() = DB::Exception: Unexpected end of stream"
-            )),
-            ErrorKind::Rejected
-        );
-        assert_eq!(
-            kind(bad("Code: 60. DB::Exception: Table doesn't exist")),
-            ErrorKind::Transient
-        );
-        assert_eq!(
-            kind(bad("Code: 516. DB::Exception: Authentication failed")),
-            ErrorKind::Transient
-        );
-        assert_eq!(
-            kind(bad("Code: 252. DB::Exception: Too many parts")),
-            ErrorKind::Transient
-        );
+        let answers = [
+            (
+                "Code: 27, e.displayText() = Cannot parse input",
+                ErrorKind::Rejected,
+            ),
+            (
+                "Code: 53. DB::Exception: Type mismatch",
+                ErrorKind::Rejected,
+            ),
+            (
+                "Code: 33, e.displayText() = DB::Exception: Unexpected end of stream",
+                ErrorKind::Rejected,
+            ),
+            (
+                "Code: 60. DB::Exception: Table doesn't exist",
+                ErrorKind::Transient,
+            ),
+            (
+                "Code: 516. DB::Exception: Authentication failed",
+                ErrorKind::Transient,
+            ),
+            (
+                "Code: 252. DB::Exception: Too many parts",
+                ErrorKind::Transient,
+            ),
+        ];
+        for (answer, expected) in answers {
+            assert_eq!(kind(bad(answer)), expected, "{answer}");
+        }
         assert_eq!(kind(Error::TimedOut), ErrorKind::Transient);
         assert_eq!(
             kind(Error::Network("connection refused".into())),
