@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
 
 use crate::api_error::{ApiError, ErrorKind};
-use crate::usage::json::splice;
+use crate::usage::json::{splice, Edit};
 
 mod scan;
 
@@ -154,8 +154,19 @@ pub struct RequestFields<'a> {
     pub model_at: Option<Range<usize>>,
     /// Whether the client asked for a stream.
     pub stream: Option<bool>,
-    /// Whether `stream_options` is given more than once.
-    pub stream_options_repeated: bool,
+    /// Where `stream_options` is, for the `include_usage` rewrite.
+    pub stream_options: StreamOptionsAt,
+}
+
+/// Where a request's top-level `stream_options` is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StreamOptionsAt {
+    /// Not given, in any spelling.
+    Absent,
+    /// Given once, its name spelled plainly: its value's bytes.
+    At(Range<usize>),
+    /// Given more than once, or once with its name spelled with escapes: not to be touched.
+    Unsure,
 }
 
 /// Parses the fields tailmeter needs out of a JSON body. The whole body must be UTF-8 and one
@@ -186,7 +197,11 @@ pub fn parse_fields(body: &[u8]) -> Result<RequestFields<'_>, ApiError> {
         model,
         model_at: top.model,
         stream,
-        stream_options_repeated: top.stream_options > 1,
+        stream_options: match (top.stream_options, top.stream_options_plain) {
+            (0, _) => StreamOptionsAt::Absent,
+            (1, Some(value)) => StreamOptionsAt::At(value),
+            _ => StreamOptionsAt::Unsure,
+        },
     })
 }
 
@@ -201,13 +216,22 @@ fn unquoted(quoted: &str) -> Result<Cow<'_, str>, String> {
         .map_err(|e| format!("its `model` cannot be decoded ({e})"))
 }
 
-/// The body with its `model` value, at `model_at` ([`RequestFields::model_at`]), replaced by
-/// `model` (used when the client named the model as `provider/model`: the provider sees the bare
-/// name). Only the value's bytes change: the rest (names, numbers, spacing, member order) stays
-/// as the client sent it, and a large body costs one copy.
-pub fn with_model(body: &[u8], model_at: Range<usize>, model: &str) -> Vec<u8> {
+/// The edit that names `model` in the body's `model` value, at `model_at`
+/// ([`RequestFields::model_at`]) (used when the client named the model as `provider/model`: the
+/// provider sees the bare name). Only the value's bytes change: the rest (names, numbers,
+/// spacing, member order) stays as the client sent it.
+pub fn model_edit(model_at: Range<usize>, model: &str) -> Edit {
     let value = serde_json::Value::from(model).to_string();
-    splice(body, model_at, value.as_bytes())
+    (model_at, Cow::Owned(value.into_bytes()))
+}
+
+/// `body` with `edits` made ([`model_edit`], the `include_usage` rewrite), in one copy; the body
+/// itself when there are none.
+pub fn edited(body: &Bytes, edits: &mut [Edit]) -> Bytes {
+    if edits.is_empty() {
+        return body.clone();
+    }
+    Bytes::from(splice(body, edits))
 }
 
 #[cfg(test)]
@@ -220,18 +244,17 @@ mod tests {
         let fields = parse_fields(body).unwrap();
         assert_eq!(fields.model.as_deref(), Some("openai/gpt-4o"));
         assert_eq!(fields.stream, Some(true));
-        let rewritten = with_model(body, fields.model_at.unwrap(), "gpt-4o");
-        let text = String::from_utf8(rewritten).unwrap();
+        let rewrite = |body: &[u8], model: &str| {
+            let at = parse_fields(body).unwrap().model_at.unwrap();
+            edited(&Bytes::copy_from_slice(body), &mut [model_edit(at, model)]).to_vec()
+        };
+        let text = String::from_utf8(rewrite(body, "gpt-4o")).unwrap();
         assert!(
             text.starts_with(r#"{"stream":true,"model":"gpt-4o","messages""#),
             "{text}"
         );
         assert_eq!(parse_fields(b"[1,2]").unwrap_err().code, "invalid_json");
         // Everything but the value stays byte for byte, an escaped member name too.
-        let rewrite = |body: &[u8], model: &str| {
-            let at = parse_fields(body).unwrap().model_at.unwrap();
-            with_model(body, at, model)
-        };
         let spaced = br#" { "temperature" : 0.70, "model" : "openai/gpt-4o" , "n":1e2 }"#;
         assert_eq!(
             rewrite(spaced, "gpt-4o \"x\""),

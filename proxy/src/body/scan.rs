@@ -28,6 +28,8 @@ pub struct TopLevel {
     /// How many times `stream_options` is given (in any spelling): it is read in place by the
     /// `include_usage` rewrite, which must not pick one of several.
     pub stream_options: usize,
+    /// The value of a `stream_options` whose name is spelled without escapes (the last one).
+    pub stream_options_plain: Option<Range<usize>>,
 }
 
 /// Why a body is not a JSON object tailmeter can read, and where it stopped.
@@ -120,11 +122,13 @@ pub fn top_level(body: &[u8]) -> Result<TopLevel, Malformed> {
                             b"stream" => Some(Which::Stream),
                             b"stream_options" => {
                                 found.stream_options += 1;
-                                None
+                                matches!(decoded, Cow::Borrowed(_)).then_some(Which::StreamOptions)
                             }
                             _ => None,
                         };
-                        let taken = member.is_some_and(|which| found.slot(which).is_some());
+                        let taken = member.is_some_and(|which| {
+                            which != Which::StreamOptions && found.slot(which).is_some()
+                        });
                         if taken {
                             return Err(Malformed {
                                 why: "a duplicate member `model` or `stream`",
@@ -192,6 +196,8 @@ enum Next {
 enum Which {
     Model,
     Stream,
+    /// Spelled without escapes; may be given more than once (counted, not refused).
+    StreamOptions,
 }
 
 /// The name a quoted member name (as sent, escapes and all) spells; `None` when its escapes do
@@ -210,6 +216,7 @@ impl TopLevel {
         match which {
             Which::Model => &mut self.model,
             Which::Stream => &mut self.stream,
+            Which::StreamOptions => &mut self.stream_options_plain,
         }
     }
 }

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use pingora::proxy::Session;
 
 use super::{InflightGuard, RequestCtx};
@@ -59,24 +58,24 @@ pub(super) async fn upstream_request(
         let path = session.req_header().uri.path();
         ctx.upstream_path = Endpoint::path_with_model(path, &route.model);
     }
-    // A body naming another spelling of the model (`provider/model`) names the bare one.
+    // The body's edits, made together in one copy: a body naming another spelling of the model
+    // (`provider/model`) names the bare one; a streamed chat asks for its usage.
+    let mut edits = Vec::new();
     let rename_at = fields
         .model_at
         .clone()
         .filter(|_| !endpoint.model_in_path() && requested != &*route.model);
-    let mut upstream_body = match rename_at {
-        Some(at) => Bytes::from(crate::body::with_model(&body, at, &route.model)),
-        None => body.clone(),
-    };
+    if let Some(at) = rename_at {
+        edits.push(crate::body::model_edit(at, &route.model));
+    }
     ctx.stream = fields.stream == Some(true) || endpoint.always_streams();
     if endpoint == Endpoint::ChatCompletions && ctx.stream {
-        if let Some(rewritten) =
-            crate::usage::openai_chat::inject_include_usage(&upstream_body, &fields)
-        {
-            upstream_body = Bytes::from(rewritten);
+        if let Some(ask) = crate::usage::openai_chat::include_usage_edit(&body, &fields) {
+            edits.push(ask);
             ctx.strip_injected_usage = true;
         }
     }
+    let upstream_body = crate::body::edited(&body, &mut edits);
     if let Some(dialect) = endpoint.dialect() {
         ctx.meter
             .expect_usage(dialect, route.model.clone(), upstream_body.clone());

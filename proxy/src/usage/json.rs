@@ -17,7 +17,7 @@ use super::extractor::Seen;
 use super::Usage;
 
 mod member;
-pub(crate) use member::{member, splice, Member};
+pub(crate) use member::{member, splice, Edit, Member};
 
 /// A member name to look for, quoted (`"usage"`), with its searcher built once.
 pub(super) type Key = LazyLock<Finder<'static>>;

@@ -3,7 +3,7 @@
 //! Streams carry `"usage":null` in every chunk except a final usage-only
 //! chunk (`"choices":[]`), sent only when the request asked for
 //! `stream_options.include_usage`; the proxy asks on the client's behalf
-//! ([`inject_include_usage`]) and takes the addition back out of what the
+//! ([`include_usage_edit`]) and takes the addition back out of what the
 //! client sees ([`IncludeUsageStripper`]). A non-streamed body has a
 //! top-level `usage`. `cached_tokens` is part of `prompt_tokens`,
 //! `reasoning_tokens` part of `completion_tokens`; compatible servers may
@@ -17,7 +17,7 @@ mod tests;
 
 use serde::Deserialize;
 
-pub use inject::inject_include_usage;
+pub use inject::include_usage_edit;
 pub use strip::IncludeUsageStripper;
 
 use super::extractor::{Seen, Wire};

@@ -196,6 +196,14 @@ fn finds_the_values_where_they_are() {
     assert_eq!(top_level(b"{}").unwrap(), TopLevel::default());
     let options = br#"{"stream_options":{},"x":{"stream_options":1},"stream\u005foptions":null}"#;
     assert_eq!(top_level(options).unwrap().stream_options, 2);
+    // Only a plainly spelled `stream_options` is located; an escaped one is counted alone.
+    assert_eq!(
+        &options[top_level(options).unwrap().stream_options_plain.unwrap()],
+        b"{}"
+    );
+    let escaped = br#"{"stream\u005foptions":{}}"#;
+    let top = top_level(escaped).unwrap();
+    assert_eq!((top.stream_options, top.stream_options_plain), (1, None));
 }
 
 #[test]

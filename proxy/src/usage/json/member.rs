@@ -2,16 +2,28 @@
 //! a few bytes, never re-serialized, so a multi-MiB body costs one scan and one copy and every
 //! other byte (numbers, spacing, member order) stays as the client sent it.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use super::{skip_ws, string_end, value_end};
 
-/// `body` with `range` replaced by `with`.
-pub(crate) fn splice(body: &[u8], range: Range<usize>, with: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() - range.len() + with.len());
-    out.extend_from_slice(&body[..range.start]);
-    out.extend_from_slice(with);
-    out.extend_from_slice(&body[range.end..]);
+/// One change to a body: the bytes at a range (empty to insert), and what goes in their place.
+pub(crate) type Edit = (Range<usize>, Cow<'static, [u8]>);
+
+/// `body` with every edit made, in one copy however many there are. The edits' ranges are of
+/// `body` as it is, and do not overlap.
+pub(crate) fn splice(body: &[u8], edits: &mut [Edit]) -> Vec<u8> {
+    edits.sort_by_key(|(range, _)| (range.start, range.end));
+    let removed: usize = edits.iter().map(|(range, _)| range.len()).sum();
+    let added: usize = edits.iter().map(|(_, with)| with.len()).sum();
+    let mut out = Vec::with_capacity(body.len() - removed + added);
+    let mut copied = 0;
+    for (range, with) in edits.iter() {
+        out.extend_from_slice(&body[copied..range.start]);
+        out.extend_from_slice(with);
+        copied = range.end;
+    }
+    out.extend_from_slice(&body[copied..]);
     out
 }
 

@@ -2,7 +2,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::{inject_include_usage, IncludeUsageStripper};
+use super::{include_usage_edit, IncludeUsageStripper};
 use crate::usage::tests::{fixture, XorShift};
 use crate::usage::{Dialect, Framing, Tokens, UsageTap};
 
@@ -125,7 +125,8 @@ fn null_usage_is_removed_wherever_it_sits() {
 /// Reads the body as the proxy does, then injects into it; None also for a body the proxy refuses.
 fn inject(body: &[u8]) -> Option<Vec<u8>> {
     let request = crate::body::parse_fields(body).ok()?;
-    inject_include_usage(body, &request)
+    let edit = include_usage_edit(body, &request)?;
+    Some(crate::usage::json::splice(body, &mut [edit]))
 }
 
 /// Injects, parses the result (it must be valid JSON) and returns it.
@@ -212,6 +213,31 @@ fn inject_does_not_guess_at_escaped_member_names() {
         injected(br#"{"stream":true,"stream\u005foptions":{"include_usage":false}}"#),
         None
     );
+}
+
+#[test]
+fn the_model_rename_and_include_usage_are_made_in_one_copy_in_either_order() {
+    for (body, expected) in [
+        (
+            &br#"{"model":"openai/gpt-4o","stream":true}"#[..],
+            &br#"{"stream_options":{"include_usage":true},"model":"gpt-4o","stream":true}"#[..],
+        ),
+        (
+            br#"{"stream_options":{"include_usage":false},"stream":true,"model":"openai/gpt-4o"}"#,
+            br#"{"stream_options":{"include_usage":true},"stream":true,"model":"gpt-4o"}"#,
+        ),
+        (
+            br#"{"stream":true,"model":"openai/gpt-4o","stream_options":null}"#,
+            br#"{"stream":true,"model":"gpt-4o","stream_options":{"include_usage":true}}"#,
+        ),
+    ] {
+        let request = crate::body::parse_fields(body).unwrap();
+        let rename = crate::body::model_edit(request.model_at.clone().unwrap(), "gpt-4o");
+        let ask = include_usage_edit(body, &request).expect("asks for usage");
+        let whole = bytes::Bytes::copy_from_slice(body);
+        let out = crate::body::edited(&whole, &mut [ask, rename]);
+        assert_eq!(out, expected, "{}", String::from_utf8_lossy(body));
+    }
 }
 
 #[test]
