@@ -1,9 +1,9 @@
 //! The include_usage request rewriter and the stream stripper that undoes its effect; the first
 //! byte picks which (even: rewriter, odd: stripper, with the chunk size) and the rest is the input.
 //!
-//! Rewriter: a body it rewrites becomes valid JSON whenever it was, keeps every other member,
-//! and asks for `stream_options.include_usage: true`; it declines only what its docs allow
-//! (not a streamed object request, already asking, or an escaped member name).
+//! Rewriter: of a body the proxy accepts (`body::parse_fields`), the edit it makes yields valid
+//! JSON, keeps every other member, and asks for `stream_options.include_usage: true`; it declines
+//! only what its docs allow (not a streamed request, already asking, or an escaped name).
 //! Stripper: only removes bytes, filters the same however the stream is chunked, leaves a
 //! stream without `usage` untouched, and holds back nothing once the last event has ended.
 #![no_main]
@@ -11,7 +11,8 @@
 use libfuzzer_sys::fuzz_target;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use tailmeter::usage::openai_chat::{inject_include_usage, IncludeUsageStripper};
+use tailmeter::body::{edited, parse_fields};
+use tailmeter::usage::openai_chat::{include_usage_edit, IncludeUsageStripper};
 
 /// What decides whether to ask, read as the rewriter's docs state it.
 #[derive(Deserialize)]
@@ -26,7 +27,12 @@ struct ProbeOptions {
 }
 
 fn check_inject(body: &[u8]) {
-    let out = inject_include_usage(body);
+    // A body the proxy refuses is never forwarded, so never rewritten.
+    let Ok(request) = parse_fields(body) else {
+        return;
+    };
+    let whole = bytes::Bytes::copy_from_slice(body);
+    let out = include_usage_edit(body, &request).map(|edit| edited(&whole, &mut [edit]));
     let probe = serde_json::from_slice::<Probe>(body).ok();
     let should_ask = probe.is_some_and(|p| {
         p.stream == Some(true) && p.stream_options.and_then(|o| o.include_usage) != Some(true)
