@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 
@@ -139,8 +139,11 @@ impl Upstream {
             pingora::Error::because(pingora::ErrorType::InternalError, "bad upstream path", e)
         })?;
         req.set_uri(uri);
-        for name in CLIENT_CREDENTIAL_HEADERS {
-            req.remove_header(*name);
+        // One pass over the client's few headers finds the credentials present, rather than a
+        // lookup (name parsed and hashed) per name that could carry one.
+        let is_credential = |name: &HeaderName| CLIENT_CREDENTIAL_HEADERS.contains(&name.as_str());
+        while let Some(name) = req.headers.keys().find(|name| is_credential(name)).cloned() {
+            req.remove_header(&name);
         }
         req.insert_header(http::header::HOST, self.host.clone())?;
         let (name, value) = self.credential.clone().ok_or_else(|| {
@@ -340,6 +343,39 @@ mod tests {
         };
         assert_eq!(alpn(true).await, (2, 1));
         assert_eq!(alpn(false).await, (2, 2));
+    }
+
+    #[test]
+    fn every_client_credential_is_replaced_by_the_provider_key() {
+        let mut req = RequestHeader::build("POST", b"/v1/chat/completions", None).unwrap();
+        for (name, value) in [
+            ("Authorization", "Bearer client"),
+            ("X-Api-Key", "client"),
+            ("authorization", "Bearer second"),
+            ("Tailscale-User-Login", "mallory@example.com"),
+            ("x-goog-api-key", "client"),
+            ("X-Request-Id", "kept"),
+            ("api-key", "client"),
+        ] {
+            req.append_header(name, value).unwrap();
+        }
+        Upstream::new(&provider(false, false))
+            .rewrite_request(&mut req, 2)
+            .unwrap();
+        let mut names: Vec<_> = req.headers.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "accept-encoding",
+                "authorization",
+                "content-length",
+                "host",
+                "x-request-id"
+            ]
+        );
+        let sent: Vec<_> = req.headers.get_all("authorization").iter().collect();
+        assert_eq!(sent, ["Bearer k"]);
     }
 
     #[test]
