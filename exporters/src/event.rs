@@ -1,6 +1,8 @@
 //! The usage event: one per proxied request, carrying every column of the ClickHouse `requests`
 //! table (see [`crate::row`] for its exact row shape) plus what its trace span needs.
 
+use std::net::IpAddr;
+
 use serde::Serialize;
 
 /// The five token figures of the contract. `input` includes cached input, `output` includes
@@ -55,41 +57,43 @@ impl UsageSource {
     }
 }
 
-/// One request, as metered. Field names are the contract's column names.
+/// One request, as metered. Field names are the contract's column names. It borrows what it
+/// reports from the request's context and configuration: it is built, counted, logged and
+/// journaled on the request's own thread and dropped, so a request allocates nothing for it.
 #[derive(Debug, Clone, Serialize)]
-pub struct RequestEvent {
+pub struct RequestEvent<'a> {
     /// Request start, milliseconds since the Unix epoch (UTC).
     pub ts_ms: u64,
     /// The id sent back to the client as `x-tailmeter-request-id`.
-    pub request_id: String,
+    pub request_id: &'a str,
     /// W3C trace id (32 lowercase hex digits) of the request's trace: continued from the client's
     /// `traceparent` or started here; empty when there is neither a client trace nor tracing.
-    pub trace_id: String,
+    pub trace_id: &'a str,
     /// The ids of the request's own span, when one is to be exported.
     pub span: Option<SpanIds>,
     /// The caller's identity: a login, tags joined with `,`, `anonymous` or `__unidentified__`.
-    pub identity: String,
+    pub identity: &'a str,
     /// The caller's login name, empty for tagged nodes.
-    pub login: String,
+    pub login: &'a str,
     /// The caller's tags, sorted.
-    pub tags: Vec<String>,
+    pub tags: &'a [String],
     /// The caller's node name, empty when unknown.
-    pub node: String,
-    /// The caller's source address.
-    pub src_ip: String,
+    pub node: &'a str,
+    /// The caller's source address, when known.
+    pub src_ip: Option<IpAddr>,
     /// The configured provider name, `__unknown__` when the request was not routed.
-    pub provider: String,
+    pub provider: &'a str,
     /// The provider as the GenAI semantic conventions name it (`openai`, `anthropic`,
     /// `gcp.gemini`, `aws.bedrock`, or the configured name of an OpenAI-compatible one).
-    pub provider_system: String,
+    pub provider_system: &'a str,
     /// Host of the provider's API, empty when the request was not routed.
-    pub server_address: String,
+    pub server_address: &'a str,
     /// The configured model name, `__unknown__` when the client's model is not configured.
-    pub model: String,
+    pub model: &'a str,
     /// The model the provider said it used, empty when it did not say.
-    pub response_model: String,
+    pub response_model: &'a str,
     /// The endpoint label (`chat_completions`, `messages`, …).
-    pub endpoint: String,
+    pub endpoint: &'a str,
     /// Whether the response was streamed.
     pub stream: bool,
     /// The HTTP status sent to the client (0 when none could be sent).
@@ -109,7 +113,7 @@ pub struct RequestEvent {
     /// Why the provider's usage is missing, when it is (`client_disconnect`, `upstream_error`, …).
     pub usage_missing_reason: Option<&'static str>,
     /// The client's `User-Agent`.
-    pub user_agent: String,
+    pub user_agent: &'a str,
 }
 
 /// The ids of one request's span: its trace, its own id (sent upstream as the parent in
@@ -126,23 +130,27 @@ pub struct SpanIds {
 
 /// A typical event, for tests.
 #[cfg(test)]
-pub(crate) fn sample(request_id: &str) -> RequestEvent {
+pub(crate) fn sample(request_id: &str) -> RequestEvent<'_> {
+    use std::net::Ipv4Addr;
+    use std::sync::LazyLock;
+    static TAGS: LazyLock<[String; 2]> =
+        LazyLock::new(|| ["tag:ci".to_owned(), "tag:k8s".to_owned()]);
     RequestEvent {
         ts_ms: 1_714_558_272_345,
-        request_id: request_id.to_owned(),
-        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".to_owned(),
+        request_id,
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
         span: None,
-        identity: "tag:ci,tag:k8s".to_owned(),
-        login: String::new(),
-        tags: vec!["tag:ci".to_owned(), "tag:k8s".to_owned()],
-        node: "runner-1".to_owned(),
-        src_ip: "100.64.0.7".to_owned(),
-        provider: "openai".to_owned(),
-        provider_system: "openai".to_owned(),
-        server_address: "api.openai.com".to_owned(),
-        model: "gpt-4o".to_owned(),
-        response_model: "gpt-4o-2024-08-06".to_owned(),
-        endpoint: "chat_completions".to_owned(),
+        identity: "tag:ci,tag:k8s",
+        login: "",
+        tags: &*TAGS,
+        node: "runner-1",
+        src_ip: Some(IpAddr::V4(Ipv4Addr::new(100, 64, 0, 7))),
+        provider: "openai",
+        provider_system: "openai",
+        server_address: "api.openai.com",
+        model: "gpt-4o",
+        response_model: "gpt-4o-2024-08-06",
+        endpoint: "chat_completions",
         stream: true,
         status: 200,
         tokens: TokenCounts {
@@ -158,6 +166,6 @@ pub(crate) fn sample(request_id: &str) -> RequestEvent {
         ttft_ms: None,
         usage_source: UsageSource::Provider,
         usage_missing_reason: None,
-        user_agent: "OpenAI/Python 2.1".to_owned(),
+        user_agent: "OpenAI/Python 2.1",
     }
 }

@@ -160,13 +160,9 @@ impl Metrics {
     }
 
     /// Counts one finished request in every family it belongs to.
-    pub fn record(&self, event: &RequestEvent) {
-        let identity = self.identities.admit(&event.identity);
-        let (provider, model, endpoint) = (
-            event.provider.as_str(),
-            event.model.as_str(),
-            event.endpoint.as_str(),
-        );
+    pub fn record(&self, event: &RequestEvent<'_>) {
+        let identity = self.identities.admit(event.identity);
+        let (provider, model, endpoint) = (event.provider, event.model, event.endpoint);
         // Every code 100-999 has a static spelling; 0 (nothing sent) is the one other value.
         let status = http::StatusCode::from_u16(event.status).ok();
         let code = status.as_ref().map_or("0", http::StatusCode::as_str);
@@ -178,7 +174,7 @@ impl Metrics {
             self.tokens
                 .with_label_values(&[identity, provider, model, kind])
                 .inc_by(count);
-            for tag in &event.tags {
+            for tag in event.tags {
                 let tag = self.tags.admit(tag);
                 self.tag_tokens
                     .with_label_values(&[tag, provider, model, kind])

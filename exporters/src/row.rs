@@ -6,6 +6,7 @@
 //! what is later inserted. Column names and order are [`COLUMNS`]; the DDL is built from them.
 
 use std::fmt;
+use std::net::IpAddr;
 
 use serde::Serialize;
 
@@ -49,7 +50,7 @@ struct Row<'a> {
     login: &'a str,
     tags: &'a [String],
     node: &'a str,
-    src_ip: &'a str,
+    src_ip: IpText,
     provider: &'a str,
     model: &'a str,
     response_model: &'a str,
@@ -69,20 +70,20 @@ struct Row<'a> {
 }
 
 /// Appends `event` to `out` as one JSON line (newline included).
-pub fn encode_line(event: &RequestEvent, out: &mut Vec<u8>) -> serde_json::Result<()> {
+pub fn encode_line(event: &RequestEvent<'_>, out: &mut Vec<u8>) -> serde_json::Result<()> {
     let row = Row {
         ts: Timestamp(event.ts_ms),
-        request_id: &event.request_id,
-        trace_id: &event.trace_id,
-        identity: &event.identity,
-        login: &event.login,
-        tags: &event.tags,
-        node: &event.node,
-        src_ip: &event.src_ip,
-        provider: &event.provider,
-        model: &event.model,
-        response_model: &event.response_model,
-        endpoint: &event.endpoint,
+        request_id: event.request_id,
+        trace_id: event.trace_id,
+        identity: event.identity,
+        login: event.login,
+        tags: event.tags,
+        node: event.node,
+        src_ip: IpText(event.src_ip),
+        provider: event.provider,
+        model: event.model,
+        response_model: event.response_model,
+        endpoint: event.endpoint,
         stream: u8::from(event.stream),
         status: event.status,
         input_tokens: event.tokens.input,
@@ -94,7 +95,7 @@ pub fn encode_line(event: &RequestEvent, out: &mut Vec<u8>) -> serde_json::Resul
         duration_ms: round3(event.duration_ms),
         ttft_ms: event.ttft_ms.map(round3),
         usage_source: event.usage_source.as_str(),
-        user_agent: &event.user_agent,
+        user_agent: event.user_agent,
     };
     serde_json::to_writer(&mut *out, &row)?;
     out.push(b'\n');
@@ -104,6 +105,18 @@ pub fn encode_line(event: &RequestEvent, out: &mut Vec<u8>) -> serde_json::Resul
 /// Milliseconds to microsecond precision: enough for a duration, short on disk.
 fn round3(ms: f64) -> f64 {
     (ms * 1000.0).round() / 1000.0
+}
+
+/// A row's source address as text, empty when unknown; written straight into the row's line.
+struct IpText(Option<IpAddr>);
+
+impl Serialize for IpText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Some(ip) => serializer.collect_str(ip),
+            None => serializer.serialize_str(""),
+        }
+    }
 }
 
 /// A row's time, milliseconds since the Unix epoch, shown as `YYYY-MM-DD HH:MM:SS.mmm` in UTC:
@@ -194,5 +207,13 @@ mod tests {
         assert!(text.contains(r#""stream":1,"status":200,"input_tokens":120"#));
         assert!(text.contains(r#""duration_ms":812.346,"ttft_ms":null"#));
         assert!(text.contains(r#""usage_source":"provider""#));
+        assert!(text.contains(r#""node":"runner-1","src_ip":"100.64.0.7","#));
+        out.clear();
+        let unknown = RequestEvent {
+            src_ip: None,
+            ..sample("r2")
+        };
+        encode_line(&unknown, &mut out).unwrap();
+        assert!(String::from_utf8(out).unwrap().contains(r#""src_ip":"","#));
     }
 }

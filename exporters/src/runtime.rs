@@ -61,9 +61,9 @@ impl Exporters {
     }
 
     /// Queues the request's span (when tracing) and its usage row.
-    pub fn export(&self, event: RequestEvent) {
+    pub fn export(&self, event: &RequestEvent<'_>) {
         if let Some(traces) = &self.traces {
-            traces.export(&event);
+            traces.export(event);
         }
         self.events.send(event);
     }

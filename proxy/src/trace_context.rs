@@ -104,13 +104,13 @@ pub fn parse_traceparent(value: &str) -> Option<Parent> {
 
 /// `gen_ai.provider.name` of an upstream: the well-known names of the semantic conventions, or
 /// the configured name of an OpenAI-compatible provider.
-pub fn genai_provider_name(upstream: &Upstream) -> String {
+pub fn genai_provider_name(upstream: &Upstream) -> &str {
     match upstream.kind {
-        ProviderKind::OpenAi => "openai".to_owned(),
-        ProviderKind::Anthropic => "anthropic".to_owned(),
-        ProviderKind::Gemini => "gcp.gemini".to_owned(),
-        ProviderKind::Bedrock => "aws.bedrock".to_owned(),
-        ProviderKind::OpenAiCompatible => upstream.name.clone(),
+        ProviderKind::OpenAi => "openai",
+        ProviderKind::Anthropic => "anthropic",
+        ProviderKind::Gemini => "gcp.gemini",
+        ProviderKind::Bedrock => "aws.bedrock",
+        ProviderKind::OpenAiCompatible => &upstream.name,
     }
 }
 

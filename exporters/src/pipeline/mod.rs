@@ -76,7 +76,7 @@ impl EventSender {
     }
 
     /// Journals one event's row; past the spool's disk limit it is dropped, counted and logged.
-    pub fn send(&self, event: RequestEvent) {
+    pub fn send(&self, event: &RequestEvent<'_>) {
         let Some(inner) = &self.inner else {
             return;
         };
@@ -88,7 +88,7 @@ impl EventSender {
             line.clear();
             // A huge row (a long user agent) does not keep its buffer's size on the thread.
             line.shrink_to(16 * 1024);
-            encode_line(&event, line)
+            encode_line(event, line)
                 .map_err(io::Error::other)
                 .and_then(|()| inner.spool.journal(line))
         });

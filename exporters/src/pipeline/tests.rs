@@ -79,7 +79,7 @@ fn health() -> Health {
 
 fn send(sender: &EventSender, ids: std::ops::Range<u32>) {
     for i in ids {
-        sender.send(sample(&format!("r{i:03}")));
+        sender.send(&sample(&format!("r{i:03}")));
     }
 }
 

@@ -109,7 +109,7 @@ impl Traces {
 
     /// Queues the span of `event`, when it has one; never blocks (a full queue drops it,
     /// counted).
-    pub fn export(&self, event: &RequestEvent) {
+    pub fn export(&self, event: &RequestEvent<'_>) {
         if let Some(ids) = &event.span {
             if self.gate.admit() {
                 self.processor

@@ -30,7 +30,7 @@ const NOT_FAILURES: [&str; 2] = ["not_reported", "oversized"];
 
 /// `error.type`: the HTTP status of a failed answer, or why the answer broke off
 /// (`client_disconnect`, `upstream_reset`, `upstream_idle_timeout`, `shutdown`, …).
-pub fn error_type(event: &RequestEvent) -> Option<String> {
+pub fn error_type(event: &RequestEvent<'_>) -> Option<String> {
     if event.status >= 400 {
         return Some(event.status.to_string());
     }
@@ -42,8 +42,12 @@ pub fn error_type(event: &RequestEvent) -> Option<String> {
 }
 
 /// The span of `event`, with the ids the proxy chose (and sent upstream).
-pub fn span_data(event: &RequestEvent, ids: &SpanIds, scope: &InstrumentationScope) -> SpanData {
-    let operation = operation_name(&event.endpoint);
+pub fn span_data(
+    event: &RequestEvent<'_>,
+    ids: &SpanIds,
+    scope: &InstrumentationScope,
+) -> SpanData {
+    let operation = operation_name(event.endpoint);
     let start = UNIX_EPOCH + Duration::from_millis(event.ts_ms);
     let end = start + Duration::from_secs_f64(event.duration_ms.max(0.0) / 1000.0);
     let error = error_type(event);
@@ -77,7 +81,7 @@ pub fn span_data(event: &RequestEvent, ids: &SpanIds, scope: &InstrumentationSco
 }
 
 fn attributes(
-    event: &RequestEvent,
+    event: &RequestEvent<'_>,
     operation: &'static str,
     error: Option<String>,
 ) -> Vec<KeyValue> {
@@ -85,8 +89,8 @@ fn attributes(
     let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let mut kv = vec![
         KeyValue::new("gen_ai.operation.name", operation),
-        KeyValue::new("gen_ai.provider.name", event.provider_system.clone()),
-        KeyValue::new("gen_ai.request.model", event.model.clone()),
+        KeyValue::new("gen_ai.provider.name", event.provider_system.to_owned()),
+        KeyValue::new("gen_ai.request.model", event.model.to_owned()),
         KeyValue::new("gen_ai.usage.input_tokens", count(tokens.input)),
         KeyValue::new("gen_ai.usage.output_tokens", count(tokens.output)),
         KeyValue::new(
@@ -100,24 +104,25 @@ fn attributes(
         KeyValue::new("tailmeter.usage.reasoning_tokens", count(tokens.reasoning)),
         KeyValue::new("tailmeter.usage_source", event.usage_source.as_str()),
         KeyValue::new("tailmeter.cost_usd", event.cost_usd),
-        KeyValue::new("tailmeter.request_id", event.request_id.clone()),
-        KeyValue::new("tailmeter.provider", event.provider.clone()),
-        KeyValue::new("tailmeter.endpoint", event.endpoint.clone()),
+        KeyValue::new("tailmeter.request_id", event.request_id.to_owned()),
+        KeyValue::new("tailmeter.provider", event.provider.to_owned()),
+        KeyValue::new("tailmeter.endpoint", event.endpoint.to_owned()),
         KeyValue::new("tailmeter.stream", event.stream),
-        KeyValue::new("tailmeter.identity", event.identity.clone()),
+        KeyValue::new("tailmeter.identity", event.identity.to_owned()),
         KeyValue::new("http.response.status_code", i64::from(event.status)),
     ];
+    let src_ip = event.src_ip.map(|ip| ip.to_string()).unwrap_or_default();
     let optional = [
-        ("gen_ai.response.model", &event.response_model),
-        ("server.address", &event.server_address),
-        ("tailmeter.login", &event.login),
-        ("tailmeter.node", &event.node),
-        ("client.address", &event.src_ip),
-        ("user_agent.original", &event.user_agent),
+        ("gen_ai.response.model", event.response_model),
+        ("server.address", event.server_address),
+        ("tailmeter.login", event.login),
+        ("tailmeter.node", event.node),
+        ("client.address", &src_ip),
+        ("user_agent.original", event.user_agent),
     ];
     for (key, value) in optional {
         if !value.is_empty() {
-            kv.push(KeyValue::new(key, value.clone()));
+            kv.push(KeyValue::new(key, value.to_owned()));
         }
     }
     if !event.tags.is_empty() {
@@ -141,7 +146,7 @@ mod tests {
     use super::*;
     use crate::event::{sample, TokenCounts};
 
-    fn event() -> RequestEvent {
+    fn event() -> RequestEvent<'static> {
         RequestEvent {
             tokens: TokenCounts {
                 input: 10,
@@ -150,7 +155,7 @@ mod tests {
                 cache_write: 1,
                 reasoning: 2,
             },
-            login: String::new(),
+            login: "",
             stream: false,
             duration_ms: 250.0,
             ts_ms: 1_000,
@@ -199,6 +204,10 @@ mod tests {
             Some(&Value::from("gpt-4o-2024-08-06"))
         );
         assert_eq!(attr(&span, "tailmeter.login"), None);
+        assert_eq!(
+            attr(&span, "client.address"),
+            Some(&Value::from("100.64.0.7"))
+        );
         assert_eq!(attr(&span, "error.type"), None);
         assert_eq!(span.status, Status::Unset);
     }

@@ -18,7 +18,7 @@ use super::output;
 use super::ACCESS_TARGET;
 
 /// Writes the access line of a metered request, if the log filter lets it through.
-pub fn write(event: &RequestEvent) {
+pub fn write(event: &RequestEvent<'_>) {
     if !tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO) {
         return;
     }
@@ -51,7 +51,7 @@ fn timestamp(out: &mut String, now: SystemTime) {
 
 /// The rest of the line: the fmt layer's level, target and message, then the fields, with
 /// strings that are not displayed as-is quoted as `Debug` quotes them.
-fn fields(out: &mut String, e: &RequestEvent) {
+fn fields(out: &mut String, e: &RequestEvent<'_>) {
     let t = &e.tokens;
     let _ = writeln!(
         out,
@@ -87,7 +87,7 @@ mod tests {
     use tailmeter_exporters::{TokenCounts, UsageSource};
 
     /// What the fmt layer wrote for the same fields, before this module wrote the line.
-    fn through_tracing(e: &RequestEvent) -> String {
+    fn through_tracing(e: &RequestEvent<'_>) -> String {
         #[derive(Clone, Default)]
         struct Sink(Arc<Mutex<Vec<u8>>>);
         impl std::io::Write for Sink {
@@ -133,23 +133,23 @@ mod tests {
         String::from_utf8(text).unwrap()
     }
 
-    fn event() -> RequestEvent {
+    fn event() -> RequestEvent<'static> {
         RequestEvent {
             ts_ms: 0,
-            request_id: "01a21f1e429a72b6845b7a988193741c".to_owned(),
-            trace_id: String::new(),
+            request_id: "01a21f1e429a72b6845b7a988193741c",
+            trace_id: "",
             span: None,
-            identity: "tag:k8s,tag:prod".to_owned(),
-            login: String::new(),
-            tags: Vec::new(),
-            node: String::new(),
-            src_ip: String::new(),
-            provider: "openai".to_owned(),
-            provider_system: "openai".to_owned(),
-            server_address: String::new(),
-            model: "gpt-4o".to_owned(),
-            response_model: String::new(),
-            endpoint: "chat_completions".to_owned(),
+            identity: "tag:k8s,tag:prod",
+            login: "",
+            tags: &[],
+            node: "",
+            src_ip: None,
+            provider: "openai",
+            provider_system: "openai",
+            server_address: "",
+            model: "gpt-4o",
+            response_model: "",
+            endpoint: "chat_completions",
             stream: true,
             status: 200,
             tokens: TokenCounts {
@@ -165,7 +165,7 @@ mod tests {
             ttft_ms: Some(0.04),
             usage_source: UsageSource::Provider,
             usage_missing_reason: None,
-            user_agent: String::new(),
+            user_agent: "",
         }
     }
 

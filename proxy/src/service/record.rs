@@ -15,12 +15,13 @@ use crate::trace_context::genai_provider_name;
 const UNKNOWN: &str = "__unknown__";
 
 /// Meters the finished request: metrics, the access log, the usage row and the span.
-pub(super) fn record(gateway: &Gateway, ctx: &mut RequestCtx, status: u16, metered: Metered) {
+pub(super) fn record(gateway: &Gateway, ctx: &RequestCtx, status: u16, metered: Metered) {
     let Some(endpoint) = ctx.endpoint.filter(|e| e.is_proxied()) else {
         log_unmetered(ctx, status);
         return;
     };
-    let event = build_event(gateway, ctx, endpoint, status, metered);
+    let trace_id = ctx.trace.map(|t| t.trace_id_hex()).unwrap_or_default();
+    let event = build_event(gateway, ctx, endpoint, status, &metered, &trace_id);
     gateway.metrics.record(&event);
     if let Some(caller) = ctx.caller.as_ref() {
         let tokens = event.tokens.input.saturating_add(event.tokens.output);
@@ -29,44 +30,40 @@ pub(super) fn record(gateway: &Gateway, ctx: &mut RequestCtx, status: u16, meter
             .add(caller, tokens, crate::budgets::now_ms());
     }
     crate::logging::access::write(&event);
-    gateway.exporters.export(event);
+    gateway.exporters.export(&event);
 }
 
-fn build_event(
+/// The request's event, borrowing from its context, its route and what it used.
+fn build_event<'a>(
     gateway: &Gateway,
-    ctx: &mut RequestCtx,
+    ctx: &'a RequestCtx,
     endpoint: Endpoint,
     status: u16,
-    metered: Metered,
-) -> RequestEvent {
-    let (provider, model) = ctx.route.as_ref().map_or((UNKNOWN, UNKNOWN), |route| {
+    metered: &'a Metered,
+    trace_id: &'a str,
+) -> RequestEvent<'a> {
+    let route = ctx.route.as_ref();
+    let (provider, model) = route.map_or((UNKNOWN, UNKNOWN), |route| {
         (route.upstream.name.as_str(), &*route.model)
     });
     let cost = gateway.prices.cost(model, &metered.tokens);
     let caller = ctx.caller.as_ref();
     RequestEvent {
         ts_ms: ctx.started_ms,
-        request_id: ctx.request_id.clone(),
-        trace_id: ctx.trace.map(|t| t.trace_id_hex()).unwrap_or_default(),
+        request_id: &ctx.request_id,
+        trace_id,
         span: ctx.trace.and_then(|t| t.span),
-        provider_system: ctx.route.as_ref().map_or_else(
-            || UNKNOWN.to_owned(),
-            |route| genai_provider_name(&route.upstream),
-        ),
-        server_address: ctx
-            .route
-            .as_ref()
-            .map(|route| route.upstream.base.host.clone())
-            .unwrap_or_default(),
-        identity: caller.map_or_else(|| UNIDENTIFIED.to_owned(), |c| c.identity.clone()),
-        login: caller.and_then(|c| c.login.clone()).unwrap_or_default(),
-        tags: caller.map(|c| c.tags.clone()).unwrap_or_default(),
-        node: caller.and_then(|c| c.node.clone()).unwrap_or_default(),
-        src_ip: ctx.src_ip.map(|ip| ip.to_string()).unwrap_or_default(),
-        provider: provider.to_owned(),
-        model: model.to_owned(),
-        response_model: metered.response_model.unwrap_or_default(),
-        endpoint: endpoint.label().to_owned(),
+        provider_system: route.map_or(UNKNOWN, |route| genai_provider_name(&route.upstream)),
+        server_address: route.map_or("", |route| &route.upstream.base.host),
+        identity: caller.map_or(UNIDENTIFIED, |c| &c.identity),
+        login: caller.and_then(|c| c.login.as_deref()).unwrap_or_default(),
+        tags: caller.map_or(&[], |c| &c.tags),
+        node: caller.and_then(|c| c.node.as_deref()).unwrap_or_default(),
+        src_ip: ctx.src_ip,
+        provider,
+        model,
+        response_model: metered.response_model.as_deref().unwrap_or_default(),
+        endpoint: endpoint.label(),
         stream: ctx.stream || ctx.meter.is_streaming(),
         status,
         tokens: metered.tokens,
@@ -76,7 +73,7 @@ fn build_event(
         ttft_ms: ctx.meter.ttft_ms(),
         usage_source: metered.source,
         usage_missing_reason: metered.missing_reason,
-        user_agent: std::mem::take(&mut ctx.user_agent),
+        user_agent: &ctx.user_agent,
     }
 }
 
