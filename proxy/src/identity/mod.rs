@@ -19,6 +19,7 @@ mod socket_tests;
 mod tests;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use http::HeaderMap;
@@ -163,15 +164,15 @@ impl Resolver {
         &self,
         peer: SocketAddr,
         headers: &HeaderMap,
-    ) -> Result<Caller, Unresolved> {
+    ) -> Result<Arc<Caller>, Unresolved> {
         let ip = canonical(peer.ip());
         if let Some(caller) = serve_headers::caller(self.trust_serve_headers, ip, headers) {
             self.count("serve_header", "hit");
-            return Ok(caller);
+            return Ok(Arc::new(caller));
         }
         if let Some(caller) = self.statics.lookup(ip) {
             self.count("static", "hit");
-            return Ok(caller.clone());
+            return Ok(Arc::clone(caller));
         }
         let tried = match &self.whois {
             None => "no identity.static entry matches it and tailscale whois is off".to_owned(),
@@ -206,7 +207,7 @@ impl Resolver {
         match self.unknown {
             UnknownPolicy::Anonymous => {
                 self.count("policy", "anonymous");
-                Ok(Caller::anonymous())
+                Ok(Arc::new(Caller::anonymous()))
             }
             UnknownPolicy::Reject => {
                 self.count("policy", "rejected");

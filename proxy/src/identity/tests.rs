@@ -81,7 +81,10 @@ fn odd_answers_are_malformed_or_tolerated() {
 }
 
 fn user(login: &str) -> WhoisAnswer {
-    Ok(Some(Caller::from_who(&Who::Login(login.into()), None)))
+    Ok(Some(Arc::new(Caller::from_who(
+        &Who::Login(login.into()),
+        None,
+    ))))
 }
 
 #[tokio::test]

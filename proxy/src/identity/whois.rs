@@ -22,6 +22,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -79,7 +80,7 @@ impl std::fmt::Display for WhoisError {
 }
 
 /// What a whois lookup says about an address: a caller, or no node there (HTTP 404).
-pub type WhoisAnswer = Result<Option<Caller>, WhoisError>;
+pub type WhoisAnswer = Result<Option<Arc<Caller>>, WhoisError>;
 
 /// The LocalAPI client.
 #[derive(Debug)]
@@ -106,7 +107,7 @@ impl WhoisClient {
             .await
             .map_err(|_| WhoisError::Timeout(self.timeout))??;
         match status {
-            200 => parse(&body, self.capability.as_deref()).map(Some),
+            200 => parse(&body, self.capability.as_deref()).map(|caller| Some(Arc::new(caller))),
             404 => Ok(None),
             code => Err(WhoisError::Status(code, quote(&body))),
         }

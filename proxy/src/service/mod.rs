@@ -55,7 +55,7 @@ pub struct RequestCtx {
     meter: Meter,
     endpoint: Option<Endpoint>,
     src_ip: Option<IpAddr>,
-    caller: Option<Caller>,
+    caller: Option<Arc<Caller>>,
     route: Option<Route>,
     stream: bool,
     upstream_body: Option<Bytes>,
