@@ -429,7 +429,8 @@ where
                 ClientSession::H1(HttpSessionV1::new_with_options(stream, &*peer)),
                 true,
             )),
-            None => self.client_upstream.get_http_session(&*peer).await,
+            // tailmeter: change 6, a new connection's future boxed (see vendor/README.md).
+            None => Box::pin(self.client_upstream.get_http_session(&*peer)).await,
         };
         match client_session {
             Ok((client_session, client_reused)) => {
@@ -448,9 +449,15 @@ where
                         (server_reused, error)
                     }
                     ClientSession::H2(mut h2) => {
-                        let (server_reused, mut error) = self
-                            .proxy_to_h2_upstream(session, &mut h2, client_reused, &peer, ctx)
-                            .await;
+                        // tailmeter: change 6, boxed (see vendor/README.md).
+                        let (server_reused, mut error) = Box::pin(self.proxy_to_h2_upstream(
+                            session,
+                            &mut h2,
+                            client_reused,
+                            &peer,
+                            ctx,
+                        ))
+                        .await;
                         // tailmeter: change 5, a connection the provider is ending (GOAWAY) or
                         // that broke is not pooled again, even before its driver has seen it end.
                         if error.as_deref().is_some_and(h2_connection_ended) {
@@ -482,9 +489,15 @@ where
                         (server_reused, error)
                     }
                     ClientSession::Custom(mut c) => {
-                        let (server_reused, error) = self
-                            .proxy_to_custom_upstream(session, &mut c, client_reused, &peer, ctx)
-                            .await;
+                        // tailmeter: change 6, boxed (see vendor/README.md).
+                        let (server_reused, error) = Box::pin(self.proxy_to_custom_upstream(
+                            session,
+                            &mut c,
+                            client_reused,
+                            &peer,
+                            ctx,
+                        ))
+                        .await;
                         let session = ClientSession::Custom(c);
                         self.client_upstream
                             .release_http_session(session, &*peer, peer.idle_timeout())
