@@ -39,44 +39,83 @@ fn timestamp(out: &mut String, now: SystemTime) {
     let secs = since.as_secs();
     let (year, month, day) = tailmeter_exporters::row::civil_from_days(secs / 86_400);
     let of_day = secs % 86_400;
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60,
-        since.subsec_micros()
-    );
+    let parts = [
+        (year, 4, '-'),
+        (month, 2, '-'),
+        (day, 2, 'T'),
+        (of_day / 3600, 2, ':'),
+        (of_day % 3600 / 60, 2, ':'),
+        (of_day % 60, 2, '.'),
+        (u64::from(since.subsec_micros()), 6, 'Z'),
+    ];
+    for (value, width, then) in parts {
+        zero_padded(out, value, width);
+        out.push(then);
+    }
+}
+
+/// The last `width` decimal digits of `value`, zero-padded.
+fn zero_padded(out: &mut String, value: u64, width: u32) {
+    for place in (0..width).rev() {
+        let digit = value / 10u64.pow(place) % 10;
+        out.push(char::from(b'0' + digit as u8));
+    }
 }
 
 /// The rest of the line: the fmt layer's level, target and message, then the fields, with
-/// strings that are not displayed as-is quoted as `Debug` quotes them.
+/// strings that are not displayed as-is quoted as `Debug` quotes them. Strings and integers are
+/// appended as they are; only the three floats go through `fmt`.
 fn fields(out: &mut String, e: &RequestEvent<'_>) {
     let t = &e.tokens;
+    let mut integer = itoa::Buffer::new();
+    out.push_str("  INFO ");
+    out.push_str(ACCESS_TARGET);
+    out.push_str(": request");
+    let stream = if e.stream { "true" } else { "false" };
+    for (name, value) in [
+        ("request_id", e.request_id),
+        ("identity", e.identity),
+        ("provider", e.provider),
+        ("model", e.model),
+        ("endpoint", e.endpoint),
+        ("stream", stream),
+        ("status", integer.format(e.status)),
+    ] {
+        field(out, name, value);
+    }
+    for (name, count) in [
+        ("input", t.input),
+        ("output", t.output),
+        ("cache_read", t.cache_read),
+        ("cache_write", t.cache_write),
+        ("reasoning", t.reasoning),
+    ] {
+        field(out, name, integer.format(count));
+    }
+    let _ = write!(out, " cost_usd={:?}", e.cost_usd);
+    // Names of tailmeter's own (plain snake_case): quoted as Debug quotes them, nothing to escape.
+    for (name, value) in [
+        ("usage_source", e.usage_source.as_str()),
+        ("usage_missing", e.usage_missing_reason.unwrap_or("")),
+    ] {
+        field(out, name, "\"");
+        out.push_str(value);
+        out.push('"');
+    }
     let _ = writeln!(
         out,
-        "  INFO {ACCESS_TARGET}: request request_id={} identity={} provider={} model={} \
-         endpoint={} stream={} status={} input={} output={} cache_read={} cache_write={} \
-         reasoning={} cost_usd={:?} usage_source={:?} usage_missing={:?} duration_ms={:.1} \
-         ttft_ms={:.1}",
-        e.request_id,
-        e.identity,
-        e.provider,
-        e.model,
-        e.endpoint,
-        e.stream,
-        e.status,
-        t.input,
-        t.output,
-        t.cache_read,
-        t.cache_write,
-        t.reasoning,
-        e.cost_usd,
-        e.usage_source.as_str(),
-        e.usage_missing_reason.unwrap_or(""),
+        " duration_ms={:.1} ttft_ms={:.1}",
         e.duration_ms,
         e.ttft_ms.unwrap_or(0.0),
     );
+}
+
+/// ` name=value`.
+fn field(out: &mut String, name: &str, value: &str) {
+    out.push(' ');
+    out.push_str(name);
+    out.push('=');
+    out.push_str(value);
 }
 
 #[cfg(test)]
@@ -181,6 +220,9 @@ mod tests {
         cases.push(missing);
         let mut tiny = event();
         tiny.cost_usd = 1e-7;
+        tiny.stream = false;
+        tiny.tokens.cache_write = 7;
+        tiny.duration_ms = 0.05;
         cases.push(tiny);
         for e in cases {
             let mut ours = String::new();
