@@ -1,8 +1,9 @@
 //! Where tailmeter's per-request records go: Prometheus metrics, usage rows and trace spans.
 //!
-//! The proxy builds exactly one [`RequestEvent`] per request in its logging phase, counts it in
-//! [`Metrics::record`] and hands it to [`Exporters::export`]; everything a dashboard or a bill
-//! needs is derived from that record, so metrics, rows and spans can never disagree.
+//! The proxy builds exactly one [`RequestEvent`] per request when it is over (as its last bytes
+//! pass, or in the logging phase), counts it in [`Metrics::record`] and hands it to
+//! [`Exporters::export`]; everything a dashboard or a bill needs is derived from that record, so
+//! metrics, rows and spans can never disagree.
 //!
 //! Usage rows ([`row`]) go through one shared [`pipeline`] (an on-disk journal bounded in bytes,
 //! the [`spool`], then batching and retry) into one [`sink::Sink`]: the embedded JSON-lines sink ([`jsonl`]) or
