@@ -108,6 +108,8 @@ pub struct Resolver {
     trust_serve_headers: bool,
     unknown: UnknownPolicy,
     on_tailscaled_down: TailscaledDown,
+    /// The caller every unidentified request shares under `unknown = "anonymous"`.
+    anonymous: Arc<Caller>,
     lookups: IntCounterVec,
 }
 
@@ -151,6 +153,7 @@ impl Resolver {
             trust_serve_headers: config.trust_serve_headers,
             unknown: config.unknown,
             on_tailscaled_down: config.on_tailscaled_down,
+            anonymous: Arc::new(Caller::anonymous()),
             lookups,
         }
     }
@@ -207,7 +210,7 @@ impl Resolver {
         match self.unknown {
             UnknownPolicy::Anonymous => {
                 self.count("policy", "anonymous");
-                Ok(Arc::new(Caller::anonymous()))
+                Ok(Arc::clone(&self.anonymous))
             }
             UnknownPolicy::Reject => {
                 self.count("policy", "rejected");
