@@ -180,9 +180,13 @@ pub fn parse_fields(body: &[u8]) -> Result<RequestFields<'_>, ApiError> {
             format!("the request body is not a JSON object tailmeter can read: {why}"),
         )
     };
-    let text = std::str::from_utf8(body).map_err(|e| invalid(format!("it is not UTF-8 ({e})")))?;
+    // The scan accepts only UTF-8 text, so a value it found is text.
     let top = scan::top_level(body).map_err(|e| invalid(e.to_string()))?;
-    let model = match top.model.clone().map(|range| &text[range]) {
+    let model_text = top.model.clone().map(|range| {
+        std::str::from_utf8(&body[range])
+            .map_err(|e| invalid(format!("its `model` is not UTF-8 ({e})")))
+    });
+    let model = match model_text.transpose()? {
         None | Some("null") => None,
         Some(quoted) if quoted.starts_with('"') => Some(unquoted(quoted).map_err(invalid)?),
         Some(_) => return Err(invalid("its `model` is not a string".to_owned())),

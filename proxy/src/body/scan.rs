@@ -7,7 +7,9 @@
 //! JSON object (RFC 8259: no control characters in strings, only the defined escapes, numbers
 //! without leading zeros, no trailing commas), which the differential test below holds it to.
 //! Long strings are stepped over with a search for their closing quote and a check of the span
-//! for control characters, both many bytes at a time.
+//! for control characters, both many bytes at a time. The same check finds whether a span holds
+//! anything but ASCII, and only such a span is validated as UTF-8: outside strings the scan
+//! accepts ASCII alone, so a body it accepts is UTF-8 without a pass of its own over the body.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -251,9 +253,9 @@ impl Scan<'_> {
                 self.at = self.data.len();
                 return Err(self.fail("unterminated string"));
             };
-            if let Some(control) = first_control(&rest[..hit]) {
-                self.at += control;
-                return Err(self.fail("a control character in a string"));
+            if let Some((offset, why)) = text_fault(&rest[..hit]) {
+                self.at += offset;
+                return Err(self.fail(why));
             }
             self.at += hit + 1;
             if rest[hit] == b'"' {
@@ -326,19 +328,32 @@ impl Scan<'_> {
     }
 }
 
-/// The offset of the first byte below 0x20 (which JSON strings may not hold unescaped). Each
-/// block's lowest byte is found by a reduction the compiler vectorizes; the byte itself is looked
-/// for only in a block that has one.
-fn first_control(bytes: &[u8]) -> Option<usize> {
+/// Where string text between quotes and escapes may not be taken as it is, and why: the first
+/// byte below 0x20 (which JSON strings may not hold unescaped), else the first byte that does not
+/// start valid UTF-8. Each block's lowest byte and the union of its bits are found by reductions
+/// the compiler vectorizes; a control character is looked for byte by byte only in a block that
+/// has one, and the text is validated as UTF-8 only when some byte has its high bit set. A span
+/// ends at an ASCII byte (`"` or `\\`), so a character never straddles two spans.
+fn text_fault(bytes: &[u8]) -> Option<(usize, &'static str)> {
     const BLOCK: usize = 256;
     let mut start = 0;
+    let mut bits = 0u8;
     for block in bytes.chunks(BLOCK) {
-        if block.iter().fold(u8::MAX, |low, &b| low.min(b)) < 0x20 {
-            return block.iter().position(|&b| b < 0x20).map(|i| start + i);
+        let (low, or) = block
+            .iter()
+            .fold((u8::MAX, 0u8), |(low, or), &b| (low.min(b), or | b));
+        if low < 0x20 {
+            let control = block.iter().position(|&b| b < 0x20).map(|i| start + i);
+            return control.map(|at| (at, "a control character in a string"));
         }
+        bits |= or;
         start += block.len();
     }
-    None
+    if bits < 0x80 || simdutf8::basic::from_utf8(bytes).is_ok() {
+        return None;
+    }
+    let valid = std::str::from_utf8(bytes).map_or_else(|e| e.valid_up_to(), |_| bytes.len());
+    Some((valid, "text that is not UTF-8"))
 }
 
 #[cfg(test)]

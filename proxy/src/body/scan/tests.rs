@@ -75,6 +75,7 @@ const NAMES: &[&[u8]] = &[
     br#""x""#,
     br#""""#,
     br#""\ud800""#,
+    "\"na\u{ef}ve \u{1F98A}\"".as_bytes(),
 ];
 const SCALARS: &[&[u8]] = &[
     br#""gpt-4o""#,
@@ -265,12 +266,29 @@ fn refuses_what_json_does_not_allow() {
 }
 
 #[test]
-fn control_characters_are_found_in_any_block() {
+fn control_characters_and_bytes_that_are_not_utf8_are_found_in_any_block() {
+    let control = |at| Some((at, "a control character in a string"));
+    let not_utf8 = |at| Some((at, "text that is not UTF-8"));
     let mut text = vec![b'a'; 600];
-    assert_eq!(first_control(&text), None);
+    assert_eq!(text_fault(&text), None);
     for at in [0, 63, 255, 256, 257, 599] {
         text[at] = b'\n';
-        assert_eq!(first_control(&text), Some(at));
+        assert_eq!(text_fault(&text), control(at));
         text[at] = b'a';
     }
+    // Characters of two, three and four bytes, across a block's end too.
+    let mut text = "é😀委".repeat(60).into_bytes();
+    assert_eq!(text_fault(&text), None);
+    for at in [0, 255, 256, 400] {
+        let kept = text[at];
+        text[at] = 0xff;
+        let first_bad = std::str::from_utf8(&text).unwrap_err().valid_up_to();
+        assert!(first_bad <= at && at - first_bad < 4, "{at} {first_bad}");
+        assert_eq!(text_fault(&text), not_utf8(first_bad));
+        text[at] = kept;
+    }
+    // Cut short: the span ends inside a character.
+    assert_eq!(text_fault("é".as_bytes().get(..1).unwrap()), not_utf8(0));
+    // A surrogate encoded as UTF-8 (CESU) is not UTF-8.
+    assert_eq!(text_fault(b"ab\xed\xa0\x80"), not_utf8(2));
 }
