@@ -23,29 +23,34 @@ mod tests;
 /// Finds the end of an HTTP/1 header (an empty line) in bytes fed in pieces of any size.
 ///
 /// Lines may end in CRLF or a bare LF (both are accepted by Pingora's parser); empty lines before
-/// the first header line (allowed before a request line, RFC 9112 §2.2) do not count.
+/// the first header line (allowed before a request line, RFC 9112 §2.2) do not count. Every read
+/// of a client connection passes through here, so it goes from line end to line end (`memchr`),
+/// not byte by byte.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct HeaderEnd {
-    /// Bytes on the current line, not counting CR.
-    line: usize,
-    /// Whether any line has had content yet.
+    /// Whether the current line has had anything but CR on it.
+    line_has_text: bool,
+    /// Whether any line has had text yet.
     started: bool,
 }
 
 impl HeaderEnd {
     /// Feeds `bytes`; returns how many of them belong to the header when its end is among them.
     pub fn feed(&mut self, bytes: &[u8]) -> Option<usize> {
-        for (i, &byte) in bytes.iter().enumerate() {
-            match byte {
-                b'\n' if self.line == 0 && self.started => return Some(i + 1),
-                b'\n' => self.line = 0,
-                b'\r' => {}
-                _ => {
-                    self.line += 1;
-                    self.started = true;
-                }
+        let mut from = 0;
+        loop {
+            let newline = memchr::memchr(b'\n', &bytes[from..]).map(|i| from + i);
+            let line = &bytes[from..newline.unwrap_or(bytes.len())];
+            if line.iter().any(|&b| b != b'\r') {
+                self.line_has_text = true;
+                self.started = true;
             }
+            let newline = newline?;
+            if !self.line_has_text && self.started {
+                return Some(newline + 1);
+            }
+            self.line_has_text = false;
+            from = newline + 1;
         }
-        None
     }
 }

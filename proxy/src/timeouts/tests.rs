@@ -20,6 +20,52 @@ fn header_end_is_found_across_pieces_and_line_endings() {
     assert_eq!(leading.feed(b"GET / HTTP/1.1\r\n\r\n"), Some(18));
 }
 
+/// Where a header ends, read a byte at a time: the reading `HeaderEnd` must agree with.
+fn header_end_byte_by_byte(bytes: &[u8]) -> Option<usize> {
+    let (mut line, mut started) = (0, false);
+    for (i, &byte) in bytes.iter().enumerate() {
+        match byte {
+            b'\n' if line == 0 && started => return Some(i + 1),
+            b'\n' => line = 0,
+            b'\r' => {}
+            _ => {
+                line += 1;
+                started = true;
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn header_end_fed_in_two_pieces_anywhere_agrees_with_a_byte_by_byte_reading() {
+    let inputs: [&[u8]; 7] = [
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+        b"\r\n\n\rGET / HTTP/1.1\nA: b\r\r\n\r\r\nrest",
+        b"GET / HTTP/1.1\r\nA: \r\n\r\r\r\n",
+        b"\r\r\r\n\n\n",
+        b"GET / HTTP/1.1\r\nNo-End: yet\r\n",
+        b"",
+        b"x\n\n",
+    ];
+    for bytes in inputs {
+        let expected = header_end_byte_by_byte(bytes);
+        for cut in 0..=bytes.len() {
+            let mut end = HeaderEnd::default();
+            let found = match end.feed(&bytes[..cut]) {
+                Some(n) => Some(n),
+                None => end.feed(&bytes[cut..]).map(|n| cut + n),
+            };
+            assert_eq!(
+                found,
+                expected,
+                "{:?} cut at {cut}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+}
+
 fn timeouts(first_byte_ms: u64, idle_ms: u64) -> ResponseTimeouts {
     ResponseTimeouts {
         first_byte: Duration::from_millis(first_byte_ms),
