@@ -5,6 +5,7 @@ forward a chunked body intact."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import time
@@ -105,3 +106,24 @@ def test_large_chunked_body_is_refused_with_length_required(tailmeter: Tailmeter
     assert status == 411, payload
     assert "Content-Length" in json.loads(payload)["error"]["message"]
     assert sim.find(marker, expect=0) == []
+
+
+def test_a_large_body_of_text_that_is_not_ascii_arrives_intact_and_metered(tailmeter: Tailmeter, sim: Sim) -> None:
+    """A 3 MiB prompt sent as raw UTF-8 (Japanese, emoji, accents, escapes between them), the
+    `model` after it as SDKs put it: checked span by span as UTF-8, forwarded byte for byte."""
+    line = "委員会は数字を一行ずつ確認します 🦊 café \\n \\\"quoted\\\" "
+    content = line * (3 * 1024 * 1024 // len(line.encode()) + 1)
+    body = ('{"messages":[{"role":"user","content":"' + content + '"}],"model":"gpt-4o"}').encode()
+    json.loads(body)  # well-formed, as sent
+    assert len(body) > 3 * 1024 * 1024 and not body.isascii()
+    marker = new_marker()
+    delta = tailmeter.metrics.delta()
+    with _connect(tailmeter) as sock:
+        sock.sendall(_head(marker, f"Content-Length: {len(body)}") + body)
+        status, payload = _read_response(sock)
+    assert status == 200, payload
+    upstream = sim.one(marker)
+    assert (upstream.body_len, upstream.body_sha256) == (len(body), hashlib.sha256(body).hexdigest())
+    delta.expect_usage(
+        identity=ALICE, provider="openai", model="gpt-4o", endpoint="chat_completions", usage=expected.CHAT_NONSTREAM
+    )
