@@ -333,7 +333,7 @@ impl Scan<'_> {
 /// start valid UTF-8. Each block's lowest byte and the union of its bits are found by reductions
 /// the compiler vectorizes; a control character is looked for byte by byte only in a block that
 /// has one, and the text is validated as UTF-8 only when some byte has its high bit set. A span
-/// ends at an ASCII byte (`"` or `\\`), so a character never straddles two spans.
+/// ends at an ASCII byte (`"` or `\`), so a character never straddles two spans.
 fn text_fault(bytes: &[u8]) -> Option<(usize, &'static str)> {
     const BLOCK: usize = 256;
     let mut start = 0;

@@ -41,7 +41,7 @@ impl HeaderEnd {
         loop {
             let newline = memchr::memchr(b'\n', &bytes[from..]).map(|i| from + i);
             let line = &bytes[from..newline.unwrap_or(bytes.len())];
-            if line.iter().any(|&b| b != b'\r') {
+            if !self.line_has_text && line.iter().any(|&b| b != b'\r') {
                 self.line_has_text = true;
                 self.started = true;
             }
