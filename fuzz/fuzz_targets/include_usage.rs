@@ -1,9 +1,10 @@
 //! The include_usage request rewriter and the stream stripper that undoes its effect; the first
 //! byte picks which (even: rewriter, odd: stripper, with the chunk size) and the rest is the input.
 //!
-//! Rewriter: of a body the proxy accepts (`body::parse_fields`), the edit it makes yields valid
-//! JSON, keeps every other member, and asks for `stream_options.include_usage: true`; it declines
-//! only what its docs allow (not a streamed request, already asking, or an escaped name).
+//! Rewriter: a body the proxy accepts (`body::parse_fields`) is UTF-8 JSON that serde reads; of
+//! such a body, the edit it makes yields valid JSON, keeps every other member, and asks for
+//! `stream_options.include_usage: true`; it declines only what its docs allow (not a streamed
+//! request, already asking, or an escaped name).
 //! Stripper: only removes bytes, filters the same however the stream is chunked, leaves a
 //! stream without `usage` untouched, and holds back nothing once the last event has ended.
 #![no_main]
@@ -31,6 +32,10 @@ fn check_inject(body: &[u8]) {
     let Ok(request) = parse_fields(body) else {
         return;
     };
+    // What the proxy accepts is UTF-8 JSON that serde reads too (the scan checks UTF-8 only in
+    // strings that are not ASCII; it must never let anything else through).
+    assert!(std::str::from_utf8(body).is_ok(), "accepted a body that is not UTF-8");
+    serde_json::from_slice::<serde::de::IgnoredAny>(body).expect("accepted a body serde refuses");
     let whole = bytes::Bytes::copy_from_slice(body);
     let out = include_usage_edit(body, &request).map(|edit| edited(&whole, &mut [edit]));
     let probe = serde_json::from_slice::<Probe>(body).ok();
