@@ -34,7 +34,10 @@ fn check_inject(body: &[u8]) {
     };
     // What the proxy accepts is UTF-8 JSON that serde reads too (the scan checks UTF-8 only in
     // strings that are not ASCII; it must never let anything else through).
-    assert!(std::str::from_utf8(body).is_ok(), "accepted a body that is not UTF-8");
+    assert!(
+        std::str::from_utf8(body).is_ok(),
+        "accepted a body that is not UTF-8"
+    );
     serde_json::from_slice::<serde::de::IgnoredAny>(body).expect("accepted a body serde refuses");
     let whole = bytes::Bytes::copy_from_slice(body);
     let out = include_usage_edit(body, &request).map(|edit| edited(&whole, &mut [edit]));
