@@ -15,7 +15,7 @@ mod cpu_time;
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use tailmeter::usage::{Dialect, Framing, UsageTap};
 
 use cpu_time::ThreadCpuTime;
@@ -176,9 +176,4 @@ fn parse(c: &mut Criterion<ThreadCpuTime>) {
     group.finish();
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default().with_measurement(ThreadCpuTime);
-    targets = parse
-}
-criterion_main!(benches);
+cpu_time_main!(parse);

@@ -100,3 +100,17 @@ impl ValueFormatter for CpuFormatter {
         "ns"
     }
 }
+
+/// A benchmark binary's `main`, running `$target` (a `fn(&mut Criterion<ThreadCpuTime>)`) with
+/// the bench thread's CPU time as the measurement.
+#[macro_export]
+macro_rules! cpu_time_main {
+    ($target:path) => {
+        criterion::criterion_group! {
+            name = benches;
+            config = criterion::Criterion::default().with_measurement($crate::cpu_time::ThreadCpuTime);
+            targets = $target
+        }
+        criterion::criterion_main!(benches);
+    };
+}
