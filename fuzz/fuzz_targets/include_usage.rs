@@ -1,8 +1,9 @@
 //! The include_usage request rewriter and the stream stripper that undoes its effect; the first
-//! byte picks which (even: rewriter, odd: stripper, with the chunk size) and the rest is the input.
+//! byte picks which (even: rewriter, odd: stripper) and a piece size, and the rest is the input.
 //!
-//! Rewriter: a body the proxy accepts (`body::parse_fields`) is UTF-8 JSON that serde reads; of
-//! such a body, the edit it makes yields valid JSON, keeps every other member, and asks for
+//! Rewriter: the body's check gives the same answer however the body arrives (fed to the scan in
+//! pieces of the chosen size as it would be read); a body the proxy accepts
+//! (`body::parse_fields`) is UTF-8 JSON that serde reads; of such a body, the edit it makes yields valid JSON, keeps every other member, and asks for
 //! `stream_options.include_usage: true`; it declines only what its docs allow (not a streamed
 //! request, already asking, or an escaped name).
 //! Stripper: only removes bytes, filters the same however the stream is chunked, leaves a
@@ -12,7 +13,7 @@
 use libfuzzer_sys::fuzz_target;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use tailmeter::body::{edited, parse_fields};
+use tailmeter::body::{edited, parse_fields, parse_scanned, TopLevelScan};
 use tailmeter::usage::openai_chat::{include_usage_edit, IncludeUsageStripper};
 
 /// What decides whether to ask, read as the rewriter's docs state it.
@@ -27,9 +28,20 @@ struct ProbeOptions {
     include_usage: Option<bool>,
 }
 
-fn check_inject(body: &[u8]) {
+fn check_inject(body: &[u8], piece: usize) {
+    let mut scan = TopLevelScan::default();
+    for end in (piece..body.len()).step_by(piece) {
+        scan.advance(&body[..end]);
+    }
+    let read = parse_fields(body);
+    let in_pieces = parse_scanned(body, scan);
+    assert_eq!(
+        in_pieces.as_ref().map_err(|e| &e.message),
+        read.as_ref().map_err(|e| &e.message),
+        "the body read in pieces read differently"
+    );
     // A body the proxy refuses is never forwarded, so never rewritten.
-    let Ok(request) = parse_fields(body) else {
+    let Ok(request) = read else {
         return;
     };
     // What the proxy accepts is UTF-8 JSON that serde reads too (the scan checks UTF-8 only in
@@ -129,9 +141,10 @@ fuzz_target!(|input: &[u8]| {
     let Some((&first, data)) = input.split_first() else {
         return;
     };
+    let piece = usize::from(first / 2) + 1;
     if first % 2 == 0 {
-        check_inject(data);
+        check_inject(data, piece);
     } else {
-        check_strip(data, usize::from(first / 2) + 1);
+        check_strip(data, piece);
     }
 });

@@ -5,14 +5,20 @@
 //! prose), the same size of text that is mostly not ASCII (CJK and emoji), and the small chat
 //! request of workload a. Time is the bench thread's CPU time, as in `usage.rs`.
 //!
+//! A body that arrives in pieces is checked as they come ([`TopLevelScan::advance`]): the
+//! `pieces` group times the whole check done that way, 64 KiB at a time as Pingora reads a body,
+//! and the `after_last_piece` group the part left once the last piece is in, which is what the
+//! request waits for.
+//!
 //! Run: `cargo bench -p tailmeter --bench request_body`.
 
 mod cpu_time;
 
 use std::hint::black_box;
 
+use criterion::BatchSize;
 use criterion::{BenchmarkId, Criterion, Throughput};
-use tailmeter::body::parse_fields;
+use tailmeter::body::{parse_fields, parse_scanned, TopLevelScan};
 
 use cpu_time::ThreadCpuTime;
 
@@ -61,4 +67,40 @@ fn parse(c: &mut Criterion<ThreadCpuTime>) {
     group.finish();
 }
 
-cpu_time_main!(parse);
+/// Pingora's body reads: 64 KiB at most each.
+const PIECE: usize = 64 * 1024;
+
+/// The scan advanced over each piece of `body` as it would arrive, but the last.
+fn all_but_the_last_piece(body: &[u8]) -> TopLevelScan {
+    let mut scan = TopLevelScan::default();
+    for end in (PIECE..body.len()).step_by(PIECE) {
+        scan.advance(&body[..end]);
+    }
+    scan
+}
+
+fn in_pieces(c: &mut Criterion<ThreadCpuTime>) {
+    for (group, measure_all) in [("pieces", true), ("after_last_piece", false)] {
+        let mut group = c.benchmark_group(group);
+        for (label, body) in inputs().into_iter().filter(|(_, b)| b.len() > PIECE) {
+            group.throughput(Throughput::Bytes(body.len() as u64));
+            group.bench_with_input(BenchmarkId::from_parameter(label), &body, |b, body| {
+                if measure_all {
+                    b.iter(|| {
+                        let scan = all_but_the_last_piece(black_box(body));
+                        parse_scanned(body, scan).map(|fields| fields.stream)
+                    })
+                } else {
+                    b.iter_batched(
+                        || all_but_the_last_piece(body),
+                        |scan| parse_scanned(black_box(body), scan).map(|fields| fields.stream),
+                        BatchSize::SmallInput,
+                    )
+                }
+            });
+        }
+        group.finish();
+    }
+}
+
+cpu_time_main!(parse, in_pieces);

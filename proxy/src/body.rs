@@ -20,8 +20,20 @@ use crate::usage::json::{splice, Edit};
 
 mod scan;
 
+pub use scan::TopLevelScan;
+
 /// Pingora's retry buffer holds 64 KiB; arm it when at most this much body is left.
 const RETRY_BUFFER_ARM_AT: u64 = 64 * 1024;
+
+/// A request body read whole, with its check as far as it got while the body arrived: a large
+/// body is mostly checked before its last piece is in, so little of the check is left between
+/// that piece and the request going on to the provider.
+pub struct ReadBody {
+    /// The body.
+    pub bytes: Bytes,
+    /// Its check so far, to be finished by [`parse_scanned`].
+    pub scan: TopLevelScan,
+}
 
 /// Reads the whole request body, refusing it past `limit` bytes or when the client takes longer
 /// than `timeout` to send it all (a slowloris body holds a connection and a task while it lasts).
@@ -29,7 +41,7 @@ pub async fn read_whole_body(
     session: &mut Session,
     limit: u64,
     timeout: Duration,
-) -> Result<Bytes, ApiError> {
+) -> Result<ReadBody, ApiError> {
     tokio::time::timeout(timeout, read_body(session, limit))
         .await
         .unwrap_or_else(|_| {
@@ -44,7 +56,7 @@ pub async fn read_whole_body(
         })
 }
 
-async fn read_body(session: &mut Session, limit: u64) -> Result<Bytes, ApiError> {
+async fn read_body(session: &mut Session, limit: u64) -> Result<ReadBody, ApiError> {
     let too_large = || {
         ApiError::new(
             ErrorKind::TooLarge,
@@ -78,6 +90,7 @@ async fn read_body(session: &mut Session, limit: u64) -> Result<Bytes, ApiError>
         })?;
     }
     let mut body = Joined::default();
+    let mut scan = TopLevelScan::default();
     let mut armed = false;
     loop {
         let left = declared.map(|len| len.saturating_sub(body.len() as u64));
@@ -97,6 +110,10 @@ async fn read_body(session: &mut Session, limit: u64) -> Result<Bytes, ApiError>
             return Err(too_large());
         }
         body.push(chunk, declared.unwrap_or(0) as usize);
+        // The last piece of a body of known length is left to `finish`, like a body in one piece.
+        if declared.is_none_or(|len| (body.len() as u64) < len) {
+            scan.advance(body.as_slice());
+        }
     }
     if downstream.retry_buffer_truncated()
         || (!body.is_empty() && downstream.get_retry_buffer().is_none())
@@ -107,7 +124,10 @@ async fn read_body(session: &mut Session, limit: u64) -> Result<Bytes, ApiError>
             "a chunked request body over 64 KiB cannot be routed; send it with a Content-Length header",
         ));
     }
-    Ok(body.into_bytes())
+    Ok(ReadBody {
+        bytes: body.into_bytes(),
+        scan,
+    })
 }
 
 /// A body's pieces joined into one buffer, or the one piece itself (no copy) when it came whole,
@@ -125,6 +145,10 @@ impl Joined {
 
     fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        self.whole.as_deref().unwrap_or(&self.joined)
     }
 
     /// Adds the next piece; `expected` is the body's declared length, if any.
@@ -173,6 +197,11 @@ pub enum StreamOptionsAt {
 /// well-formed JSON object nested at most [`scan::MAX_DEPTH`] deep: tailmeter must not forward
 /// what it could not have parsed.
 pub fn parse_fields(body: &[u8]) -> Result<RequestFields<'_>, ApiError> {
+    parse_scanned(body, TopLevelScan::default())
+}
+
+/// [`parse_fields`] for a body whose check began while it arrived ([`ReadBody`]).
+pub fn parse_scanned(body: &[u8], scan: TopLevelScan) -> Result<RequestFields<'_>, ApiError> {
     let invalid = |why: String| {
         ApiError::new(
             ErrorKind::InvalidRequest,
@@ -181,7 +210,7 @@ pub fn parse_fields(body: &[u8]) -> Result<RequestFields<'_>, ApiError> {
         )
     };
     // The scan accepts only UTF-8 text, so a value it found is text.
-    let top = scan::top_level(body).map_err(|e| invalid(e.to_string()))?;
+    let top = scan.finish(body).map_err(|e| invalid(e.to_string()))?;
     let model_text = top.model.clone().map(|range| {
         std::str::from_utf8(&body[range])
             .map_err(|e| invalid(format!("its `model` is not UTF-8 ({e})")))

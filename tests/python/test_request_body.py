@@ -127,3 +127,54 @@ def test_a_large_body_of_text_that_is_not_ascii_arrives_intact_and_metered(tailm
     delta.expect_usage(
         identity=ALICE, provider="openai", model="gpt-4o", endpoint="chat_completions", usage=expected.CHAT_NONSTREAM
     )
+
+
+def _send_in_pieces(sock: socket.socket, data: bytes, cuts: list[int]) -> None:
+    """Sends `data` cut at `cuts`, each piece on its own after a pause, as a slow client's
+    body arrives: tailmeter checks each piece as it comes."""
+    bounds = [0, *sorted(cuts), len(data)]
+    for start, end in zip(bounds, bounds[1:]):
+        sock.sendall(data[start:end])
+        time.sleep(0.02)
+
+
+def test_a_body_arriving_in_pieces_is_checked_as_it_comes_and_forwarded_intact(tailmeter: Tailmeter, sim: Sim) -> None:
+    """Pieces that end inside a four-byte character, a `\\u` escape, a member name and a
+    number: the body is checked piece by piece and still forwarded byte for byte."""
+    content = "Le café 🦊 \\u00e9 委員会 " * 60_000
+    body = ('{"messages":[{"role":"user","content":"' + content + '"}],"temperature":0.123456,"model":"gpt-4o"}').encode()
+    json.loads(body)
+    cuts = [
+        body.index("🦊".encode()) + 2,
+        body.index(b"\\u00e9", 500_000) + 3,
+        body.index("委".encode(), 900_000) + 1,
+        body.index(b"temperature") + 4,
+        body.index(b"0.123456") + 3,
+        *range(256 * 1024, len(body), 256 * 1024),
+    ]
+    marker = new_marker()
+    with _connect(tailmeter) as sock:
+        sock.sendall(_head(marker, f"Content-Length: {len(body)}"))
+        _send_in_pieces(sock, body, cuts)
+        status, payload = _read_response(sock)
+    assert status == 200, payload
+    upstream = sim.one(marker)
+    assert (upstream.body_len, upstream.body_sha256) == (len(body), hashlib.sha256(body).hexdigest())
+
+
+def test_a_fault_in_an_early_piece_is_reported_at_its_offset(tailmeter: Tailmeter, sim: Sim) -> None:
+    """A raw control character in the first pieces of a 2 MiB body: found while the rest is
+    still arriving, answered once the body is in, with its byte offset; nothing is forwarded."""
+    good = ('{"messages":[{"role":"user","content":"' + "x" * (2 * 1024 * 1024) + '"}],"model":"gpt-4o"}').encode()
+    at = 70_000
+    body = good[:at] + b"\x01" + good[at + 1 :]
+    marker = new_marker()
+    with _connect(tailmeter) as sock:
+        sock.sendall(_head(marker, f"Content-Length: {len(body)}"))
+        _send_in_pieces(sock, body, list(range(64 * 1024, len(body), 128 * 1024)))
+        status, payload = _read_response(sock)
+    assert status == 400, payload
+    error = json.loads(payload)["error"]
+    assert error["code"] == "invalid_json", error
+    assert f"a control character in a string at byte {at}" in error["message"], error
+    assert sim.find(marker, expect=0) == []

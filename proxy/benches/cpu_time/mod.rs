@@ -101,15 +101,15 @@ impl ValueFormatter for CpuFormatter {
     }
 }
 
-/// A benchmark binary's `main`, running `$target` (a `fn(&mut Criterion<ThreadCpuTime>)`) with
+/// A benchmark binary's `main`, running each target (a `fn(&mut Criterion<ThreadCpuTime>)`) with
 /// the bench thread's CPU time as the measurement.
 #[macro_export]
 macro_rules! cpu_time_main {
-    ($target:path) => {
+    ($($target:path),+) => {
         criterion::criterion_group! {
             name = benches;
             config = criterion::Criterion::default().with_measurement($crate::cpu_time::ThreadCpuTime);
-            targets = $target
+            targets = $($target),+
         }
         criterion::criterion_main!(benches);
     };

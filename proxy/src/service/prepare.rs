@@ -23,8 +23,9 @@ pub(super) async fn upstream_request(
     let gateway = Arc::clone(&ctx.gateway);
     let gateway = &gateway;
     let (limit, timeout) = (gateway.max_request_body, gateway.client_body_timeout);
-    let body = crate::body::read_whole_body(session, limit, timeout).await?;
-    let fields = crate::body::parse_fields(&body)?;
+    let crate::body::ReadBody { bytes: body, scan } =
+        crate::body::read_whole_body(session, limit, timeout).await?;
+    let fields = crate::body::parse_scanned(&body, scan)?;
     // Gemini and Bedrock name the model in the path, the others in the body.
     let path_model = endpoint
         .model_in_path()

@@ -51,6 +51,22 @@ fn through_scan(body: &[u8]) -> Option<SerdeFields<'_>> {
     })
 }
 
+/// The scan of the whole body at once.
+fn top_level(body: &[u8]) -> Result<TopLevel, Malformed> {
+    TopLevelScan::default().finish(body)
+}
+
+/// The scan fed the body as it would arrive, cut at `cuts` (in any order).
+fn in_pieces(body: &[u8], cuts: &[usize]) -> Result<TopLevel, Malformed> {
+    let mut cuts = cuts.to_vec();
+    cuts.sort_unstable();
+    let mut scan = TopLevelScan::default();
+    for cut in cuts {
+        scan.advance(&body[..cut]);
+    }
+    scan.finish(body)
+}
+
 /// A small deterministic generator (xorshift), so failures reproduce.
 struct Rng(u64);
 
@@ -174,6 +190,15 @@ fn accepts_and_reads_what_serde_did() {
             "{}",
             String::from_utf8_lossy(&bytes)
         );
+        let cuts: Vec<usize> = (0..rng.below(4))
+            .map(|_| rng.below(bytes.len() + 1))
+            .collect();
+        assert_eq!(
+            in_pieces(&bytes, &cuts),
+            top_level(&bytes),
+            "{} cut at {cuts:?}",
+            String::from_utf8_lossy(&bytes)
+        );
         if expected.is_some() {
             accepted += 1;
         } else {
@@ -266,29 +291,85 @@ fn refuses_what_json_does_not_allow() {
 }
 
 #[test]
-fn control_characters_and_bytes_that_are_not_utf8_are_found_in_any_block() {
-    let control = |at| Some((at, "a control character in a string"));
-    let not_utf8 = |at| Some((at, "text that is not UTF-8"));
-    let mut text = vec![b'a'; 600];
-    assert_eq!(text_fault(&text), None);
-    for at in [0, 63, 255, 256, 257, 599] {
-        text[at] = b'\n';
-        assert_eq!(text_fault(&text), control(at));
-        text[at] = b'a';
+fn a_body_fed_as_it_arrives_reads_as_the_whole_body_cut_at_every_byte() {
+    let bodies: &[&[u8]] = &[
+        br#" {"model" : "gpt-4o", "stream":true,"n":-12.5e+3,"x":[true,false,null,{}],"stream_options":{"include_usage":true}} "#,
+        r#"{"messages":[{"content":"é😀 \" \u00e9 \\ 委"}],"model":"m"}"#.as_bytes(),
+        br#"{"mod\u0065l":"m","a":"\ud83d\ude00"}"#,
+        br#"{"model":"a","model":"b"}"#,
+        b"{\"a\":\"\xe5\x86\n\"}",
+        b"{\"a\":1} x",
+        b"{\"a\":tru}",
+        b"{\"a\":\"\\u12g4\"}",
+        b"{\"a\":01}",
+        b"{\"a\":\"open",
+        b"  ",
+    ];
+    for body in bodies {
+        let whole = top_level(body);
+        for cut in 0..=body.len() {
+            assert_eq!(
+                in_pieces(body, &[cut]),
+                whole,
+                "{} cut at {cut}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let every: Vec<usize> = (0..=body.len()).collect();
+        assert_eq!(
+            in_pieces(body, &every),
+            whole,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
     }
-    // Characters of two, three and four bytes, across a block's end too.
-    let mut text = "é😀委".repeat(60).into_bytes();
-    assert_eq!(text_fault(&text), None);
-    for at in [0, 255, 256, 400] {
-        let kept = text[at];
-        text[at] = 0xff;
-        let first_bad = std::str::from_utf8(&text).unwrap_err().valid_up_to();
-        assert!(first_bad <= at && at - first_bad < 4, "{at} {first_bad}");
-        assert_eq!(text_fault(&text), not_utf8(first_bad));
-        text[at] = kept;
+}
+
+#[test]
+fn a_long_string_is_checked_once_as_it_arrives() {
+    let text = "a long prompt, é😀, ".repeat(20_000);
+    let body = format!(r#"{{"messages":[{{"content":"{text}"}}],"model":"m"}}"#).into_bytes();
+    let mut scan = TopLevelScan::default();
+    let mut checked_up_to = 0;
+    for cut in (64 * 1024..body.len()).step_by(64 * 1024) {
+        scan.advance(&body[..cut]);
+        // The text so far is checked, up to a character cut off at the end at most.
+        let (_, checked) = scan.state.unfinished.expect("inside the string");
+        assert!(
+            checked > checked_up_to && cut - checked < 4,
+            "{cut} {checked}"
+        );
+        checked_up_to = checked;
     }
-    // Cut short: the span ends inside a character.
-    assert_eq!(text_fault("é".as_bytes().get(..1).unwrap()), not_utf8(0));
-    // A surrogate encoded as UTF-8 (CESU) is not UTF-8.
-    assert_eq!(text_fault(b"ab\xed\xa0\x80"), not_utf8(2));
+    assert!(!scan.deferred);
+    // Checked once: text already checked is not looked at again (here it changed under the
+    // scan, which a body being read never does).
+    let mut changed = body.clone();
+    changed[100] = 0x01;
+    assert_eq!(
+        &body[scan.finish(&changed).unwrap().model.unwrap()],
+        br#""m""#
+    );
+}
+
+#[test]
+fn a_step_that_stays_unfinished_for_long_is_left_to_the_end() {
+    let digits = "7".repeat(300 * 1024);
+    let body = format!(r#"{{"n":{digits},"model":"m"}}"#).into_bytes();
+    let mut scan = TopLevelScan::default();
+    for cut in (64 * 1024..body.len()).step_by(64 * 1024) {
+        scan.advance(&body[..cut]);
+    }
+    assert!(scan.deferred);
+    assert_eq!(&body[scan.finish(&body).unwrap().model.unwrap()], br#""m""#);
+    // A fault found while the body arrived is the one reported.
+    let mut scan = TopLevelScan::default();
+    scan.advance(b"{\"a\":\"\x01");
+    assert_eq!(
+        scan.finish(b"{\"a\":\"\x01\"}").unwrap_err(),
+        Malformed {
+            why: "a control character in a string",
+            at: 6
+        }
+    );
 }
