@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import bodies, load, procs, setups
+from . import bodies, load, setups
 
 # About 960 kB of prose.
 PROSE = ("The quick brown fox jumps over the lazy dog while the committee reviews the "
@@ -55,13 +55,9 @@ def hang_up_repeatedly(port: int, request: bytes, per_second: float, stop: threa
 
 def measure(bin_dir: Path, args: argparse.Namespace, work: Path, answers: Path, requests: Path) -> dict:
     """Every round of one build: a's latency percentiles (ms) with and without the hang-ups."""
-    upstream = procs.Child("bench-upstream", [str(args.upstream), "--listen", "127.0.0.1:0", "--bodies",
-                                              str(answers), "--threads", "2"], work / "upstream.log")
-    proxy = setups.Tailmeter()
     figures: dict[str, list[dict]] = {"quiet": [], "hang-ups": []}
-    try:
-        address = upstream.first_line("listening on ").split()[-1]
-        proxy.start(setups.Context(work, address, bin_dir / "tailmeter", None, args.threads))
+    with setups.tailmeter_on_upstream(bin_dir, args.upstream, work, answers, args.threads,
+                                      upstream_threads=2) as proxy:
         port = int(proxy.url.rsplit(":", 1)[1])
         load.wrk(proxy.url, bodies.BY_KEY["a"], requests, 2, 64)
         for _ in range(args.rounds):
@@ -84,9 +80,6 @@ def measure(bin_dir: Path, args: argparse.Namespace, work: Path, answers: Path, 
                                       "hung up": counts[0], "failed": counts[1]})
                 print(f"{bin_dir} {kind}: " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
                                                         for k, v in figures[kind][-1].items()), flush=True)
-    finally:
-        proxy.stop()
-        upstream.stop()
     return figures
 
 

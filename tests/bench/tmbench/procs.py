@@ -7,12 +7,14 @@ process and all its descendants (nginx's workers, LiteLLM's uvicorn workers).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -155,3 +157,17 @@ def reset_peak(pids: list[int]) -> None:
             Path(f"/proc/{pid}/clear_refs").write_text("5")
         except OSError:
             pass
+
+
+@contextlib.contextmanager
+def perf_recording(pid: int, out: Path, options: list[str]) -> Iterator[None]:
+    """`perf record` attached to `pid` (with `options`, writing `out`) around the block: started
+    and given half a second to attach before the block, stopped (SIGINT) and waited for after."""
+    perf = subprocess.Popen(["perf", "record", *options, "-o", str(out), "-p", str(pid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    try:
+        yield
+    finally:
+        perf.send_signal(signal.SIGINT)
+        perf.wait(120)

@@ -30,24 +30,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tailmeter-profile-") as tmp:
         work = Path(tmp)
         answers, requests = bodies.write_all(work)
-        upstream = procs.Child("bench-upstream", [str(args.upstream), "--listen", "127.0.0.1:0", "--bodies",
-                                                  str(answers), "--threads", str(args.threads)],
-                               work / "upstream.log")
-        setup = setups.Tailmeter()
-        try:
-            address = upstream.first_line("listening on ").split()[-1]
-            setup.start(setups.Context(work, address, args.bin_dir / "tailmeter", None, args.threads))
-            load.wrk(setup.url, workload, requests, 2)
-            perf = subprocess.Popen(["perf", "record", "-F", "299", "--call-graph", "dwarf,8192",
-                                     "-o", str(args.out), "-p", str(setup.child.pid)],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            result = load.wrk(setup.url, workload, requests, args.seconds)
-            perf.send_signal(2)
-            perf.wait(120)
+        with setups.tailmeter_on_upstream(args.bin_dir, args.upstream, work, answers, args.threads) as proxy:
+            load.wrk(proxy.url, workload, requests, 2)
+            with procs.perf_recording(proxy.child.pid, args.out, ["-F", "299", "--call-graph", "dwarf,8192"]):
+                result = load.wrk(proxy.url, workload, requests, args.seconds)
             print(f"{result['requests'] / (result['duration_us'] / 1e6):.0f} req/s under perf")
-        finally:
-            setup.stop()
-            upstream.stop()
     report = subprocess.run(["perf", "report", "-i", str(args.out), "--no-children", "--percent-limit", "0.5",
                              "--sort", "dso,symbol", "--stdio", "-g", "none"],
                             capture_output=True, text=True, timeout=600)

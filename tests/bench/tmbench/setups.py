@@ -5,9 +5,11 @@ and stopped after its runs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -255,3 +257,20 @@ class LiteLLM(Setup):
 def build(names: list[str]) -> list[Setup]:
     known = {cls.name: cls for cls in (Direct, Nginx, Pingora, Tailmeter, TailmeterClickHouse, LiteLLM)}
     return [known[name]() for name in names]
+
+
+@contextlib.contextmanager
+def tailmeter_on_upstream(bin_dir: Path, upstream_bin: Path, work: Path, answers: Path, threads: int,
+                          upstream_threads: int | None = None) -> Iterator[Tailmeter]:
+    """bench-upstream serving `answers` and the tailmeter of `bin_dir` in front of it, for the
+    lab tools (`tmbench.profile`, `.steps`, `.hangups`): started in `work`, stopped after."""
+    upstream = procs.Child("bench-upstream", [str(upstream_bin), "--listen", "127.0.0.1:0", "--bodies", str(answers),
+                                              "--threads", str(upstream_threads or threads)], work / "upstream.log")
+    proxy = Tailmeter()
+    try:
+        address = upstream.first_line("listening on ").split()[-1]
+        proxy.start(Context(work, address, bin_dir / "tailmeter", None, threads))
+        yield proxy
+    finally:
+        proxy.stop()
+        upstream.stop()

@@ -25,7 +25,6 @@ import re
 import statistics
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,24 +159,12 @@ def measure(bin_dir: Path, upstream_bin: Path, workload: bodies.Workload, rate: 
     with tempfile.TemporaryDirectory(prefix="tailmeter-steps-") as tmp:
         work = Path(tmp)
         answers, requests = bodies.write_all(work)
-        upstream = procs.Child("bench-upstream", [str(upstream_bin), "--listen", "127.0.0.1:0", "--bodies",
-                                                  str(answers), "--threads", str(threads)], work / "upstream.log")
-        setup = setups.Tailmeter()
         data = work / "perf.data"
-        try:
-            address = upstream.first_line("listening on ").split()[-1]
-            setup.start(setups.Context(work, address, bin_dir / "tailmeter", None, threads))
-            load.wrk(setup.url, workload, requests, 2)
+        with setups.tailmeter_on_upstream(bin_dir, upstream_bin, work, answers, threads) as proxy:
+            load.wrk(proxy.url, workload, requests, 2)
             events = ",".join(f"syscalls:sys_{side}_{name}" for name in SYSCALLS for side in ("enter", "exit"))
-            perf = subprocess.Popen(["perf", "record", "-e", events, "-o", str(data), "-p", str(setup.child.pid)],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(0.5)
-            latency = load.oha(setup.url, workload, requests, seconds, rate)
-            perf.send_signal(2)
-            perf.wait(120)
-        finally:
-            setup.stop()
-            upstream.stop()
+            with procs.perf_recording(proxy.child.pid, data, ["-e", events]):
+                latency = load.oha(proxy.url, workload, requests, seconds, rate)
         text = subprocess.run(["perf", "script", "-i", str(data), "-F", "tid,time,event,trace"],
                               capture_output=True, text=True, timeout=600).stdout
     return steps(calls_from_perf_script(text)), latency
