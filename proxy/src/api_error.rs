@@ -187,6 +187,53 @@ impl ApiError {
 mod tests {
     use super::*;
 
+    /// Each kind as each dialect's SDK reads it: the status, then OpenAI's `type`, Anthropic's
+    /// `type`, Gemini's `status` and Bedrock's `__type`.
+    #[test]
+    fn each_kind_in_each_format() {
+        use ErrorKind::*;
+        #[rustfmt::skip]
+        let table = [
+            (InvalidRequest, 400, "invalid_request_error", "invalid_request_error", "INVALID_ARGUMENT", "ValidationException"),
+            (NotFound, 404, "invalid_request_error", "not_found_error", "NOT_FOUND", "ResourceNotFoundException"),
+            (PermissionDenied, 403, "permission_error", "permission_error", "PERMISSION_DENIED", "AccessDeniedException"),
+            (RequestTimeout, 408, "invalid_request_error", "invalid_request_error", "DEADLINE_EXCEEDED", "ValidationException"),
+            (LengthRequired, 411, "invalid_request_error", "invalid_request_error", "INVALID_ARGUMENT", "ValidationException"),
+            (TooLarge, 413, "invalid_request_error", "request_too_large", "INVALID_ARGUMENT", "ValidationException"),
+            (BudgetExhausted, 429, "insufficient_quota", "rate_limit_error", "RESOURCE_EXHAUSTED", "ThrottlingException"),
+            (BadGateway, 502, "server_error", "api_error", "INTERNAL", "InternalServerException"),
+            (Unavailable, 503, "server_error", "overloaded_error", "UNAVAILABLE", "ServiceUnavailableException"),
+            (GatewayTimeout, 504, "server_error", "api_error", "DEADLINE_EXCEEDED", "ModelTimeoutException"),
+        ];
+        for (kind, status, openai, anthropic, gemini, bedrock) in table {
+            let e = ApiError::new(kind, "code", "message");
+            let body =
+                |format| serde_json::from_slice::<serde_json::Value>(&e.body(format)).unwrap();
+            assert_eq!(e.status(), status, "{kind:?}");
+            assert_eq!(
+                body(ErrorFormat::OpenAi)["error"]["type"],
+                openai,
+                "{kind:?}"
+            );
+            assert_eq!(
+                body(ErrorFormat::Anthropic)["error"]["type"],
+                anthropic,
+                "{kind:?}"
+            );
+            assert_eq!(
+                body(ErrorFormat::Gemini)["error"]["status"],
+                gemini,
+                "{kind:?}"
+            );
+            assert_eq!(
+                body(ErrorFormat::Gemini)["error"]["code"],
+                status,
+                "{kind:?}"
+            );
+            assert_eq!(body(ErrorFormat::Bedrock)["__type"], bedrock, "{kind:?}");
+        }
+    }
+
     #[test]
     fn renders_each_format() {
         let e = ApiError::new(ErrorKind::NotFound, "model_not_found", "no such model");

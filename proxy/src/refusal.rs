@@ -295,53 +295,97 @@ pub fn from_proxy_error(e: &Error, route: Option<&Route>) -> Option<ApiError> {
     {
         return None;
     }
-    let (kind, code, what) = match etype {
+    // Connecting and TLS fail for reasons only the layer below knows (an untrusted certificate,
+    // a server that does not speak TLS, a name that does not resolve): the caller gets that reason.
+    let (kind, code, what, below) = match etype {
         ErrorType::ConnectTimedout | ErrorType::TLSHandshakeTimedout => (
             ErrorKind::GatewayTimeout,
             "upstream_connect_timeout",
             "timed out connecting to",
+            false,
         ),
         ErrorType::ReadTimedout | ErrorType::WriteTimedout => (
             ErrorKind::GatewayTimeout,
             "upstream_timeout",
             "timed out waiting for",
+            false,
         ),
         ErrorType::ConnectRefused => (
             ErrorKind::BadGateway,
             "upstream_unreachable",
             "was refused a connection by",
+            false,
         ),
         ErrorType::ConnectNoRoute | ErrorType::ConnectError | ErrorType::SocketError => (
             ErrorKind::BadGateway,
             "upstream_unreachable",
             "could not connect to",
+            true,
         ),
         ErrorType::TLSHandshakeFailure | ErrorType::InvalidCert | ErrorType::HandshakeError => (
             ErrorKind::BadGateway,
             "upstream_tls_failed",
             "could not establish TLS with",
+            true,
         ),
         ErrorType::HTTPStatus(413) => (
             ErrorKind::TooLarge,
             "request_too_large",
             "had the request refused as too large by",
+            false,
         ),
         _ => (
             ErrorKind::BadGateway,
             "upstream_failed",
             "got no valid response from",
+            false,
         ),
     };
-    Some(ApiError::new(
-        kind,
-        code,
-        format!("tailmeter {what} {provider}: {etype:?}"),
-    ))
+    let mut message = format!("tailmeter {what} {provider}: {etype:?}");
+    if let Some(context) = e.context.as_ref().filter(|_| below) {
+        // Pingora's context ends with the innermost cause, e.g. "... cause: invalid peer
+        // certificate: UnknownIssuer, SNI: api.example.com".
+        let context = context.as_str();
+        let reason = context
+            .rsplit_once("cause: ")
+            .map_or(context, |(_, reason)| reason);
+        let _ = write!(message, " ({})", reason.trim());
+    }
+    Some(ApiError::new(kind, code, message))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connect_and_tls_failures_give_the_reason_from_below() {
+        let tls = Error::explain(
+            ErrorType::TLSHandshakeFailure,
+            "TLS connect() failed:  TLSHandshakeFailure context: tls connect error cause: invalid peer certificate: UnknownIssuer, SNI: api.example.com",
+        );
+        let refusal = from_proxy_error(&tls, None).unwrap();
+        assert_eq!(
+            (refusal.status(), refusal.code),
+            (502, "upstream_tls_failed")
+        );
+        assert_eq!(
+            refusal.message,
+            "tailmeter could not establish TLS with the provider: TLSHandshakeFailure (invalid peer certificate: UnknownIssuer, SNI: api.example.com)"
+        );
+        let unnamed = Error::explain(ErrorType::ConnectError, "no address resolved");
+        let refusal = from_proxy_error(&unnamed, None).unwrap();
+        assert!(refusal
+            .message
+            .ends_with("ConnectError (no address resolved)"));
+        // A refused port says all there is to say; a response that failed says no more than its type.
+        let refused = Error::explain(ErrorType::ConnectRefused, "local address 127.0.0.1:1");
+        let refusal = from_proxy_error(&refused, None).unwrap();
+        assert!(refusal.message.ends_with(": ConnectRefused"));
+        let failed = Error::explain(ErrorType::InvalidHTTPHeader, "cause: the provider's bytes");
+        let refusal = from_proxy_error(&failed, None).unwrap();
+        assert!(refusal.message.ends_with(": InvalidHTTPHeader"));
+    }
 
     #[test]
     fn base_url_mistakes_are_400_naming_the_fix_in_the_clients_format() {
