@@ -1,8 +1,8 @@
 """Session fixtures: the built binaries, provider-sim, and tailmeter instances.
 
 `tailmeter` is the main instance every SDK test talks to. `tailmeter_limits`
-is a second one with a 1 MiB body limit and a provider whose base_url is a
-closed port, for the error tests. `launch_tailmeter` starts throwaway
+is a second one with a 1 MiB body limit and providers that cannot be reached
+(harness.unreachable), for the error tests. `launch_tailmeter` starts throwaway
 instances for lifecycle tests. All listen on OS-assigned ports on 127.0.0.1,
 run in a temporary directory, and are stopped (SIGTERM, then kill) at the end.
 """
@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness import config as cfg
+from harness import unreachable
 from harness.clickhouse import ClickHouse, running
 from harness.clients import Tailmeter
 from harness.procs import REPO, find_binary, free_port, start_sim, start_tailmeter, stop_leftovers
@@ -110,12 +111,18 @@ def tailmeter_metering(binaries: dict[str, Path], sim: Sim, tmp_path_factory: py
 def tailmeter_limits(
     binaries: dict[str, Path], sim: Sim, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Tailmeter]:
-    closed = f"http://127.0.0.1:{free_port()}"
-    dead = cfg.Provider("dead", "openai", closed, f"${{{cfg.OPENAI_KEY_ENV}}}", [cfg.DEAD_MODEL])
-    providers = cfg.standard_providers(sim.base_url) + [dead]
-    tm = _launch(binaries["tailmeter"], tmp_path_factory.mktemp("tailmeter-limits"), providers, cfg.LIMITS_MAX_BODY_TOML)
-    yield tm
-    tm.proc.stop()
+    workdir = tmp_path_factory.mktemp("tailmeter-limits")
+    with unreachable.blackhole() as blackhole, unreachable.self_signed_tls(workdir) as self_signed:
+        base_urls = {
+            "dead": f"http://127.0.0.1:{free_port()}",
+            "notls": sim.base_url.replace("http://", "https://"),
+            "selfsigned": f"https://127.0.0.1:{self_signed}",
+            "blackhole": f"http://127.0.0.1:{blackhole}",
+        }
+        providers = cfg.standard_providers(sim.base_url) + cfg.fault_providers(base_urls)
+        tm = _launch(binaries["tailmeter"], workdir, providers, cfg.LIMITS_MAX_BODY_TOML)
+        yield tm
+        tm.proc.stop()
 
 
 @pytest.fixture

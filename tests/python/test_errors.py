@@ -9,6 +9,7 @@ leave tailmeter healthy (checked after every test).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,9 @@ import httpx2
 import pytest
 
 from harness.clients import CLIENT_ANTHROPIC_KEY, CLIENT_OPENAI_KEY, REQUEST_ID, Tailmeter, http_client
-from harness.config import ALICE, CI_K8S, DEAD_MODEL, LIMITS_MAX_BODY, SRC_ALICE, SRC_CI, SRC_UNKNOWN
+from harness.config import (
+    ALICE, CI_K8S, FAULT_CONNECT_TIMEOUT_S, FAULTS, LIMITS_MAX_BODY, SRC_ALICE, SRC_CI, SRC_UNKNOWN, fault_model,
+)
 from harness.metrics import Expect
 from harness.sim import Sim, new_marker
 from harness.sse import events
@@ -163,13 +166,68 @@ def test_body_over_limit_is_413(tailmeter_limits: Tailmeter, sim: Sim, ep: Endpo
     assert sim.find(marker, expect=0) == []
 
 
-def test_upstream_connection_refused_is_502(tailmeter_limits: Tailmeter) -> None:
+# How each unreachable provider (harness.unreachable) is answered: status, the code an
+# OpenAI-format error carries, and the reason its message gives.
+UNREACHABLE = {
+    "dead": (502, "upstream_unreachable", "ConnectRefused"),
+    "notls": (502, "upstream_tls_failed", "received corrupt message"),
+    "selfsigned": (502, "upstream_tls_failed", "invalid peer certificate"),
+    "blackhole": (504, "upstream_connect_timeout", "ConnectTimedout"),
+}
+
+
+@BOTH
+@pytest.mark.parametrize("fault", FAULTS)
+def test_unreachable_provider_is_answered_in_the_callers_format(
+    tailmeter_limits: Tailmeter, ep: Endpoint, fault: str
+) -> None:
+    """A closed port, an https base_url at a plain-HTTP server, a certificate no one trusts, a
+    connect that never completes: each is a 502 or 504 in the endpoint's own format, naming the
+    provider and the reason (the TLS library's, for TLS), with a request id, counted under the provider and model, and (for the connect that
+    never completes) no longer than the provider's connect_timeout allows."""
+    kind = "openai" if ep is CHAT else "anthropic"
+    provider, model = f"{fault}-{kind}", fault_model(kind, fault)
+    status, code, reason = UNREACHABLE[fault]
     delta = tailmeter_limits.metrics.delta()
-    resp = send(tailmeter_limits, CHAT, body=CHAT.body(DEAD_MODEL))
-    assert resp.status_code == 502, resp.text
+    started = time.monotonic()
+    resp = send(tailmeter_limits, ep, body=ep.body(model))
+    took = time.monotonic() - started
+    assert resp.status_code == status, resp.text
     assert resp.headers.get(REQUEST_ID)
-    openai_error(resp)
-    delta.expect([counted(CHAT, 502, identity=ALICE, provider="dead", model=DEAD_MODEL)])
+    message = ep.error(resp)
+    assert f"provider {provider} (127.0.0.1:" in message and reason in message, message
+    if ep is CHAT:
+        assert resp.json()["error"]["code"] == code, resp.text
+    else:
+        assert resp.json()["error"]["type"] == "api_error", resp.text
+    if fault == "blackhole":
+        # TCP, then TCP with TLS: Pingora's two deadlines are connect_timeout and twice it.
+        assert FAULT_CONNECT_TIMEOUT_S * 0.9 <= took < FAULT_CONNECT_TIMEOUT_S * 2 + 3, f"answered after {took:.1f}s"
+    delta.expect([counted(ep, status, identity=ALICE, provider=provider, model=model)])
+
+
+@BOTH
+def test_model_of_another_api_is_404(tailmeter: Tailmeter, sim: Sim, ep: Endpoint) -> None:
+    """An Anthropic model asked for on /v1/chat/completions, or an OpenAI one on /v1/messages:
+    refused before anything reaches a provider, in the endpoint's own format, naming the model,
+    its provider and API, the caller, and the models this endpoint can reach."""
+    other = MESSAGES.model if ep is CHAT else CHAT.model
+    provider = "anthropic" if ep is CHAT else "openai"
+    marker = new_marker()
+    delta = tailmeter.metrics.delta()
+    resp = send(tailmeter, ep, body=ep.body(other), headers=marker)
+    assert resp.status_code == 404, resp.text
+    assert resp.headers.get(REQUEST_ID)
+    message = ep.error(resp)
+    for part in (other, f"provider {provider} ({provider} API)", f"this endpoint ({ep.label})", ALICE,
+                 "models you may use", ep.model):
+        assert part in message, f"{part!r} not in: {message!r}"
+    if ep is CHAT:
+        assert resp.json()["error"]["code"] == "model_not_on_endpoint", resp.text
+    else:
+        assert resp.json()["error"]["type"] == "not_found_error", resp.text
+    delta.expect([counted(ep, 404, identity=ALICE, provider=provider, model=other)])
+    assert sim.find(marker, expect=0) == []
 
 
 @BOTH

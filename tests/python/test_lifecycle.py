@@ -2,7 +2,8 @@
 
 `check` must accept the suite's own config and reject an unknown key or an
 unset `${VAR}` naming the file, line and key; SIGTERM must let an in-flight
-stream finish and exit 0; a slow stream must reach the client as it arrives.
+stream finish and exit 0, refusing what arrives meanwhile; a slow stream must reach the client as
+it arrives.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx2
+
 from harness import config as cfg
-from harness.clients import CLIENT_OPENAI_KEY, Tailmeter, http_client
+from harness.clients import CLIENT_ANTHROPIC_KEY, CLIENT_OPENAI_KEY, REQUEST_ID, Tailmeter, http_client
 from harness.sim import Sim
 
 SLOW = {"x-sim-fault": "chunk-bytes=64,chunk-delay-ms=40"}
@@ -25,6 +28,13 @@ STREAM_BODY = json.dumps({
     "model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True,
 }).encode()
 HEADERS = {"authorization": f"Bearer {CLIENT_OPENAI_KEY}", "content-type": "application/json", **SLOW}
+CHAT_BODY = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}).encode()
+OPENAI_HEADERS = {"authorization": f"Bearer {CLIENT_OPENAI_KEY}", "content-type": "application/json"}
+MESSAGES_BODY = json.dumps({
+    "model": "claude-sonnet-4-5", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}],
+}).encode()
+ANTHROPIC_HEADERS = {"x-api-key": CLIENT_ANTHROPIC_KEY, "anthropic-version": "2023-06-01",
+                     "content-type": "application/json"}
 
 
 def run(binary: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -108,3 +118,42 @@ def test_sigterm_finishes_inflight_stream_and_exits_zero(launch_tailmeter: Calla
     assert received.rstrip().endswith(b"data: [DONE]"), "in-flight stream was cut by SIGTERM"
     code = tm.proc.stop()
     assert code == 0, tm.proc.describe_failure(f"exited with {code} after SIGTERM")
+
+
+def test_requests_during_the_drain_are_refused_in_their_own_format(
+    launch_tailmeter: Callable[[], Tailmeter],
+) -> None:
+    """While SIGTERM waits for an in-flight stream, /readyz answers 503 (a load balancer stops
+    sending), /healthz still 200, and a new request is refused with 503 in its endpoint's format,
+    with a request id; the stream still finishes."""
+    tm = launch_tailmeter()
+    admin = f"http://{tm.admin}"
+    received = b""
+    during: dict[str, httpx2.Response] = {}
+    with http_client(cfg.SRC_ALICE) as http:
+        with http.stream("POST", f"{tm.base_url}/v1/chat/completions", content=STREAM_BODY, headers=HEADERS) as resp:
+            assert resp.status_code == 200
+            for piece in resp.iter_raw():
+                if not received:
+                    tm.proc.popen.send_signal(signal.SIGTERM)
+                    with http_client(cfg.SRC_ALICE) as other:
+                        deadline = time.monotonic() + 5
+                        while other.get(f"{admin}/readyz").status_code != 503 and time.monotonic() < deadline:
+                            time.sleep(0.02)
+                        during["readyz"] = other.get(f"{admin}/readyz")
+                        during["healthz"] = other.get(f"{admin}/healthz")
+                        during["chat"] = other.post(f"{tm.base_url}/v1/chat/completions", content=CHAT_BODY,
+                                                    headers=OPENAI_HEADERS)
+                        during["messages"] = other.post(f"{tm.base_url}/v1/messages", content=MESSAGES_BODY,
+                                                        headers=ANTHROPIC_HEADERS)
+                received += piece
+    assert received.rstrip().endswith(b"data: [DONE]"), "in-flight stream was cut by SIGTERM"
+    assert (during["readyz"].status_code, during["healthz"].status_code) == (503, 200)
+    chat, messages = during["chat"], during["messages"]
+    assert chat.status_code == 503 and chat.headers.get(REQUEST_ID), chat.text
+    assert chat.json()["error"]["code"] == "shutting_down", chat.text
+    assert messages.status_code == 503 and messages.headers.get(REQUEST_ID), messages.text
+    body = messages.json()
+    assert body["type"] == "error" and body["error"]["type"] == "overloaded_error", messages.text
+    assert "shutting down" in body["error"]["message"], messages.text
+    assert tm.proc.stop() == 0

@@ -29,10 +29,31 @@ GRANTED = {
     CI_K8S: {"gpt-4o"},
 }
 
-# The second instance: a small body limit, and a provider whose base_url is a closed port.
+# The second instance: a small body limit, and providers that cannot be reached, one pair (an
+# OpenAI and an Anthropic one) per way of failing; `fault_model` names their models.
 LIMITS_MAX_BODY = 1024 * 1024
 LIMITS_MAX_BODY_TOML = "1MiB"
+# A closed port; a plain-HTTP server asked for TLS; a TLS server with a self-signed certificate;
+# a host that never answers a connect (within the pair's 1 s connect_timeout).
+FAULTS = ("dead", "notls", "selfsigned", "blackhole")
+FAULT_CONNECT_TIMEOUT_S = 1
+# A model at a closed port, for other suites' own dead providers.
 DEAD_MODEL = "gpt-dead"
+
+
+def fault_model(kind: str, fault: str) -> str:
+    """The model of the `kind` provider that fails as `fault`, e.g. `gpt-dead`, `claude-notls`."""
+    return f"{'gpt' if kind == 'openai' else 'claude'}-{fault}"
+
+
+def fault_providers(base_urls: dict[str, str]) -> list[Provider]:
+    """For each fault in FAULTS, an OpenAI and an Anthropic provider at `base_urls[fault]`."""
+    return [
+        Provider(f"{fault}-{kind}", kind, base_urls[fault], f"${{{OPENAI_KEY_ENV}}}", [fault_model(kind, fault)],
+                 connect_timeout=f"{FAULT_CONNECT_TIMEOUT_S}s")
+        for fault in FAULTS
+        for kind in ("openai", "anthropic")
+    ]
 
 # USD per million tokens.
 GPT_4O_PRICE = {"input": 2.50, "output": 10.00, "cache_read": 1.25}
@@ -60,6 +81,7 @@ class Provider:
     api_key: str
     models: list[str]
     idle_timeout: str | None = None
+    connect_timeout: str | None = None
 
 
 @dataclass
@@ -158,6 +180,7 @@ def render(cfg: TailmeterConfig) -> str:
             f"api_key = {q(p.api_key)}",
             f"models = {q_list(p.models)}",
             *([f"idle_timeout = {q(p.idle_timeout)}"] if p.idle_timeout else []),
+            *([f"connect_timeout = {q(p.connect_timeout)}"] if p.connect_timeout else []),
             "",
         ]
     grants = cfg.grants
