@@ -342,16 +342,26 @@ pub fn from_proxy_error(e: &Error, route: Option<&Route>) -> Option<ApiError> {
         ),
     };
     let mut message = format!("tailmeter {what} {provider}: {etype:?}");
-    if let Some(context) = e.context.as_ref().filter(|_| below) {
-        // Pingora's context ends with the innermost cause, e.g. "... cause: invalid peer
-        // certificate: UnknownIssuer, SNI: api.example.com".
-        let context = context.as_str();
-        let reason = context
-            .rsplit_once("cause: ")
-            .map_or(context, |(_, reason)| reason);
-        let _ = write!(message, " ({})", reason.trim());
+    if below {
+        if let Some(reason) = reason_below(e) {
+            let _ = write!(message, " ({reason})");
+        }
     }
     Some(ApiError::new(kind, code, message))
+}
+
+/// Why a connect or TLS handshake failed, in the words of the layer that knows: the system's
+/// (a name that does not resolve, an unreachable network), else the innermost cause Pingora put
+/// in its context ("... cause: invalid peer certificate: UnknownIssuer, SNI: api.example.com").
+fn reason_below(e: &Error) -> Option<String> {
+    if let Some(io) = e.root_cause().downcast_ref::<std::io::Error>() {
+        return Some(io.to_string());
+    }
+    let context = e.context.as_ref()?.as_str();
+    let reason = context
+        .rsplit_once("cause: ")
+        .map_or(context, |(_, reason)| reason);
+    Some(reason.trim().to_owned())
 }
 
 #[cfg(test)]
@@ -378,6 +388,12 @@ mod tests {
         assert!(refusal
             .message
             .ends_with("ConnectError (no address resolved)"));
+        let lookup = std::io::Error::new(std::io::ErrorKind::NotFound, "Name or service not known");
+        let unresolved = Error::because(ErrorType::ConnectNoRoute, "resolving provider p", lookup);
+        let refusal = from_proxy_error(&unresolved, None).unwrap();
+        assert!(refusal
+            .message
+            .ends_with("ConnectNoRoute (Name or service not known)"));
         // A refused port says all there is to say; a response that failed says no more than its type.
         let refused = Error::explain(ErrorType::ConnectRefused, "local address 127.0.0.1:1");
         let refusal = from_proxy_error(&refused, None).unwrap();

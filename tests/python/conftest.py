@@ -115,6 +115,7 @@ def tailmeter_limits(
     with unreachable.blackhole() as blackhole, unreachable.self_signed_tls(workdir) as self_signed:
         base_urls = {
             "dead": f"http://127.0.0.1:{free_port()}",
+            "nodns": "http://tailmeter-e2e.invalid",  # RFC 6761: never resolves
             "notls": sim.base_url.replace("http://", "https://"),
             "selfsigned": f"https://127.0.0.1:{self_signed}",
             "blackhole": f"http://127.0.0.1:{blackhole}",

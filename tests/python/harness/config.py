@@ -33,9 +33,10 @@ GRANTED = {
 # OpenAI and an Anthropic one) per way of failing; `fault_model` names their models.
 LIMITS_MAX_BODY = 1024 * 1024
 LIMITS_MAX_BODY_TOML = "1MiB"
-# A closed port; a plain-HTTP server asked for TLS; a TLS server with a self-signed certificate;
-# a host that never answers a connect (within the pair's 1 s connect_timeout).
-FAULTS = ("dead", "notls", "selfsigned", "blackhole")
+# A closed port; a host name that does not resolve; a plain-HTTP server asked for TLS; a TLS
+# server with a self-signed certificate; a host that never answers a connect (within the pair's
+# 1 s connect_timeout).
+FAULTS = ("dead", "nodns", "notls", "selfsigned", "blackhole")
 FAULT_CONNECT_TIMEOUT_S = 1
 # A model at a closed port, for other suites' own dead providers.
 DEAD_MODEL = "gpt-dead"
