@@ -289,6 +289,19 @@ mod tests {
         }
     }
 
+    #[test]
+    fn debug_output_never_shows_the_key() {
+        let upstream = Upstream::new(&Provider {
+            api_key: "sk-provider-secret".to_owned(),
+            ..provider(true, false)
+        });
+        let shown = format!("{upstream:?}");
+        assert!(
+            shown.contains("<redacted>") && !shown.contains("sk-provider-secret"),
+            "{shown}"
+        );
+    }
+
     #[tokio::test]
     async fn connections_made_under_other_settings_are_pooled_apart() {
         let reuse = |provider: Provider| async move {
