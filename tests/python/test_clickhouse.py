@@ -1,7 +1,8 @@
 """The ClickHouse sink against a real clickhouse-server (Debian's 18.16 package, started here as
 a private process): exactly one row per response with the metrics' token totals, no row lost
 or doubled across a 30-second database outage under load, and none lost when the proxy itself
-is SIGKILLed mid-load (the spool replays at the next start).
+is SIGKILLed mid-load, or stopped while the database is down (the spool replays at the next
+start).
 
 Rows are counted `FINAL` and by distinct `request_id`: the table is a ReplacingMergeTree on
 request_id, so a replayed duplicate could exist until a merge, but is never counted twice.
@@ -137,5 +138,37 @@ def test_a_sigkilled_proxy_replays_its_spool_at_restart(binaries: dict[str, Path
         rows, final, distinct = counts(clickhouse, db)
         assert final == distinct and distinct <= load.attempts, (rows, final, distinct, load.attempts)
         assert exporter_rows(inst.tm, "clickhouse")["replayed"] > 0
+    finally:
+        assert inst.tm.proc.stop() == 0
+
+
+def test_sigterm_with_clickhouse_down_keeps_the_rows_for_the_next_start(
+    binaries: dict[str, Path], sim: Sim, tmp_path: Path, clickhouse: ClickHouse
+) -> None:
+    """A redeploy while the database is down: SIGTERM still exits 0, after the exporters' flush
+    grace (5 s), saying how many rows wait in the spool; the next start, with ClickHouse back,
+    delivers each of them once."""
+    db = "tm_down_at_exit"
+    inst = start(binaries, sim, tmp_path, clickhouse, db, batch_interval="200ms")
+    wait_for("the table", lambda: clickhouse.scalar(f"EXISTS TABLE {db}.requests") == "1")
+    clickhouse.stop()
+    try:
+        received = mixed_requests(inst.tm) + mixed_requests(inst.tm)
+        started = time.monotonic()
+        code = inst.tm.proc.stop(grace_s=20.0)
+        took = time.monotonic() - started
+        assert code == 0, inst.tm.proc.describe_failure(f"exited with {code} after SIGTERM")
+        assert took < 15.0, f"SIGTERM took {took:.1f}s with ClickHouse down"
+        log = inst.tm.proc.log_path.read_text()
+        assert "undelivered rows stay in the spool for the next start" in log, log[-3000:]
+    finally:
+        clickhouse.start()
+    inst.restart()
+    try:
+        wait_for("the spool replayed", lambda: ids_in(clickhouse, db) >= set(received), timeout_s=30)
+        assert ids_in(clickhouse, db) == set(received)
+        _, final, distinct = counts(clickhouse, db)
+        assert final == distinct == len(received)
+        assert exporter_rows(inst.tm, "clickhouse")["replayed"] == len(received)
     finally:
         assert inst.tm.proc.stop() == 0
