@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::cache::MAX_ENTRIES;
 use super::*;
 
 pub(super) const USER_JSON: &str =
@@ -197,4 +198,44 @@ async fn an_abandoned_lookup_is_redone_by_the_next() {
         .is_err());
     let answer = cache.get_or_fetch(ip, now, || async { user("e@x") }).await;
     assert_eq!(answer, (user("e@x"), Served::Fetched));
+}
+
+/// A tailnet scanned from many addresses cannot grow the cache without bound: when full, the
+/// expired answers go first, and if none has expired, every stored answer (a lookup in flight
+/// stays, so its waiters still share it).
+#[tokio::test]
+async fn a_full_cache_makes_room() {
+    let cache = WhoisCache::new(Duration::from_secs(60), Duration::from_secs(5));
+    let ip = |i: usize| IpAddr::from(std::net::Ipv6Addr::from(i as u128));
+    let t0 = Instant::now();
+    for i in 0..MAX_ENTRIES {
+        let answer = if i % 2 == 0 { user("a@x") } else { Ok(None) };
+        let _ = cache.get_or_fetch(ip(i), t0, || async { answer }).await;
+    }
+    assert_eq!(cache.len(), MAX_ENTRIES);
+    // Ten seconds on, the misses (kept 5 s) have expired: they alone make room.
+    let later = t0 + Duration::from_secs(10);
+    let _ = cache
+        .get_or_fetch(ip(MAX_ENTRIES), later, || async { user("b@x") })
+        .await;
+    assert_eq!(cache.len(), MAX_ENTRIES / 2 + 1);
+    let kept = cache
+        .get_or_fetch(ip(0), later, || async { user("z@x") })
+        .await;
+    assert_eq!(kept, (user("a@x"), Served::Cache));
+    // Full again of fresh answers and one lookup in flight: the answers go, the lookup stays.
+    for i in MAX_ENTRIES + 1..MAX_ENTRIES * 3 / 2 - 1 {
+        let _ = cache
+            .get_or_fetch(ip(i), later, || async { user("c@x") })
+            .await;
+    }
+    let stalled = cache.get_or_fetch(ip(usize::MAX), later, std::future::pending);
+    assert!(tokio::time::timeout(Duration::from_millis(10), stalled)
+        .await
+        .is_err());
+    assert_eq!(cache.len(), MAX_ENTRIES);
+    let _ = cache
+        .get_or_fetch(ip(1), later, || async { user("d@x") })
+        .await;
+    assert_eq!(cache.len(), 2);
 }
