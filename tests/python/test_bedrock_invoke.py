@@ -20,6 +20,7 @@ from urllib.parse import quote
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from botocore.eventstream import EventStreamBuffer
 
 from conftest import PROVIDER_BEDROCK_KEY
@@ -140,6 +141,24 @@ def test_boto3_invoke_calls_are_metered(tailmeter_metering: Tailmeter, monkeypat
     assert [e["type"] for e in events][-2:] == ["message_delta", "message_stop"]
     assert events[-1]["amazon-bedrock-invocationMetrics"]["outputTokenCount"] == 5
     delta.expect_usage(identity=ALICE, provider=PROVIDER, model=MODEL, endpoint=ENDPOINT, usage=Usage(20, 5))
+
+
+def test_boto3_reads_a_refusal_as_its_own_error(tailmeter_metering: Tailmeter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model the gateway does not serve, asked for through the AWS SDK: botocore raises its
+    ClientError with Bedrock's code (ResourceNotFoundException), the 404, and tailmeter's message
+    naming the model."""
+    monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", CLIENT_KEY)
+    client = boto3.client(
+        "bedrock-runtime", region_name="us-east-1", endpoint_url=tailmeter_metering.base_url,
+        config=Config(retries={"total_max_attempts": 1}, proxies={}),
+    )
+    with pytest.raises(ClientError) as refused:
+        client.invoke_model(modelId="us.anthropic.claude-nope-v1:0", body=json.dumps(BODY))
+    error = refused.value.response
+    assert error["Error"]["Code"] == "ResourceNotFoundException", error
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 404, error
+    assert "us.anthropic.claude-nope-v1:0" in error["Error"]["Message"], error
+    assert error["ResponseMetadata"]["HTTPHeaders"].get(REQUEST_ID), error
 
 
 def test_cut_invoke_stream_is_counted_once(tailmeter_metering: Tailmeter, sim: Sim) -> None:
