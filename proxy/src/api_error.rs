@@ -207,30 +207,18 @@ mod tests {
         ];
         for (kind, status, openai, anthropic, gemini, bedrock) in table {
             let e = ApiError::new(kind, "code", "message");
-            let body =
-                |format| serde_json::from_slice::<serde_json::Value>(&e.body(format)).unwrap();
             assert_eq!(e.status(), status, "{kind:?}");
-            assert_eq!(
-                body(ErrorFormat::OpenAi)["error"]["type"],
-                openai,
-                "{kind:?}"
-            );
-            assert_eq!(
-                body(ErrorFormat::Anthropic)["error"]["type"],
-                anthropic,
-                "{kind:?}"
-            );
-            assert_eq!(
-                body(ErrorFormat::Gemini)["error"]["status"],
-                gemini,
-                "{kind:?}"
-            );
-            assert_eq!(
-                body(ErrorFormat::Gemini)["error"]["code"],
-                status,
-                "{kind:?}"
-            );
-            assert_eq!(body(ErrorFormat::Bedrock)["__type"], bedrock, "{kind:?}");
+            let read = [
+                (ErrorFormat::OpenAi, "/error/type", json!(openai)),
+                (ErrorFormat::Anthropic, "/error/type", json!(anthropic)),
+                (ErrorFormat::Gemini, "/error/status", json!(gemini)),
+                (ErrorFormat::Gemini, "/error/code", json!(status)),
+                (ErrorFormat::Bedrock, "/__type", json!(bedrock)),
+            ];
+            for (format, at, expected) in read {
+                let body: serde_json::Value = serde_json::from_slice(&e.body(format)).unwrap();
+                assert_eq!(body.pointer(at), Some(&expected), "{kind:?} in {format:?}");
+            }
         }
     }
 
