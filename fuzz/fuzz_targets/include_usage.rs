@@ -3,7 +3,8 @@
 //!
 //! Rewriter: the body's check gives the same answer however the body arrives (fed to the scan in
 //! pieces of the chosen size as it would be read); a body the proxy accepts
-//! (`body::parse_fields`) is UTF-8 JSON that serde reads; of such a body, the edit it makes yields valid JSON, keeps every other member, and asks for
+//! (`body::parse_fields`) is UTF-8 JSON that serde reads; of such a body, the edit it makes
+//! yields valid JSON, keeps every other member, and asks for
 //! `stream_options.include_usage: true`; it declines only what its docs allow (not a streamed
 //! request, already asking, or an escaped name).
 //! Stripper: only removes bytes, filters the same however the stream is chunked, leaves a

@@ -16,8 +16,7 @@ mod cpu_time;
 
 use std::hint::black_box;
 
-use criterion::BatchSize;
-use criterion::{BenchmarkId, Criterion, Throughput};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use tailmeter::body::{parse_fields, parse_scanned, TopLevelScan};
 
 use cpu_time::ThreadCpuTime;

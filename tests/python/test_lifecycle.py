@@ -27,9 +27,9 @@ SLOW = {"x-sim-fault": "chunk-bytes=64,chunk-delay-ms=40"}
 STREAM_BODY = json.dumps({
     "model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True,
 }).encode()
-HEADERS = {"authorization": f"Bearer {CLIENT_OPENAI_KEY}", "content-type": "application/json", **SLOW}
-CHAT_BODY = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}).encode()
 OPENAI_HEADERS = {"authorization": f"Bearer {CLIENT_OPENAI_KEY}", "content-type": "application/json"}
+HEADERS = {**OPENAI_HEADERS, **SLOW}
+CHAT_BODY = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}).encode()
 MESSAGES_BODY = json.dumps({
     "model": "claude-sonnet-4-5", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}],
 }).encode()
