@@ -296,56 +296,56 @@ pub fn from_proxy_error(e: &Error, route: Option<&Route>) -> Option<ApiError> {
         return None;
     }
     // Connecting and TLS fail for reasons only the layer below knows (an untrusted certificate,
-    // a server that does not speak TLS, a name that does not resolve): the caller gets that reason.
-    let (kind, code, what, below) = match etype {
+    // a server that does not speak TLS, a name that does not resolve): the caller gets that
+    // reason. A timeout gets only the system's (a name server that did not answer): Pingora's
+    // own words for it repeat the peer.
+    let (kind, code, what, below): (_, _, _, Option<Reason>) = match etype {
         ErrorType::ConnectTimedout | ErrorType::TLSHandshakeTimedout => (
             ErrorKind::GatewayTimeout,
             "upstream_connect_timeout",
             "timed out connecting to",
-            false,
+            Some(system_reason),
         ),
         ErrorType::ReadTimedout | ErrorType::WriteTimedout => (
             ErrorKind::GatewayTimeout,
             "upstream_timeout",
             "timed out waiting for",
-            false,
+            None,
         ),
         ErrorType::ConnectRefused => (
             ErrorKind::BadGateway,
             "upstream_unreachable",
             "was refused a connection by",
-            false,
+            None,
         ),
         ErrorType::ConnectNoRoute | ErrorType::ConnectError | ErrorType::SocketError => (
             ErrorKind::BadGateway,
             "upstream_unreachable",
             "could not connect to",
-            true,
+            Some(reason_below),
         ),
         ErrorType::TLSHandshakeFailure | ErrorType::InvalidCert | ErrorType::HandshakeError => (
             ErrorKind::BadGateway,
             "upstream_tls_failed",
             "could not establish TLS with",
-            true,
+            Some(reason_below),
         ),
         ErrorType::HTTPStatus(413) => (
             ErrorKind::TooLarge,
             "request_too_large",
             "had the request refused as too large by",
-            false,
+            None,
         ),
         _ => (
             ErrorKind::BadGateway,
             "upstream_failed",
             "got no valid response from",
-            false,
+            None,
         ),
     };
     let mut message = format!("tailmeter {what} {provider}: {etype:?}");
-    if below {
-        if let Some(reason) = reason_below(e) {
-            let _ = write!(message, " ({reason})");
-        }
+    if let Some(reason) = below.and_then(|reason| reason(e)) {
+        let _ = write!(message, " ({reason})");
     }
     Some(ApiError::new(kind, code, message))
 }
@@ -354,14 +354,23 @@ pub fn from_proxy_error(e: &Error, route: Option<&Route>) -> Option<ApiError> {
 /// (a name that does not resolve, an unreachable network), else the innermost cause Pingora put
 /// in its context ("... cause: invalid peer certificate: UnknownIssuer, SNI: api.example.com").
 fn reason_below(e: &Error) -> Option<String> {
-    if let Some(io) = e.root_cause().downcast_ref::<std::io::Error>() {
-        return Some(io.to_string());
+    if let Some(reason) = system_reason(e) {
+        return Some(reason);
     }
     let context = e.context.as_ref()?.as_str();
     let reason = context
         .rsplit_once("cause: ")
         .map_or(context, |(_, reason)| reason);
     Some(reason.trim().to_owned())
+}
+
+/// Finds the reason a failure had below Pingora, if any.
+type Reason = fn(&Error) -> Option<String>;
+
+/// The system's reason for a failure (an I/O error at its root), if it has one.
+fn system_reason(e: &Error) -> Option<String> {
+    let io = e.root_cause().downcast_ref::<std::io::Error>()?;
+    Some(io.to_string())
 }
 
 #[cfg(test)]
@@ -394,6 +403,25 @@ mod tests {
         assert!(refusal
             .message
             .ends_with("ConnectNoRoute (Name or service not known)"));
+        let silent = std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "resolving api.example.com gave no answer within 1s",
+        );
+        let unanswered = Error::because(ErrorType::ConnectTimedout, "resolving provider p", silent);
+        let refusal = from_proxy_error(&unanswered, None).unwrap();
+        assert_eq!(
+            (refusal.status(), refusal.code),
+            (504, "upstream_connect_timeout")
+        );
+        assert!(refusal
+            .message
+            .ends_with("ConnectTimedout (resolving api.example.com gave no answer within 1s)"));
+        let tcp = Error::explain(
+            ErrorType::ConnectTimedout,
+            "timeout 1s connecting to server addr: 192.0.2.1:443, scheme: HTTPS,",
+        );
+        let refusal = from_proxy_error(&tcp, None).unwrap();
+        assert!(refusal.message.ends_with(": ConnectTimedout"));
         // A refused port says all there is to say; a response that failed says no more than its type.
         let refused = Error::explain(ErrorType::ConnectRefused, "local address 127.0.0.1:1");
         let refusal = from_proxy_error(&refused, None).unwrap();

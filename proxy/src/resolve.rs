@@ -1,144 +1,206 @@
-//! A provider's address, resolved at most once per [`FRESH_FOR`] instead of once per request.
+//! A provider's address, resolved at most once per [`FRESH_FOR`] and never waited for longer
+//! than the provider's `connect_timeout`.
 //!
 //! Every proxied request needs the provider's socket address. Asking the system resolver each
 //! time costs a hop to Tokio's blocking pool and a `getaddrinfo` call (a file read or a DNS
 //! round trip) on the request's path, and makes every request fail while DNS is briefly down.
-//! `getaddrinfo` reports no TTL, so an answer is kept for a fixed [`FRESH_FOR`]; when a renewal
-//! fails, the last answer keeps serving for up to [`STALE_FOR`] (and says so in the log), since a
-//! provider's address outlives a resolver hiccup far more often than not. An IP literal is parsed
-//! once and never looked up.
+//! `getaddrinfo` reports no TTL, so an answer is kept for a fixed [`FRESH_FOR`]; after that it
+//! still serves, for up to [`STALE_FOR`] more, while one lookup renews it in the background, so
+//! no request waits on a renewal and a resolver hiccup does not fail requests (a failed renewal
+//! is logged and retried after [`RETRY_AFTER`]). Only a request with no usable answer waits, and
+//! only as long as the caller allows: a resolver that does not answer would otherwise hold it for
+//! glibc's retries (5 s a try, two tries a name server). One lookup per host is in flight at a
+//! time, whoever waits on it, and it completes in the cache even when its waiters gave up. An
+//! IP literal is parsed once and never looked up.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 /// How long a resolved address is used before it is looked up again.
 pub const FRESH_FOR: Duration = Duration::from_secs(30);
-/// How long past [`FRESH_FOR`] an address may still serve while lookups fail.
+/// How long past [`FRESH_FOR`] an address may still serve while it is being renewed.
 pub const STALE_FOR: Duration = Duration::from_secs(300);
+/// How long a failed lookup's answer stands before the host is looked up again.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Resolves `host:port` to one address, blocking (run on Tokio's blocking pool).
+type Lookup = Arc<dyn Fn(&str, u16) -> io::Result<SocketAddr> + Send + Sync>;
 
 /// One host's address, cached.
-#[derive(Debug)]
 pub struct CachedAddr {
-    host: String,
-    port: u16,
     /// The address when the host is an IP literal: nothing to look up.
     literal: Option<SocketAddr>,
-    /// The last address looked up, and when.
-    last: Mutex<Option<(SocketAddr, Instant)>>,
+    /// The cache, shared with the lookup in flight.
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for CachedAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedAddr")
+            .field("host", &self.shared.host)
+            .field("port", &self.shared.port)
+            .finish()
+    }
+}
+
+/// What the request path and the lookup in flight share.
+struct Shared {
+    host: String,
+    port: u16,
+    lookup: Lookup,
+    state: Mutex<State>,
+    /// Woken when a lookup ends, whatever its outcome.
+    looked_up: Notify,
+}
+
+/// The last answer and the last failure, and whether a lookup is in flight.
+#[derive(Default)]
+struct State {
+    answer: Option<(SocketAddr, Instant)>,
+    failure: Option<(io::ErrorKind, String, Instant)>,
+    looking_up: bool,
+}
+
+impl State {
+    /// The answer while it may still serve ([`FRESH_FOR`] + [`STALE_FOR`]), and whether it is
+    /// past [`FRESH_FOR`].
+    fn usable(&self) -> Option<(SocketAddr, bool)> {
+        let (addr, at) = self.answer?;
+        let age = at.elapsed();
+        (age < FRESH_FOR + STALE_FOR).then_some((addr, age >= FRESH_FOR))
+    }
+
+    /// The last failure while it stands ([`RETRY_AFTER`]).
+    fn recent_failure(&self) -> Option<io::Error> {
+        let (kind, message, at) = self.failure.as_ref()?;
+        (at.elapsed() < RETRY_AFTER).then(|| io::Error::new(*kind, message.clone()))
+    }
 }
 
 impl CachedAddr {
-    /// The cache for `host:port` (a name, or an IPv4/IPv6 literal without brackets).
+    /// The cache for `host:port` (a name, or an IPv4/IPv6 literal without brackets), filled by
+    /// the system resolver.
     pub fn new(host: &str, port: u16) -> Self {
+        Self::with_lookup(host, port, Arc::new(system_lookup))
+    }
+
+    fn with_lookup(host: &str, port: u16, lookup: Lookup) -> Self {
         let literal = host
             .parse::<IpAddr>()
             .ok()
             .map(|ip| SocketAddr::new(ip, port));
-        Self {
+        let shared = Shared {
             host: host.to_owned(),
             port,
+            lookup,
+            state: Mutex::default(),
+            looked_up: Notify::new(),
+        };
+        Self {
             literal,
-            last: Mutex::new(None),
+            shared: Arc::new(shared),
         }
     }
 
-    /// The address to connect to: the literal, the cached answer while fresh, else a new
-    /// lookup (falling back to a stale answer within [`STALE_FOR`] when the lookup fails).
-    pub async fn get(&self) -> io::Result<SocketAddr> {
+    /// The address to connect to: the literal, else the cached answer while usable (renewing it
+    /// in the background once stale), else the outcome of a lookup if it comes within `within`
+    /// (an error of kind `TimedOut` if not).
+    pub async fn get(&self, within: Duration) -> io::Result<SocketAddr> {
         if let Some(addr) = self.literal {
             return Ok(addr);
         }
-        let last = *self.last.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((addr, _)) = last.filter(|(_, at)| at.elapsed() < FRESH_FOR) {
-            return Ok(addr);
-        }
-        match self.lookup().await {
-            Ok(addr) => {
-                *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((addr, Instant::now()));
-                Ok(addr)
+        let looked_up = {
+            let mut state = self.shared.lock();
+            match state.usable() {
+                Some((addr, false)) => return Ok(addr),
+                Some((addr, true)) => {
+                    if state.recent_failure().is_none() {
+                        Shared::start_lookup(&self.shared, &mut state);
+                    }
+                    return Ok(addr);
+                }
+                None => {}
             }
-            Err(e) => match last.filter(|(_, at)| at.elapsed() < FRESH_FOR + STALE_FOR) {
-                Some((addr, _)) => {
+            if let Some(failure) = state.recent_failure() {
+                return Err(failure);
+            }
+            // Registered before the lookup can end, so its wake-up is not missed.
+            let looked_up = self.shared.looked_up.notified();
+            Shared::start_lookup(&self.shared, &mut state);
+            looked_up
+        };
+        if tokio::time::timeout(within, looked_up).await.is_err() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "resolving {} gave no answer within {within:?}",
+                    self.shared.host
+                ),
+            ));
+        }
+        let state = self.shared.lock();
+        match (state.usable(), &state.failure) {
+            (Some((addr, _)), _) => Ok(addr),
+            (None, Some((kind, message, _))) => Err(io::Error::new(*kind, message.clone())),
+            (None, None) => Err(io::Error::other("the lookup ended without an answer")),
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts a lookup on the blocking pool unless one is in flight; its outcome lands in the
+    /// cache and wakes whoever waits.
+    fn start_lookup(shared: &Arc<Self>, state: &mut State) {
+        if state.looking_up {
+            return;
+        }
+        state.looking_up = true;
+        let shared = Arc::clone(shared);
+        tokio::task::spawn_blocking(move || {
+            let outcome = (shared.lookup)(&shared.host, shared.port);
+            shared.record(outcome);
+            shared.looked_up.notify_waiters();
+        });
+    }
+
+    fn record(&self, outcome: io::Result<SocketAddr>) {
+        let mut state = self.lock();
+        state.looking_up = false;
+        match outcome {
+            Ok(addr) => {
+                state.answer = Some((addr, Instant::now()));
+                state.failure = None;
+            }
+            Err(e) => {
+                if let Some((addr, _)) = state.usable() {
                     tracing::warn!(
                         "resolving {} failed ({e}); still using its last address {addr}",
                         self.host
                     );
-                    Ok(addr)
                 }
-                None => Err(e),
-            },
+                state.failure = Some((e.kind(), e.to_string(), Instant::now()));
+            }
         }
     }
+}
 
-    /// Asks the system resolver, off the worker thread.
-    async fn lookup(&self) -> io::Result<SocketAddr> {
-        tokio::net::lookup_host((self.host.as_str(), self.port))
-            .await?
-            .next()
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("{} did not resolve to any address", self.host),
-                )
-            })
-    }
-
-    /// Ages the cached answer by `by`, as if it had been looked up that long ago (tests).
-    #[cfg(test)]
-    fn age(&self, by: Duration) {
-        let mut last = self.last.lock().unwrap();
-        if let Some((_, at)) = last.as_mut() {
-            *at -= by;
-        }
-    }
+/// Asks the system resolver (`getaddrinfo`); the first address it gives.
+fn system_lookup(host: &str, port: u16) -> io::Result<SocketAddr> {
+    (host, port).to_socket_addrs()?.next().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{host} did not resolve to any address"),
+        )
+    })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_literal_is_never_looked_up() {
-        let cached = CachedAddr::new("::1", 8080);
-        assert_eq!(cached.get().await.unwrap(), "[::1]:8080".parse().unwrap());
-        assert!(cached.last.lock().unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn a_name_is_looked_up_once_while_fresh() {
-        let cached = CachedAddr::new("localhost", 8080);
-        let first = cached.get().await.unwrap();
-        assert!(first.ip().is_loopback());
-        let at = cached.last.lock().unwrap().unwrap().1;
-        assert_eq!(cached.get().await.unwrap(), first);
-        assert_eq!(
-            cached.last.lock().unwrap().unwrap().1,
-            at,
-            "no second lookup"
-        );
-        cached.age(FRESH_FOR);
-        cached.get().await.unwrap();
-        assert!(
-            cached.last.lock().unwrap().unwrap().1 > at,
-            "renewed once stale"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_failed_renewal_serves_the_last_address_for_a_while() {
-        let cached = CachedAddr::new("does-not-resolve.invalid", 443);
-        assert!(cached.get().await.is_err(), "nothing to fall back on");
-        let addr: SocketAddr = "192.0.2.1:443".parse().unwrap();
-        *cached.last.lock().unwrap() = Some((addr, Instant::now()));
-        cached.age(FRESH_FOR);
-        assert_eq!(
-            cached.get().await.unwrap(),
-            addr,
-            "stale but within STALE_FOR"
-        );
-        cached.age(STALE_FOR);
-        assert!(cached.get().await.is_err(), "too stale");
-    }
-}
+mod tests;

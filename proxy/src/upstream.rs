@@ -53,7 +53,8 @@ pub struct Upstream {
     /// wrapper around every read. Either way the connection is pooled (vendor/README.md,
     /// change 3: Pingora 0.9's own pool would refuse a custom connector's connections).
     connector: Option<Arc<TimedConnector>>,
-    /// The base URL's host, resolved once per [`crate::resolve::FRESH_FOR`].
+    /// The base URL's host, resolved once per [`crate::resolve::FRESH_FOR`], waited for no
+    /// longer than `connect_timeout`.
     addr: CachedAddr,
     /// Whether to speak HTTP/2 (h2c without TLS).
     http2: bool,
@@ -102,9 +103,10 @@ impl Upstream {
         }
     }
 
-    /// The peer to connect to; the host name is resolved off the worker thread and cached.
+    /// The peer to connect to; the host name is resolved off the worker thread and cached. A
+    /// lookup not answered within `connect_timeout` fails with `TimedOut`.
     pub async fn peer(&self) -> std::io::Result<Box<HttpPeer>> {
-        let addr = self.addr.get().await?;
+        let addr = self.addr.get(self.connect_timeout).await?;
         let mut peer = HttpPeer::new(addr, self.base.tls, self.base.host.clone());
         let options = &mut peer.options;
         // The provider's `connect_timeout` for TCP, twice that with the TLS handshake.

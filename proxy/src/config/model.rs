@@ -169,8 +169,8 @@ pub struct Provider {
     /// Longest wait for the next bytes of a response (`idle_timeout`, default 300s): past it
     /// the response is cut and its usage estimated.
     pub idle_timeout: Duration,
-    /// Longest wait for the TCP (and TLS) connection to the provider (`connect_timeout`,
-    /// default 10s): past it the request fails with 504.
+    /// Longest wait for the provider's address (when none is cached) and for the TCP (and TLS)
+    /// connection to it (`connect_timeout`, default 10s): past it the request fails with 504.
     pub connect_timeout: Duration,
     /// Longest wait for the response header once the request was sent (`first_byte_timeout`,
     /// default: the provider's `idle_timeout`): past it the request fails with 504.

@@ -222,8 +222,12 @@ impl ProxyHttp for Proxy {
             .as_ref()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route chosen"))?;
         route.upstream.peer().await.map_err(|e| {
+            let etype = match e.kind() {
+                std::io::ErrorKind::TimedOut => ErrorType::ConnectTimedout,
+                _ => ErrorType::ConnectNoRoute,
+            };
             Error::because(
-                ErrorType::ConnectNoRoute,
+                etype,
                 format!(
                     "resolving provider {} ({})",
                     route.upstream.name, route.upstream.base.host

@@ -1,0 +1,174 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use super::*;
+
+const A: &str = "192.0.2.1:443";
+const B: &str = "192.0.2.2:443";
+const WITHIN: Duration = Duration::from_millis(50);
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().unwrap()
+}
+
+/// A resolver the test answers by hand: each lookup waits for the next outcome sent on the
+/// returned channel. The counter tells how many lookups were made.
+fn manual() -> (
+    CachedAddr,
+    mpsc::Sender<io::Result<SocketAddr>>,
+    Arc<AtomicUsize>,
+) {
+    let (answers, pending) = mpsc::channel();
+    let pending = Mutex::new(pending);
+    let lookups = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&lookups);
+    let lookup: Lookup = Arc::new(move |_: &str, _: u16| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        let pending = pending.lock().unwrap();
+        pending
+            .recv()
+            .unwrap_or_else(|_| Err(io::Error::other("test over")))
+    });
+    let cached = CachedAddr::with_lookup("api.example.com", 443, lookup);
+    (cached, answers, lookups)
+}
+
+impl CachedAddr {
+    /// Ages the cached answer by `by`, as if it were that much older.
+    fn age(&self, by: Duration) {
+        if let Some((_, at)) = self.shared.lock().answer.as_mut() {
+            *at -= by;
+        }
+    }
+
+    /// Ages the last failure by `by`.
+    fn age_failure(&self, by: Duration) {
+        if let Some((_, _, at)) = self.shared.lock().failure.as_mut() {
+            *at -= by;
+        }
+    }
+
+    /// Waits until no lookup is in flight.
+    async fn settled(&self) {
+        while self.shared.lock().looking_up {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_literal_is_never_looked_up() {
+    let (cached, _answers, lookups) = manual();
+    let literal = CachedAddr::with_lookup("::1", 8080, cached.shared.lookup.clone());
+    assert_eq!(literal.get(WITHIN).await.unwrap(), addr("[::1]:8080"));
+    assert_eq!(lookups.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn the_system_resolver_answers_for_a_name() {
+    let cached = CachedAddr::new("localhost", 8080);
+    assert!(cached
+        .get(Duration::from_secs(10))
+        .await
+        .unwrap()
+        .ip()
+        .is_loopback());
+}
+
+#[tokio::test]
+async fn a_name_is_looked_up_once_while_fresh() {
+    let (cached, answers, lookups) = manual();
+    answers.send(Ok(addr(A))).unwrap();
+    assert_eq!(cached.get(WITHIN * 20).await.unwrap(), addr(A));
+    cached.age(FRESH_FOR - Duration::from_secs(1));
+    assert_eq!(cached.get(WITHIN).await.unwrap(), addr(A));
+    assert_eq!(lookups.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_stale_answer_serves_at_once_while_one_lookup_renews_it() {
+    let (cached, answers, lookups) = manual();
+    answers.send(Ok(addr(A))).unwrap();
+    cached.get(WITHIN * 20).await.unwrap();
+    cached.age(FRESH_FOR);
+    for _ in 0..10 {
+        assert_eq!(
+            cached.get(WITHIN).await.unwrap(),
+            addr(A),
+            "no wait for the renewal"
+        );
+    }
+    answers.send(Ok(addr(B))).unwrap();
+    cached.settled().await;
+    assert_eq!(cached.get(WITHIN).await.unwrap(), addr(B));
+    assert_eq!(
+        lookups.load(Ordering::SeqCst),
+        2,
+        "one renewal for ten requests"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_renewal_keeps_the_last_answer_until_it_is_too_stale() {
+    let (cached, answers, lookups) = manual();
+    answers.send(Ok(addr(A))).unwrap();
+    cached.get(WITHIN * 20).await.unwrap();
+    cached.age(FRESH_FOR);
+    answers
+        .send(Err(io::Error::other("resolver down")))
+        .unwrap();
+    assert_eq!(cached.get(WITHIN).await.unwrap(), addr(A));
+    cached.settled().await;
+    assert_eq!(cached.get(WITHIN).await.unwrap(), addr(A), "no retry yet");
+    assert_eq!(lookups.load(Ordering::SeqCst), 2);
+    cached.age(STALE_FOR);
+    let failure = cached.get(WITHIN).await.unwrap_err();
+    assert_eq!(failure.to_string(), "resolver down", "the failure stands");
+    assert_eq!(lookups.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_failure_is_answered_for_a_while_without_asking_again() {
+    let (cached, answers, lookups) = manual();
+    answers
+        .send(Err(io::Error::new(io::ErrorKind::NotFound, "no such host")))
+        .unwrap();
+    for _ in 0..3 {
+        let failure = cached.get(WITHIN * 20).await.unwrap_err();
+        assert_eq!(
+            (failure.kind(), failure.to_string().as_str()),
+            (io::ErrorKind::NotFound, "no such host")
+        );
+    }
+    assert_eq!(lookups.load(Ordering::SeqCst), 1);
+    cached.age_failure(RETRY_AFTER);
+    answers.send(Ok(addr(A))).unwrap();
+    assert_eq!(cached.get(WITHIN * 20).await.unwrap(), addr(A));
+    assert_eq!(lookups.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn waiters_give_up_after_their_deadline_and_share_one_lookup() {
+    let (cached, answers, lookups) = manual();
+    let cached = Arc::new(cached);
+    let waits: Vec<_> = (0..8)
+        .map(|_| {
+            let cached = Arc::clone(&cached);
+            tokio::spawn(async move { cached.get(WITHIN).await })
+        })
+        .collect();
+    for wait in waits {
+        let failure = wait.await.unwrap().unwrap_err();
+        assert_eq!(failure.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(
+            failure.to_string(),
+            "resolving api.example.com gave no answer within 50ms"
+        );
+    }
+    assert_eq!(lookups.load(Ordering::SeqCst), 1);
+    // The lookup outlives its waiters and fills the cache for the next request.
+    answers.send(Ok(addr(A))).unwrap();
+    cached.settled().await;
+    assert_eq!(cached.get(WITHIN).await.unwrap(), addr(A));
+    assert_eq!(lookups.load(Ordering::SeqCst), 1);
+}
