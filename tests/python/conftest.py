@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness import config as cfg
-from harness import unreachable
+from harness import resolver, unreachable
 from harness.clickhouse import ClickHouse, running
 from harness.clients import Tailmeter
 from harness.procs import REPO, find_binary, free_port, start_sim, start_tailmeter, stop_leftovers
@@ -53,6 +53,7 @@ def sim(binaries: dict[str, Path], fixtures_dir: Path, tmp_path_factory: pytest.
 def _launch(
     binary: Path, workdir: Path, providers: list[cfg.Provider], max_body: str,
     grants: list[tuple[list[str], list[str]]] | None = None,
+    wrap: Callable[[list[str]], list[str]] | None = None,
 ) -> Tailmeter:
     listen, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     path = workdir / "tailmeter.toml"
@@ -61,7 +62,7 @@ def _launch(
         cfg.OPENAI_KEY_ENV: PROVIDER_OPENAI_KEY, cfg.ANTHROPIC_KEY_ENV: PROVIDER_ANTHROPIC_KEY,
         cfg.GEMINI_KEY_ENV: PROVIDER_GEMINI_KEY, cfg.BEDROCK_KEY_ENV: PROVIDER_BEDROCK_KEY,
     }
-    proc = start_tailmeter(binary, path, workdir, env, ready_at=admin)
+    proc = start_tailmeter(binary, path, workdir, env, ready_at=admin, wrap=wrap)
     return Tailmeter(proc, listen, admin)
 
 
@@ -123,6 +124,27 @@ def tailmeter_limits(
         providers = cfg.standard_providers(sim.base_url) + cfg.fault_providers(base_urls)
         tm = _launch(binaries["tailmeter"], workdir, providers, cfg.LIMITS_MAX_BODY_TOML)
         yield tm
+        tm.proc.stop()
+
+
+# How long the scripted resolver takes to answer a `late.` name: past the 1 s connect_timeout.
+RESOLVER_LATE_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def tailmeter_resolver(
+    binaries: dict[str, Path], sim: Sim, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Tailmeter, resolver.ScriptedResolver]]:
+    """An instance whose system resolver is harness.resolver's scripted one (in a mount namespace
+    of its own), with the providers of harness.config.resolver_providers."""
+    if not resolver.namespaces_allowed():
+        pytest.skip("needs `unshare --mount` (root) to give tailmeter a resolv.conf of the test's")
+    workdir = tmp_path_factory.mktemp("tailmeter-resolver")
+    with resolver.scripted_resolver(RESOLVER_LATE_S) as scripted:
+        providers = cfg.standard_providers(sim.base_url) + cfg.resolver_providers(sim.port)
+        tm = _launch(binaries["tailmeter"], workdir, providers, "32MiB",
+                     wrap=lambda argv: resolver.run_with_resolver(workdir, argv))
+        yield tm, scripted
         tm.proc.stop()
 
 

@@ -56,6 +56,24 @@ def fault_providers(base_urls: dict[str, str]) -> list[Provider]:
         for kind in ("openai", "anthropic")
     ]
 
+# The resolver instance (harness.resolver): one OpenAI provider per scripted name, at
+# `{name}.tailmeter-e2e.test` on the simulator's port, each with the 1 s connect_timeout.
+RESOLVER_NAMES = ("silent", "late", "missing")
+
+
+def resolver_providers(sim_port: int) -> list[Provider]:
+    """For each of RESOLVER_NAMES, provider `{name}-openai` serving model `gpt-{name}`."""
+    return [
+        Provider(f"{name}-openai", "openai", f"http://{resolver_host(name)}:{sim_port}", f"${{{OPENAI_KEY_ENV}}}",
+                 [fault_model("openai", name)], connect_timeout=f"{FAULT_CONNECT_TIMEOUT_S}s")
+        for name in RESOLVER_NAMES
+    ]
+
+
+def resolver_host(name: str) -> str:
+    return f"{name}.tailmeter-e2e.test"
+
+
 # USD per million tokens.
 GPT_4O_PRICE = {"input": 2.50, "output": 10.00, "cache_read": 1.25}
 

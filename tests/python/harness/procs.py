@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
@@ -161,12 +162,18 @@ def wait_ready(proc: Process, admin: str, timeout_s: float = START_TIMEOUT_S) ->
     raise RuntimeError(proc.describe_failure(f"not ready at http://{admin}/readyz within {timeout_s}s (last: {last})"))
 
 
-def start_tailmeter(binary: Path, config: Path, workdir: Path, env: dict[str, str], ready_at: str | None = None) -> Process:
+def start_tailmeter(
+    binary: Path, config: Path, workdir: Path, env: dict[str, str], ready_at: str | None = None,
+    wrap: Callable[[list[str]], list[str]] | None = None,
+) -> Process:
     """Start `tailmeter serve --config FILE` in `workdir` (where any default event sink lands);
-    with `ready_at` (its admin address), wait until it is ready, stopping it if it never is."""
+    with `ready_at` (its admin address), wait until it is ready, stopping it if it never is.
+    `wrap` turns the command into the one to run (which must exec it)."""
     full_env = dict(os.environ)
     full_env.update(env)
     argv = [str(binary), "serve", "--config", str(config)]
+    if wrap is not None:
+        argv = wrap(argv)
     proc = Process("tailmeter", argv, workdir / "tailmeter.log", workdir, full_env)
     if ready_at is not None:
         try:

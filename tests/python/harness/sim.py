@@ -79,6 +79,7 @@ class Sim:
     """The running simulator."""
 
     def __init__(self, port: int, openai_key: str, anthropic_key: str):
+        self.port = port
         self.addr = f"127.0.0.1:{port}"
         self.base_url = f"http://{self.addr}"
         self.openai_key = openai_key

@@ -1,0 +1,104 @@
+"""Provider host names through a resolver that is slow, silent or says the name does not exist
+(harness.resolver, the real glibc resolver asking a scripted name server): a request waits for
+an address no longer than the provider's connect_timeout, concurrent requests share one lookup,
+a late answer serves the requests after it, and a name that does not exist is not asked again
+for every request."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from collections.abc import Iterator
+
+import httpx2
+import pytest
+
+from conftest import RESOLVER_LATE_S
+from harness.clients import CLIENT_OPENAI_KEY, REQUEST_ID, Tailmeter, http_client
+from harness.config import ALICE, FAULT_CONNECT_TIMEOUT_S, SRC_ALICE, fault_model, resolver_host
+from harness.metrics import Expect
+from harness.resolver import ScriptedResolver
+
+Instance = tuple[Tailmeter, ScriptedResolver]
+
+
+def chat(tm: Tailmeter, name: str) -> tuple[httpx2.Response, float]:
+    """A chat completion for the model of the `name` provider, and how long its answer took."""
+    body = {"model": fault_model("openai", name), "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"authorization": f"Bearer {CLIENT_OPENAI_KEY}"}
+    started = time.monotonic()
+    with http_client(SRC_ALICE) as http:
+        resp = http.post(f"{tm.base_url}/v1/chat/completions", json=body, headers=headers)
+    return resp, time.monotonic() - started
+
+
+def counted(name: str, code: int, n: int) -> Expect:
+    labels = {"endpoint": "chat_completions", "code": str(code), "identity": ALICE,
+              "provider": f"{name}-openai", "model": fault_model("openai", name)}
+    return Expect("tailmeter_requests_total", labels, n)
+
+
+def test_a_silent_resolver_is_waited_for_no_longer_than_connect_timeout(tailmeter_resolver: Instance) -> None:
+    """Eight requests at once for a provider whose name server never answers: each is a 504
+    `upstream_connect_timeout` after the provider's 1 s connect_timeout, saying which name got
+    no answer, and the name server was asked once for all of them."""
+    tm, resolver = tailmeter_resolver
+    host = resolver_host("silent")
+    delta = tm.metrics.delta()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: chat(tm, "silent"), range(8)))
+    for resp, took in answers:
+        assert resp.status_code == 504, resp.text
+        assert resp.headers.get(REQUEST_ID)
+        error = resp.json()["error"]
+        assert error["code"] == "upstream_connect_timeout", error
+        assert f"provider silent-openai ({host}:" in error["message"], error
+        assert f"resolving {host} gave no answer within {FAULT_CONNECT_TIMEOUT_S}s" in error["message"], error
+        assert FAULT_CONNECT_TIMEOUT_S * 0.9 <= took < FAULT_CONNECT_TIMEOUT_S + 2, f"answered after {took:.1f}s"
+    assert resolver.asked(host) == 1, resolver.questions
+    delta.expect([counted("silent", 504, 8)])
+
+
+def test_a_late_answer_serves_the_requests_after_it(tailmeter_resolver: Instance) -> None:
+    """The name server answers after 2 s: the first request gives up at its 1 s connect_timeout,
+    the lookup goes on, and a request once it has answered goes through without asking again."""
+    tm, resolver = tailmeter_resolver
+    host = resolver_host("late")
+    delta = tm.metrics.delta()
+    resp, took = chat(tm, "late")
+    assert resp.status_code == 504, resp.text
+    assert f"resolving {host} gave no answer" in resp.json()["error"]["message"]
+    time.sleep(RESOLVER_LATE_S - took + 0.5)
+    resp, took = chat(tm, "late")
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["usage"]["total_tokens"] > 0
+    assert took < FAULT_CONNECT_TIMEOUT_S, f"waited {took:.1f}s"
+    assert resolver.asked(host) == 1, resolver.questions
+    delta.expect([counted("late", 504, 1), counted("late", 200, 1)])
+
+
+def test_a_name_that_does_not_exist_is_asked_once_a_second(tailmeter_resolver: Instance) -> None:
+    """NXDOMAIN: 502 `upstream_unreachable` with the resolver's words; the requests right after
+    it get the same answer without a new question, and one a second later asks again."""
+    tm, resolver = tailmeter_resolver
+    host = resolver_host("missing")
+    delta = tm.metrics.delta()
+    for _ in range(3):
+        resp, _took = chat(tm, "missing")
+        assert resp.status_code == 502, resp.text
+        error = resp.json()["error"]
+        assert error["code"] == "upstream_unreachable", error
+        assert "Name or service not known" in error["message"], error
+    assert resolver.asked(host) == 1, resolver.questions
+    time.sleep(1.1)
+    resp, _took = chat(tm, "missing")
+    assert resp.status_code == 502, resp.text
+    assert resolver.asked(host) == 2, resolver.questions
+    delta.expect([counted("missing", 502, 4)])
+
+
+@pytest.fixture(autouse=True)
+def still_alive(tailmeter_resolver: Instance) -> Iterator[None]:
+    tm, _ = tailmeter_resolver
+    yield
+    assert tm.proc.alive(), tm.proc.describe_failure("died")
