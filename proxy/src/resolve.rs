@@ -1,4 +1,4 @@
-//! A provider's address, resolved at most once per [`FRESH_FOR`] and never waited for longer
+//! A provider's addresses, resolved at most once per [`FRESH_FOR`] and never waited for longer
 //! than the provider's `connect_timeout`.
 //!
 //! Every proxied request needs the provider's socket address. Asking the system resolver each
@@ -12,6 +12,10 @@
 //! glibc's retries (5 s a try, two tries a name server). One lookup per host is in flight at a
 //! time, whoever waits on it, and it completes in the cache even when its waiters gave up. An
 //! IP literal is parsed once and never looked up.
+//!
+//! A name may have several addresses (a provider behind several IPs, a headless Kubernetes
+//! Service): they are tried in the resolver's order of preference, and one a connect failed to
+//! goes last for [`TRIED_LAST_FOR`], so the requests after a failure do not wait on it first.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -26,14 +30,19 @@ pub const FRESH_FOR: Duration = Duration::from_secs(30);
 pub const STALE_FOR: Duration = Duration::from_secs(300);
 /// How long a failed lookup's answer stands before the host is looked up again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How long an address a connect failed to is tried after the others.
+pub const TRIED_LAST_FOR: Duration = Duration::from_secs(30);
 
-/// Resolves `host:port` to one address, blocking (run on Tokio's blocking pool).
-type Lookup = Arc<dyn Fn(&str, u16) -> io::Result<SocketAddr> + Send + Sync>;
+/// A host's addresses in the order to try them; never empty.
+pub type Addresses = Arc<[SocketAddr]>;
 
-/// One host's address, cached.
+/// Resolves `host:port` to its addresses, blocking (run on Tokio's blocking pool).
+type Lookup = Arc<dyn Fn(&str, u16) -> io::Result<Addresses> + Send + Sync>;
+
+/// One host's addresses, cached.
 pub struct CachedAddr {
     /// The address when the host is an IP literal: nothing to look up.
-    literal: Option<SocketAddr>,
+    literal: Option<Addresses>,
     /// The cache, shared with the lookup in flight.
     shared: Arc<Shared>,
 }
@@ -57,21 +66,35 @@ struct Shared {
     looked_up: Notify,
 }
 
-/// The last answer and the last failure, and whether a lookup is in flight.
+/// The last answer and the last failure, whether a lookup is in flight, and the addresses a
+/// connect failed to lately.
 #[derive(Default)]
 struct State {
-    answer: Option<(SocketAddr, Instant)>,
+    answer: Option<(Addresses, Instant)>,
     failure: Option<(io::ErrorKind, String, Instant)>,
     looking_up: bool,
+    tried_last: Vec<(SocketAddr, Instant)>,
 }
 
 impl State {
     /// The answer while it may still serve ([`FRESH_FOR`] + [`STALE_FOR`]), and whether it is
     /// past [`FRESH_FOR`].
-    fn usable(&self) -> Option<(SocketAddr, bool)> {
-        let (addr, at) = self.answer?;
+    fn usable(&self) -> Option<(&Addresses, bool)> {
+        let (addrs, at) = self.answer.as_ref()?;
         let age = at.elapsed();
-        (age < FRESH_FOR + STALE_FOR).then_some((addr, age >= FRESH_FOR))
+        (age < FRESH_FOR + STALE_FOR).then_some((addrs, age >= FRESH_FOR))
+    }
+
+    /// `addrs` with those a connect failed to within [`TRIED_LAST_FOR`] moved last.
+    fn in_order(&mut self, addrs: &Addresses) -> Addresses {
+        self.tried_last
+            .retain(|(_, at)| at.elapsed() < TRIED_LAST_FOR);
+        if self.tried_last.is_empty() {
+            return Arc::clone(addrs);
+        }
+        let failed = |addr: &&SocketAddr| self.tried_last.iter().any(|(down, _)| down == *addr);
+        let (last, first): (Vec<&SocketAddr>, Vec<&SocketAddr>) = addrs.iter().partition(failed);
+        first.into_iter().chain(last).copied().collect()
     }
 
     /// The last failure while it stands ([`RETRY_AFTER`]).
@@ -88,11 +111,22 @@ impl CachedAddr {
         Self::with_lookup(host, port, Arc::new(system_lookup))
     }
 
+    /// A cache whose lookups always give `addrs` (tests elsewhere in the crate).
+    #[cfg(test)]
+    pub(crate) fn answering(host: &str, port: u16, addrs: &[SocketAddr]) -> Self {
+        let addrs = Addresses::from(addrs);
+        Self::with_lookup(
+            host,
+            port,
+            Arc::new(move |_: &str, _: u16| Ok(addrs.clone())),
+        )
+    }
+
     fn with_lookup(host: &str, port: u16, lookup: Lookup) -> Self {
         let literal = host
             .parse::<IpAddr>()
             .ok()
-            .map(|ip| SocketAddr::new(ip, port));
+            .map(|ip| Addresses::from([SocketAddr::new(ip, port)]));
         let shared = Shared {
             host: host.to_owned(),
             port,
@@ -106,24 +140,21 @@ impl CachedAddr {
         }
     }
 
-    /// The address to connect to: the literal, else the cached answer while usable (renewing it
-    /// in the background once stale), else the outcome of a lookup if it comes within `within`
-    /// (an error of kind `TimedOut` if not).
-    pub async fn get(&self, within: Duration) -> io::Result<SocketAddr> {
-        if let Some(addr) = self.literal {
-            return Ok(addr);
+    /// The addresses to connect to, in order: the literal, else the cached answer while usable
+    /// (renewing it in the background once stale), else the outcome of a lookup if it comes
+    /// within `within` (an error of kind `TimedOut` if not).
+    pub async fn get(&self, within: Duration) -> io::Result<Addresses> {
+        if let Some(addrs) = &self.literal {
+            return Ok(Arc::clone(addrs));
         }
         let looked_up = {
             let mut state = self.shared.lock();
-            match state.usable() {
-                Some((addr, false)) => return Ok(addr),
-                Some((addr, true)) => {
-                    if state.recent_failure().is_none() {
-                        Shared::start_lookup(&self.shared, &mut state);
-                    }
-                    return Ok(addr);
+            if let Some((addrs, stale)) = state.usable() {
+                let addrs = Arc::clone(addrs);
+                if stale && state.recent_failure().is_none() {
+                    Shared::start_lookup(&self.shared, &mut state);
                 }
-                None => {}
+                return Ok(state.in_order(&addrs));
             }
             if let Some(failure) = state.recent_failure() {
                 return Err(failure);
@@ -142,12 +173,28 @@ impl CachedAddr {
                 ),
             ));
         }
-        let state = self.shared.lock();
-        match (state.usable(), &state.failure) {
-            (Some((addr, _)), _) => Ok(addr),
-            (None, Some((kind, message, _))) => Err(io::Error::new(*kind, message.clone())),
-            (None, None) => Err(io::Error::other("the lookup ended without an answer")),
+        let mut state = self.shared.lock();
+        if let Some((addrs, _)) = state.usable() {
+            let addrs = Arc::clone(addrs);
+            return Ok(state.in_order(&addrs));
         }
+        Err(match &state.failure {
+            Some((kind, message, _)) => io::Error::new(*kind, message.clone()),
+            None => io::Error::other("the lookup ended without an answer"),
+        })
+    }
+
+    /// Notes that a connect to `addr` failed: it goes last for [`TRIED_LAST_FOR`]. Nothing to
+    /// note for an IP literal.
+    pub fn connect_failed(&self, addr: SocketAddr) {
+        if self.literal.is_some() {
+            return;
+        }
+        let mut state = self.shared.lock();
+        state
+            .tried_last
+            .retain(|(down, at)| *down != addr && at.elapsed() < TRIED_LAST_FOR);
+        state.tried_last.push((addr, Instant::now()));
     }
 }
 
@@ -165,24 +212,30 @@ impl Shared {
         state.looking_up = true;
         let shared = Arc::clone(shared);
         tokio::task::spawn_blocking(move || {
-            let outcome = (shared.lookup)(&shared.host, shared.port);
+            let outcome = (shared.lookup)(&shared.host, shared.port).and_then(|addrs| {
+                if addrs.is_empty() {
+                    let message = format!("{} did not resolve to any address", shared.host);
+                    return Err(io::Error::new(io::ErrorKind::NotFound, message));
+                }
+                Ok(addrs)
+            });
             shared.record(outcome);
             shared.looked_up.notify_waiters();
         });
     }
 
-    fn record(&self, outcome: io::Result<SocketAddr>) {
+    fn record(&self, outcome: io::Result<Addresses>) {
         let mut state = self.lock();
         state.looking_up = false;
         match outcome {
-            Ok(addr) => {
-                state.answer = Some((addr, Instant::now()));
+            Ok(addrs) => {
+                state.answer = Some((addrs, Instant::now()));
                 state.failure = None;
             }
             Err(e) => {
-                if let Some((addr, _)) = state.usable() {
+                if let Some((addrs, _)) = state.usable() {
                     tracing::warn!(
-                        "resolving {} failed ({e}); still using its last address {addr}",
+                        "resolving {} failed ({e}); still using its last addresses {addrs:?}",
                         self.host
                     );
                 }
@@ -192,14 +245,9 @@ impl Shared {
     }
 }
 
-/// Asks the system resolver (`getaddrinfo`); the first address it gives.
-fn system_lookup(host: &str, port: u16) -> io::Result<SocketAddr> {
-    (host, port).to_socket_addrs()?.next().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{host} did not resolve to any address"),
-        )
-    })
+/// Asks the system resolver (`getaddrinfo`); its addresses in its order of preference.
+fn system_lookup(host: &str, port: u16) -> io::Result<Addresses> {
+    Ok((host, port).to_socket_addrs()?.collect())
 }
 
 #[cfg(test)]

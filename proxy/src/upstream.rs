@@ -8,10 +8,21 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
+use pingora::ErrorType;
 
 use crate::config::{BaseUrl, Provider, ProviderKind};
-use crate::resolve::CachedAddr;
+use crate::resolve::{Addresses, CachedAddr};
 use crate::timeouts::upstream::{ResponseTimeouts, TimedConnector, UpstreamTimeout};
+
+/// Where a request is among its provider's addresses, across its connect attempts (Pingora's
+/// retries; at most [`crate::server`]'s attempts in all).
+#[derive(Debug, Default)]
+pub struct ConnectAttempts {
+    /// The addresses as they were when the first attempt was made.
+    addrs: Option<Addresses>,
+    /// How many attempts failed to connect.
+    failed: usize,
+}
 
 /// Request headers that carry a client's credential or identity claim; never forwarded.
 const CLIENT_CREDENTIAL_HEADERS: &[&str] = &[
@@ -103,10 +114,16 @@ impl Upstream {
         }
     }
 
-    /// The peer to connect to; the host name is resolved off the worker thread and cached. A
-    /// lookup not answered within `connect_timeout` fails with `TimedOut`.
-    pub async fn peer(&self) -> std::io::Result<Box<HttpPeer>> {
-        let addr = self.addr.get(self.connect_timeout).await?;
+    /// The peer for a request's next connect attempt: the provider's next address (the host
+    /// name is resolved off the worker thread and cached; a lookup not answered within
+    /// `connect_timeout` fails with `TimedOut`).
+    pub async fn peer(&self, attempts: &mut ConnectAttempts) -> std::io::Result<Box<HttpPeer>> {
+        let addrs = match attempts.addrs.take() {
+            Some(addrs) => addrs,
+            None => self.addr.get(self.connect_timeout).await?,
+        };
+        let addr = addrs[attempts.failed % addrs.len()];
+        attempts.addrs = Some(addrs);
         let mut peer = HttpPeer::new(addr, self.base.tls, self.base.host.clone());
         let options = &mut peer.options;
         // The provider's `connect_timeout` for TCP, twice that with the TLS handshake.
@@ -130,6 +147,30 @@ impl Upstream {
         options.idle_timeout = Some(Duration::from_secs(90));
         peer.group_key = self.connection_group;
         Ok(Box::new(peer))
+    }
+
+    /// After a connect attempt failed with `e`: whether the request may try the provider's next
+    /// address. The failed one goes last for the requests after it (crate::resolve). A TLS
+    /// failure other than a timeout would fail the same way anywhere, so it is not tried again.
+    pub fn fail_over(&self, attempts: &mut ConnectAttempts, e: &pingora::Error) -> bool {
+        let Some(addrs) = attempts.addrs.as_ref() else {
+            return false;
+        };
+        let retryable = matches!(
+            e.etype(),
+            ErrorType::ConnectTimedout
+                | ErrorType::ConnectRefused
+                | ErrorType::ConnectNoRoute
+                | ErrorType::ConnectError
+                | ErrorType::TLSHandshakeTimedout
+        );
+        if !retryable || addrs.len() == 1 {
+            return false;
+        }
+        self.addr
+            .connect_failed(addrs[attempts.failed % addrs.len()]);
+        attempts.failed += 1;
+        attempts.failed < addrs.len()
     }
 
     /// Rewrites the request for this provider: path under the base URL's prefix, Host, the
@@ -307,7 +348,11 @@ mod tests {
     #[tokio::test]
     async fn connections_made_under_other_settings_are_pooled_apart() {
         let reuse = |provider: Provider| async move {
-            Upstream::new(&provider).peer().await.unwrap().reuse_hash()
+            Upstream::new(&provider)
+                .peer(&mut ConnectAttempts::default())
+                .await
+                .unwrap()
+                .reuse_hash()
         };
         let plain = reuse(provider(false, false)).await;
         assert_eq!(plain, reuse(provider(false, false)).await);
@@ -338,8 +383,48 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_connect_goes_on_to_each_other_address_once() {
+        let (a, b) = (
+            "192.0.2.1:443".parse().unwrap(),
+            "192.0.2.2:443".parse().unwrap(),
+        );
+        let mut upstream = Upstream::new(&provider(true, false));
+        upstream.addr = CachedAddr::answering("api.example.com", 443, &[a, b]);
+        let failed = |etype| pingora::Error::new(etype);
+        let mut attempts = ConnectAttempts::default();
+        assert_eq!(
+            upstream.peer(&mut attempts).await.unwrap()._address,
+            a.into()
+        );
+        let tls = failed(ErrorType::TLSHandshakeFailure);
+        assert!(
+            !upstream.fail_over(&mut attempts, &tls),
+            "fails the same anywhere"
+        );
+        assert!(upstream.fail_over(&mut attempts, &failed(ErrorType::ConnectRefused)));
+        assert_eq!(
+            upstream.peer(&mut attempts).await.unwrap()._address,
+            b.into()
+        );
+        let timeout = failed(ErrorType::ConnectTimedout);
+        assert!(!upstream.fail_over(&mut attempts, &timeout), "both tried");
+        let mut next = ConnectAttempts::default();
+        let first = upstream.peer(&mut next).await.unwrap();
+        assert_eq!(first._address, a.into(), "both failed lately: as resolved");
+
+        let literal = Upstream::new(&provider(true, false));
+        let mut attempts = ConnectAttempts::default();
+        literal.peer(&mut attempts).await.unwrap();
+        let refused = failed(ErrorType::ConnectRefused);
+        assert!(!literal.fail_over(&mut attempts, &refused), "one address");
+    }
+
+    #[tokio::test]
     async fn verifies_upstream_tls_certificates_by_default() {
-        let peer = Upstream::new(&provider(true, false)).peer().await.unwrap();
+        let peer = Upstream::new(&provider(true, false))
+            .peer(&mut ConnectAttempts::default())
+            .await
+            .unwrap();
         assert!(peer.options.verify_cert, "certificate verification is off");
         assert!(
             peer.options.verify_hostname,
@@ -352,7 +437,10 @@ mod tests {
     #[tokio::test]
     async fn http2_is_offered_over_tls_and_spoken_by_prior_knowledge_without() {
         let alpn = |tls| async move {
-            let peer = Upstream::new(&provider(tls, true)).peer().await.unwrap();
+            let peer = Upstream::new(&provider(tls, true))
+                .peer(&mut ConnectAttempts::default())
+                .await
+                .unwrap();
             let alpn = &peer.options.alpn;
             (alpn.get_max_http_version(), alpn.get_min_http_version())
         };

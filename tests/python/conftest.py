@@ -129,23 +129,38 @@ def tailmeter_limits(
 
 # How long the scripted resolver takes to answer a `late.` name: past the 1 s connect_timeout.
 RESOLVER_LATE_S = 2.0
+# The resolver instance's simulator listens on RESOLVER_SIM_HOST; nothing listens at the dead
+# addresses on its port. None of them is 127.0.0.1, which glibc would sort first.
+RESOLVER_SIM_HOST = "127.0.0.3"
+RESOLVER_DEAD_HOSTS = ("127.0.0.2", "127.0.0.4")
 
 
 @pytest.fixture(scope="module")
 def tailmeter_resolver(
-    binaries: dict[str, Path], sim: Sim, tmp_path_factory: pytest.TempPathFactory
+    binaries: dict[str, Path], fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Tailmeter, resolver.ScriptedResolver]]:
     """An instance whose system resolver is harness.resolver's scripted one (in a mount namespace
-    of its own), with the providers of harness.config.resolver_providers."""
+    of its own), with the providers of harness.config.resolver_providers in front of a simulator
+    of its own at RESOLVER_SIM_HOST."""
     if not resolver.namespaces_allowed():
         pytest.skip("needs `unshare --mount` (root) to give tailmeter a resolv.conf of the test's")
     workdir = tmp_path_factory.mktemp("tailmeter-resolver")
-    with resolver.scripted_resolver(RESOLVER_LATE_S) as scripted:
-        providers = cfg.standard_providers(sim.base_url) + cfg.resolver_providers(sim.port)
+    sim_proc, sim_port = start_sim(binaries["sim"], fixtures_dir, PROVIDER_OPENAI_KEY, PROVIDER_ANTHROPIC_KEY,
+                                   workdir, host=RESOLVER_SIM_HOST)
+    script = {
+        "silent": None,
+        "late": resolver.Script([RESOLVER_SIM_HOST], delay_s=RESOLVER_LATE_S),
+        "pair": resolver.Script([RESOLVER_DEAD_HOSTS[0], RESOLVER_SIM_HOST]),
+        "deadpair": resolver.Script(list(RESOLVER_DEAD_HOSTS)),
+    }
+    with resolver.scripted_resolver(script) as scripted:
+        sim_url = f"http://{RESOLVER_SIM_HOST}:{sim_port}"
+        providers = cfg.standard_providers(sim_url) + cfg.resolver_providers(sim_port)
         tm = _launch(binaries["tailmeter"], workdir, providers, "32MiB",
                      wrap=lambda argv: resolver.run_with_resolver(workdir, argv))
         yield tm, scripted
         tm.proc.stop()
+    sim_proc.stop()
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
-"""Provider host names through a resolver that is slow, silent or says the name does not exist
-(harness.resolver, the real glibc resolver asking a scripted name server): a request waits for
-an address no longer than the provider's connect_timeout, concurrent requests share one lookup,
-a late answer serves the requests after it, and a name that does not exist is not asked again
-for every request."""
+"""Provider host names through a resolver that is slow, silent, says the name does not exist or
+gives several addresses (harness.resolver, the real glibc resolver asking a scripted name
+server): a request waits for an address no longer than the provider's connect_timeout,
+concurrent requests share one lookup, a late answer serves the requests after it, a name that
+does not exist is not asked again for every request, and a dead address is passed over."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx2
 import pytest
 
-from conftest import RESOLVER_LATE_S
+from conftest import RESOLVER_DEAD_HOSTS, RESOLVER_LATE_S
 from harness.clients import CLIENT_OPENAI_KEY, REQUEST_ID, Tailmeter, http_client
 from harness.config import ALICE, FAULT_CONNECT_TIMEOUT_S, SRC_ALICE, fault_model, resolver_host
 from harness.metrics import Expect
@@ -95,6 +95,38 @@ def test_a_name_that_does_not_exist_is_asked_once_a_second(tailmeter_resolver: I
     assert resp.status_code == 502, resp.text
     assert resolver.asked(host) == 2, resolver.questions
     delta.expect([counted("missing", 502, 4)])
+
+
+def test_a_dead_address_is_passed_over_and_tried_last(tailmeter_resolver: Instance) -> None:
+    """A name whose first address refuses connections: the first request goes on to the second
+    address and is answered; the requests after it go there first (one refused connect in all)."""
+    tm, _resolver = tailmeter_resolver
+    delta = tm.metrics.delta()
+    for _ in range(5):
+        resp, _took = chat(tm, "pair")
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["usage"]["total_tokens"] > 0
+    sni = f"sni: {resolver_host('pair')} "
+    refused = [line for line in tm.proc.log_text().splitlines() if sni in line]
+    assert len(refused) == 1, refused
+    assert f"{RESOLVER_DEAD_HOSTS[0]}:" in refused[0] and "ConnectRefused" in refused[0], refused
+    assert "retry: true" in refused[0], refused
+    delta.expect([counted("pair", 200, 5)])
+
+
+def test_a_name_whose_every_address_is_dead_is_502_after_trying_each(tailmeter_resolver: Instance) -> None:
+    """Both addresses refuse: 502 `upstream_unreachable` once each was tried."""
+    tm, _resolver = tailmeter_resolver
+    delta = tm.metrics.delta()
+    resp, _took = chat(tm, "deadpair")
+    assert resp.status_code == 502, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "upstream_unreachable" and "ConnectRefused" in error["message"], error
+    sni = f"sni: {resolver_host('deadpair')} "
+    tried = [line for line in tm.proc.log_text().splitlines() if sni in line]
+    assert [f"{dead}:" in line for dead, line in zip(RESOLVER_DEAD_HOSTS, tried)] == [True, True], tried
+    assert "tries: 2, retry: false" in tried[-1], tried
+    delta.expect([counted("deadpair", 502, 1)])
 
 
 @pytest.fixture(autouse=True)

@@ -11,11 +11,16 @@ fn addr(text: &str) -> SocketAddr {
     text.parse().unwrap()
 }
 
+/// An answer of the given addresses, in that order.
+fn addrs(texts: &[&str]) -> Addresses {
+    texts.iter().map(|text| addr(text)).collect()
+}
+
 /// A resolver the test answers by hand: each lookup waits for the next outcome sent on the
 /// returned channel. The counter tells how many lookups were made.
 fn manual() -> (
     CachedAddr,
-    mpsc::Sender<io::Result<SocketAddr>>,
+    mpsc::Sender<io::Result<Addresses>>,
     Arc<AtomicUsize>,
 ) {
     let (answers, pending) = mpsc::channel();
@@ -60,47 +65,46 @@ impl CachedAddr {
 async fn a_literal_is_never_looked_up() {
     let (cached, _answers, lookups) = manual();
     let literal = CachedAddr::with_lookup("::1", 8080, cached.shared.lookup.clone());
-    assert_eq!(literal.get(WITHIN).await.unwrap(), addr("[::1]:8080"));
+    assert_eq!(literal.get(WITHIN).await.unwrap(), addrs(&["[::1]:8080"]));
     assert_eq!(lookups.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]
 async fn the_system_resolver_answers_for_a_name() {
     let cached = CachedAddr::new("localhost", 8080);
-    assert!(cached
-        .get(Duration::from_secs(10))
-        .await
-        .unwrap()
-        .ip()
-        .is_loopback());
+    let addrs = cached.get(Duration::from_secs(10)).await.unwrap();
+    assert!(
+        addrs.iter().all(|addr| addr.ip().is_loopback()),
+        "{addrs:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_name_is_looked_up_once_while_fresh() {
     let (cached, answers, lookups) = manual();
-    answers.send(Ok(addr(A))).unwrap();
-    assert_eq!(cached.get(WITHIN * 20).await.unwrap(), addr(A));
+    answers.send(Ok(addrs(&[A]))).unwrap();
+    assert_eq!(cached.get(WITHIN * 20).await.unwrap(), addrs(&[A]));
     cached.age(FRESH_FOR - Duration::from_secs(1));
-    assert_eq!(cached.get(WITHIN).await.unwrap(), addr(A));
+    assert_eq!(cached.get(WITHIN).await.unwrap(), addrs(&[A]));
     assert_eq!(lookups.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
 async fn a_stale_answer_serves_at_once_while_one_lookup_renews_it() {
     let (cached, answers, lookups) = manual();
-    answers.send(Ok(addr(A))).unwrap();
+    answers.send(Ok(addrs(&[A]))).unwrap();
     cached.get(WITHIN * 20).await.unwrap();
     cached.age(FRESH_FOR);
     for _ in 0..10 {
         assert_eq!(
             cached.get(WITHIN).await.unwrap(),
-            addr(A),
+            addrs(&[A]),
             "no wait for the renewal"
         );
     }
-    answers.send(Ok(addr(B))).unwrap();
+    answers.send(Ok(addrs(&[B]))).unwrap();
     cached.settled().await;
-    assert_eq!(cached.get(WITHIN).await.unwrap(), addr(B));
+    assert_eq!(cached.get(WITHIN).await.unwrap(), addrs(&[B]));
     assert_eq!(
         lookups.load(Ordering::SeqCst),
         2,
@@ -111,15 +115,19 @@ async fn a_stale_answer_serves_at_once_while_one_lookup_renews_it() {
 #[tokio::test]
 async fn a_failed_renewal_keeps_the_last_answer_until_it_is_too_stale() {
     let (cached, answers, lookups) = manual();
-    answers.send(Ok(addr(A))).unwrap();
+    answers.send(Ok(addrs(&[A]))).unwrap();
     cached.get(WITHIN * 20).await.unwrap();
     cached.age(FRESH_FOR);
     answers
         .send(Err(io::Error::other("resolver down")))
         .unwrap();
-    assert_eq!(cached.get(WITHIN).await.unwrap(), addr(A));
+    assert_eq!(cached.get(WITHIN).await.unwrap(), addrs(&[A]));
     cached.settled().await;
-    assert_eq!(cached.get(WITHIN).await.unwrap(), addr(A), "no retry yet");
+    assert_eq!(
+        cached.get(WITHIN).await.unwrap(),
+        addrs(&[A]),
+        "no retry yet"
+    );
     assert_eq!(lookups.load(Ordering::SeqCst), 2);
     cached.age(STALE_FOR);
     let failure = cached.get(WITHIN).await.unwrap_err();
@@ -142,8 +150,8 @@ async fn a_failure_is_answered_for_a_while_without_asking_again() {
     }
     assert_eq!(lookups.load(Ordering::SeqCst), 1);
     cached.age_failure(RETRY_AFTER);
-    answers.send(Ok(addr(A))).unwrap();
-    assert_eq!(cached.get(WITHIN * 20).await.unwrap(), addr(A));
+    answers.send(Ok(addrs(&[A]))).unwrap();
+    assert_eq!(cached.get(WITHIN * 20).await.unwrap(), addrs(&[A]));
     assert_eq!(lookups.load(Ordering::SeqCst), 2);
 }
 
@@ -167,8 +175,49 @@ async fn waiters_give_up_after_their_deadline_and_share_one_lookup() {
     }
     assert_eq!(lookups.load(Ordering::SeqCst), 1);
     // The lookup outlives its waiters and fills the cache for the next request.
-    answers.send(Ok(addr(A))).unwrap();
+    answers.send(Ok(addrs(&[A]))).unwrap();
     cached.settled().await;
-    assert_eq!(cached.get(WITHIN).await.unwrap(), addr(A));
+    assert_eq!(cached.get(WITHIN).await.unwrap(), addrs(&[A]));
     assert_eq!(lookups.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_address_a_connect_failed_to_is_tried_last_for_a_while() {
+    let (cached, answers, _lookups) = manual();
+    answers.send(Ok(addrs(&[A, B]))).unwrap();
+    assert_eq!(cached.get(WITHIN * 20).await.unwrap(), addrs(&[A, B]));
+    cached.connect_failed(addr(A));
+    assert_eq!(cached.get(WITHIN).await.unwrap(), addrs(&[B, A]));
+    cached.connect_failed(addr(B));
+    assert_eq!(
+        cached.get(WITHIN).await.unwrap(),
+        addrs(&[A, B]),
+        "both failed: as given"
+    );
+    cached.shared.lock().tried_last[1].1 -= TRIED_LAST_FOR;
+    assert_eq!(
+        cached.get(WITHIN).await.unwrap(),
+        addrs(&[B, A]),
+        "B's failure is old"
+    );
+    assert_eq!(cached.shared.lock().tried_last.len(), 1);
+}
+
+#[tokio::test]
+async fn a_literal_keeps_no_failures() {
+    let cached = CachedAddr::new("192.0.2.1", 443);
+    cached.connect_failed(addr(A));
+    assert!(cached.shared.lock().tried_last.is_empty());
+}
+
+#[tokio::test]
+async fn an_empty_answer_is_a_failure() {
+    let (cached, answers, _lookups) = manual();
+    answers.send(Ok(addrs(&[]))).unwrap();
+    let failure = cached.get(WITHIN * 20).await.unwrap_err();
+    assert_eq!(failure.kind(), io::ErrorKind::NotFound);
+    assert_eq!(
+        failure.to_string(),
+        "api.example.com did not resolve to any address"
+    );
 }

@@ -24,7 +24,7 @@ use crate::meter::{Ending, InputPending, Meter, Metered, Settled};
 use crate::routing::Route;
 use crate::timeouts::upstream::UpstreamTimeout;
 use crate::trace_context::{TraceContext, TRACEPARENT};
-use crate::upstream::never_processed;
+use crate::upstream::{never_processed, ConnectAttempts};
 use crate::{local, refusal};
 
 mod prepare;
@@ -64,6 +64,8 @@ pub struct RequestCtx {
     strip_injected_usage: bool,
     user_agent: String,
     local_status: Option<u16>,
+    /// The provider addresses tried so far.
+    connect_attempts: ConnectAttempts,
     connected: bool,
     trace: Option<TraceContext>,
     _inflight: Option<InflightGuard>,
@@ -139,6 +141,7 @@ impl ProxyHttp for Proxy {
             strip_injected_usage: false,
             user_agent: String::new(),
             local_status: None,
+            connect_attempts: ConnectAttempts::default(),
             connected: false,
             trace: None,
             _inflight: None,
@@ -221,7 +224,8 @@ impl ProxyHttp for Proxy {
             .route
             .as_ref()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route chosen"))?;
-        route.upstream.peer().await.map_err(|e| {
+        let attempts = &mut ctx.connect_attempts;
+        route.upstream.peer(attempts).await.map_err(|e| {
             let etype = match e.kind() {
                 std::io::ErrorKind::TimedOut => ErrorType::ConnectTimedout,
                 _ => ErrorType::ConnectNoRoute,
@@ -235,6 +239,23 @@ impl ProxyHttp for Proxy {
                 e,
             )
         })
+    }
+
+    /// A connect that failed goes to the provider's next address, if it has one not tried yet:
+    /// the request was never sent, so nothing can be billed twice.
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let Some(route) = ctx.route.as_ref() {
+            if route.upstream.fail_over(&mut ctx.connect_attempts, &e) {
+                e.set_retry(true);
+            }
+        }
+        e
     }
 
     async fn connected_to_upstream(

@@ -117,16 +117,17 @@ def stop_leftovers() -> list[str]:
     return [proc.name for proc in left]
 
 
-LISTENING = re.compile(rb"listening on (127\.0\.0\.1):(\d+)")
+LISTENING = re.compile(rb"listening on (127\.[0-9.]+):(\d+)")
 
 
 def start_sim(
-    binary: Path, fixtures: Path, openai_key: str, anthropic_key: str, workdir: Path, extra: tuple[str, ...] = ()
+    binary: Path, fixtures: Path, openai_key: str, anthropic_key: str, workdir: Path, extra: tuple[str, ...] = (),
+    host: str = "127.0.0.1",
 ) -> tuple[Process, int]:
-    """Start provider-sim on an OS-assigned port (`extra` arguments appended, e.g.
-    `--synthesize`); return it and the port it printed."""
+    """Start provider-sim on an OS-assigned port of loopback address `host` (`extra` arguments
+    appended, e.g. `--synthesize`); return it and the port it printed."""
     argv = [
-        str(binary), "--listen", "127.0.0.1:0", "--fixtures", str(fixtures),
+        str(binary), "--listen", f"{host}:0", "--fixtures", str(fixtures),
         "--openai-key", openai_key, "--anthropic-key", anthropic_key, *extra,
     ]
     proc = Process("provider-sim", argv, workdir / "provider-sim.log", workdir, dict(os.environ))
@@ -138,7 +139,7 @@ def start_sim(
         if not proc.alive():
             break
         time.sleep(0.05)
-    message = proc.describe_failure("did not print `listening on 127.0.0.1:PORT`")
+    message = proc.describe_failure(f"did not print `listening on {host}:PORT`")
     proc.stop()
     raise RuntimeError(message)
 

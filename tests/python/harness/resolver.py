@@ -6,9 +6,10 @@ namespace of its own (`unshare --mount`, root only) where /etc/resolv.conf is a 
 file naming this server: tailmeter's lookups go through the real glibc resolver, only the name
 server is the test's.
 
-Names are scripted by their first label: `silent.…` is never answered (a resolver that is down
-or dropped by a firewall), `late.…` is answered with 127.0.0.1 after `late_s` seconds, anything
-else is NXDOMAIN. Every question is counted per (name, type).
+Names are scripted by their first label: a `Script` gives the A records for it and how long the
+answer takes, or None for a label that is never answered (a name server that is down, or
+dropped by a firewall); a label with no script is NXDOMAIN. AAAA questions get no records. Every
+question is counted per (name, type).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 # A loopback address no other test listens on; DNS is always port 53.
@@ -29,9 +31,17 @@ TYPE_NAMES = {TYPE_A: "A", TYPE_AAAA: "AAAA"}
 NOERROR, NXDOMAIN = 0, 3
 
 
+@dataclass
+class Script:
+    """The answer for one label: its IPv4 addresses (in this order), after `delay_s` seconds."""
+
+    ipv4s: list[str]
+    delay_s: float = 0.0
+
+
 class ScriptedResolver:
-    def __init__(self, late_s: float):
-        self.late_s = late_s
+    def __init__(self, script: dict[str, Script | None]):
+        self.script = script
         self.questions: collections.Counter[tuple[str, str]] = collections.Counter()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((ADDRESS, 53))
@@ -57,14 +67,15 @@ class ScriptedResolver:
             with self._lock:
                 self.questions[(name, TYPE_NAMES.get(qtype, str(qtype)))] += 1
             label = name.split(".", 1)[0]
-            if label == "silent":
-                continue
-            if label == "late":
-                records = [socket.inet_aton("127.0.0.1")] if qtype == TYPE_A else []
-                reply = answer(query, question_end, NOERROR, records)
-                threading.Timer(self.late_s, self._send, (reply, client)).start()
-            else:
+            if label not in self.script:
                 self._send(answer(query, question_end, NXDOMAIN, []), client)
+                continue
+            script = self.script[label]
+            if script is None:
+                continue
+            records = [socket.inet_aton(ip) for ip in script.ipv4s] if qtype == TYPE_A else []
+            reply = answer(query, question_end, NOERROR, records)
+            threading.Timer(script.delay_s, self._send, (reply, client)).start()
 
     def _send(self, reply: bytes, client: tuple[str, int]) -> None:
         try:
@@ -106,8 +117,8 @@ def namespaces_allowed() -> bool:
 
 
 @contextmanager
-def scripted_resolver(late_s: float) -> Iterator[ScriptedResolver]:
-    resolver = ScriptedResolver(late_s)
+def scripted_resolver(script: dict[str, Script | None]) -> Iterator[ScriptedResolver]:
+    resolver = ScriptedResolver(script)
     try:
         yield resolver
     finally:
