@@ -38,6 +38,19 @@ fn manual() -> (
     (cached, answers, lookups)
 }
 
+/// A cache that looked up `A` once and holds it past [`FRESH_FOR`].
+async fn stale_a() -> (
+    CachedAddr,
+    mpsc::Sender<io::Result<Addresses>>,
+    Arc<AtomicUsize>,
+) {
+    let (cached, answers, lookups) = manual();
+    answers.send(Ok(addrs(&[A]))).unwrap();
+    cached.get(WITHIN * 20).await.unwrap();
+    cached.age(FRESH_FOR);
+    (cached, answers, lookups)
+}
+
 impl CachedAddr {
     /// Ages the cached answer by `by`, as if it were that much older.
     fn age(&self, by: Duration) {
@@ -91,10 +104,7 @@ async fn a_name_is_looked_up_once_while_fresh() {
 
 #[tokio::test]
 async fn a_stale_answer_serves_at_once_while_one_lookup_renews_it() {
-    let (cached, answers, lookups) = manual();
-    answers.send(Ok(addrs(&[A]))).unwrap();
-    cached.get(WITHIN * 20).await.unwrap();
-    cached.age(FRESH_FOR);
+    let (cached, answers, lookups) = stale_a().await;
     for _ in 0..10 {
         assert_eq!(
             cached.get(WITHIN).await.unwrap(),
@@ -114,10 +124,7 @@ async fn a_stale_answer_serves_at_once_while_one_lookup_renews_it() {
 
 #[tokio::test]
 async fn a_failed_renewal_keeps_the_last_answer_until_it_is_too_stale() {
-    let (cached, answers, lookups) = manual();
-    answers.send(Ok(addrs(&[A]))).unwrap();
-    cached.get(WITHIN * 20).await.unwrap();
-    cached.age(FRESH_FOR);
+    let (cached, answers, lookups) = stale_a().await;
     answers
         .send(Err(io::Error::other("resolver down")))
         .unwrap();
