@@ -224,21 +224,24 @@ impl ProxyHttp for Proxy {
             .route
             .as_ref()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route chosen"))?;
-        let attempts = &mut ctx.connect_attempts;
-        route.upstream.peer(attempts).await.map_err(|e| {
-            let etype = match e.kind() {
-                std::io::ErrorKind::TimedOut => ErrorType::ConnectTimedout,
-                _ => ErrorType::ConnectNoRoute,
-            };
-            Error::because(
-                etype,
-                format!(
-                    "resolving provider {} ({})",
-                    route.upstream.name, route.upstream.base.host
-                ),
-                e,
-            )
-        })
+        route
+            .upstream
+            .peer(&mut ctx.connect_attempts)
+            .await
+            .map_err(|e| {
+                let etype = match e.kind() {
+                    std::io::ErrorKind::TimedOut => ErrorType::ConnectTimedout,
+                    _ => ErrorType::ConnectNoRoute,
+                };
+                Error::because(
+                    etype,
+                    format!(
+                        "resolving provider {} ({})",
+                        route.upstream.name, route.upstream.base.host
+                    ),
+                    e,
+                )
+            })
     }
 
     /// A connect that failed goes to the provider's next address, if it has one not tried yet:
