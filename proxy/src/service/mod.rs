@@ -241,6 +241,7 @@ impl ProxyHttp for Proxy {
                     ),
                     e,
                 )
+                .into_up()
             })
     }
 
