@@ -52,7 +52,7 @@ impl Gateway {
     /// The state for `config`.
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
         Self {
-            routes: Routes::new(&upstreams(config)),
+            routes: Routes::new(&upstreams(config, None)),
             access: Access::new(config.grants.clone(), config.identity.capability.clone()),
             resolver: Resolver::new(&config.identity, metrics.registry()),
             budgets: Arc::new(Budgets::new(&config.budgets, &metrics)),
@@ -67,8 +67,9 @@ impl Gateway {
     }
 
     /// The next generation, for a reloaded `config`: new routes, grants, identities, prices and
-    /// limits; the same metrics, exporters and draining flag; the same budget windows unless
-    /// `[[budgets]]` changed (then they start afresh, which is logged).
+    /// limits; the same metrics, exporters and draining flag; the same resolved provider
+    /// addresses; the same budget windows unless `[[budgets]]` changed (then they start afresh,
+    /// which is logged).
     pub fn reloaded(&self, config: &Config) -> Self {
         let budgets = if config.budgets == self.config.budgets {
             Arc::clone(&self.budgets)
@@ -77,7 +78,7 @@ impl Gateway {
             Arc::new(Budgets::new(&config.budgets, &self.metrics))
         };
         Self {
-            routes: Routes::new(&upstreams(config)),
+            routes: Routes::new(&upstreams(config, Some(&self.routes))),
             access: Access::new(config.grants.clone(), config.identity.capability.clone()),
             resolver: self.resolver.renewed(&config.identity),
             budgets,
@@ -108,11 +109,15 @@ impl Gateway {
     }
 }
 
-/// One upstream per `[[providers]]` entry.
-fn upstreams(config: &Config) -> Vec<Arc<Upstream>> {
+/// One upstream per `[[providers]]` entry; after a reload, each keeps the resolved addresses of
+/// the previous generation's upstream at the same host and port.
+fn upstreams(config: &Config, previous: Option<&Routes>) -> Vec<Arc<Upstream>> {
+    let previous: Vec<&Upstream> = previous
+        .map(|routes| routes.all().iter().map(|route| &*route.upstream).collect())
+        .unwrap_or_default();
     config
         .providers
         .iter()
-        .map(|provider| Arc::new(Upstream::new(provider)))
+        .map(|provider| Arc::new(Upstream::new(provider).keeping_addresses_of(&previous)))
         .collect()
 }

@@ -39,7 +39,8 @@ pub type Addresses = Arc<[SocketAddr]>;
 /// Resolves `host:port` to its addresses, blocking (run on Tokio's blocking pool).
 type Lookup = Arc<dyn Fn(&str, u16) -> io::Result<Addresses> + Send + Sync>;
 
-/// One host's addresses, cached.
+/// One host's addresses, cached. A clone shares the cache (a reloaded configuration keeps it).
+#[derive(Clone)]
 pub struct CachedAddr {
     /// The address when the host is an IP literal: nothing to look up.
     literal: Option<Addresses>,
@@ -120,6 +121,12 @@ impl CachedAddr {
             port,
             Arc::new(move |_: &str, _: u16| Ok(addrs.clone())),
         )
+    }
+
+    /// Whether `self` and `other` are one cache (tests elsewhere in the crate).
+    #[cfg(test)]
+    pub(crate) fn is_shared_with(&self, other: &CachedAddr) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
     }
 
     fn with_lookup(host: &str, port: u16, lookup: Lookup) -> Self {

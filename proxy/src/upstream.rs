@@ -114,6 +114,20 @@ impl Upstream {
         }
     }
 
+    /// This upstream with the address cache of the one in `previous` (the generation before a
+    /// reload) at the same host and port, if any: a reload neither waits on a new lookup nor,
+    /// while DNS is down, loses the addresses the last lookup found (or which of them failed).
+    pub fn keeping_addresses_of(mut self, previous: &[&Upstream]) -> Self {
+        let here = (&self.base.host, self.base.port);
+        if let Some(same) = previous
+            .iter()
+            .find(|p| (&p.base.host, p.base.port) == here)
+        {
+            self.addr = same.addr.clone();
+        }
+        self
+    }
+
     /// The peer for a request's next connect attempt: the provider's next address (the host
     /// name is resolved off the worker thread and cached; a lookup not answered within
     /// `connect_timeout` fails with `TimedOut`).
@@ -417,6 +431,22 @@ mod tests {
         literal.peer(&mut attempts).await.unwrap();
         let refused = failed(ErrorType::ConnectRefused);
         assert!(!literal.fail_over(&mut attempts, &refused), "one address");
+    }
+
+    #[test]
+    fn a_reloaded_provider_keeps_the_addresses_of_the_same_host_and_port() {
+        let named = |host: &str, port| {
+            let mut named = provider(true, false);
+            (named.base_url.host, named.base_url.port) = (host.to_owned(), port);
+            Upstream::new(&named)
+        };
+        let previous = named("api.example.com", 443);
+        let kept = named("api.example.com", 443).keeping_addresses_of(&[&previous]);
+        assert!(kept.addr.is_shared_with(&previous.addr));
+        for (host, port) in [("api.example.com", 8443), ("api.example.org", 443)] {
+            let other = named(host, port).keeping_addresses_of(&[&previous]);
+            assert!(!other.addr.is_shared_with(&previous.addr), "{host}:{port}");
+        }
     }
 
     #[tokio::test]

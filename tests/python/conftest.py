@@ -152,6 +152,7 @@ def tailmeter_resolver(
         "late": resolver.Script([RESOLVER_SIM_HOST], delay_s=RESOLVER_LATE_S),
         "pair": resolver.Script([RESOLVER_DEAD_HOSTS[0], RESOLVER_SIM_HOST]),
         "deadpair": resolver.Script(list(RESOLVER_DEAD_HOSTS)),
+        "flip": resolver.Script([RESOLVER_SIM_HOST]),
     }
     with resolver.scripted_resolver(script) as scripted:
         sim_url = f"http://{RESOLVER_SIM_HOST}:{sim_port}"

@@ -2,11 +2,13 @@
 gives several addresses (harness.resolver, the real glibc resolver asking a scripted name
 server): a request waits for an address no longer than the provider's connect_timeout,
 concurrent requests share one lookup, a late answer serves the requests after it, a name that
-does not exist is not asked again for every request, and a dead address is passed over."""
+does not exist is not asked again for every request, a dead address is passed over, and a
+reload keeps what was resolved."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import signal
 import time
 from collections.abc import Iterator
 
@@ -127,6 +129,27 @@ def test_a_name_whose_every_address_is_dead_is_502_after_trying_each(tailmeter_r
     assert [f"{dead}:" in line for dead, line in zip(RESOLVER_DEAD_HOSTS, tried)] == [True, True], tried
     assert "tries: 2, retry: false" in tried[-1], tried
     delta.expect([counted("deadpair", 502, 1)])
+
+
+def test_a_reload_keeps_the_addresses_while_the_name_server_is_silent(tailmeter_resolver: Instance) -> None:
+    """A provider answered once; then its name server falls silent and the configuration is
+    reloaded (SIGHUP, same file): the request after the reload still goes through, on the
+    address found before it, without waiting on a lookup."""
+    tm, resolver = tailmeter_resolver
+    host = resolver_host("flip")
+    resp, _took = chat(tm, "flip")
+    assert resp.status_code == 200, resp.text
+    resolver.script["flip"] = None
+    reloads = tm.proc.log_text(500_000).count("configuration reloaded")
+    tm.proc.popen.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while tm.proc.log_text(500_000).count("configuration reloaded") == reloads:
+        assert time.monotonic() < deadline, tm.proc.log_text()
+        time.sleep(0.05)
+    resp, took = chat(tm, "flip")
+    assert resp.status_code == 200, resp.text
+    assert took < FAULT_CONNECT_TIMEOUT_S, f"waited {took:.1f}s"
+    assert resolver.asked(host) == 1, resolver.questions
 
 
 @pytest.fixture(autouse=True)

@@ -59,8 +59,9 @@ def fault_providers(base_urls: dict[str, str]) -> list[Provider]:
 # The resolver instance (harness.resolver): one OpenAI provider per scripted name, at
 # `{name}.tailmeter-e2e.test` on its simulator's port, each with the 1 s connect_timeout. A name
 # never answered; one answered after the connect_timeout; one that does not exist; one with a
-# dead address before the simulator's; one with only dead addresses.
-RESOLVER_NAMES = ("silent", "late", "missing", "pair", "deadpair")
+# dead address before the simulator's; one with only dead addresses; one whose name server
+# falls silent during the test.
+RESOLVER_NAMES = ("silent", "late", "missing", "pair", "deadpair", "flip")
 
 
 def resolver_providers(sim_port: int) -> list[Provider]:
