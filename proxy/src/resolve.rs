@@ -78,30 +78,42 @@ struct State {
 }
 
 impl State {
-    /// The answer while it may still serve ([`FRESH_FOR`] + [`STALE_FOR`]), and whether it is
-    /// past [`FRESH_FOR`].
-    fn usable(&self) -> Option<(&Addresses, bool)> {
+    /// The answer while it may still serve ([`FRESH_FOR`] + [`STALE_FOR`]), in the order to try
+    /// it, and whether it is past [`FRESH_FOR`].
+    fn usable(&mut self) -> Option<(Addresses, bool)> {
         let (addrs, at) = self.answer.as_ref()?;
         let age = at.elapsed();
-        (age < FRESH_FOR + STALE_FOR).then_some((addrs, age >= FRESH_FOR))
+        let stale = age >= FRESH_FOR;
+        let addrs = (age < FRESH_FOR + STALE_FOR).then(|| Arc::clone(addrs))?;
+        Some((self.in_order(addrs), stale))
     }
 
     /// `addrs` with those a connect failed to within [`TRIED_LAST_FOR`] moved last.
-    fn in_order(&mut self, addrs: &Addresses) -> Addresses {
+    fn in_order(&mut self, addrs: Addresses) -> Addresses {
         self.tried_last
             .retain(|(_, at)| at.elapsed() < TRIED_LAST_FOR);
         if self.tried_last.is_empty() {
-            return Arc::clone(addrs);
+            return addrs;
         }
         let failed = |addr: &&SocketAddr| self.tried_last.iter().any(|(down, _)| down == *addr);
         let (last, first): (Vec<&SocketAddr>, Vec<&SocketAddr>) = addrs.iter().partition(failed);
         first.into_iter().chain(last).copied().collect()
     }
 
+    /// The last failure, however old.
+    fn last_failure(&self) -> Option<io::Error> {
+        let (kind, message, _) = self.failure.as_ref()?;
+        Some(io::Error::new(*kind, message.clone()))
+    }
+
     /// The last failure while it stands ([`RETRY_AFTER`]).
     fn recent_failure(&self) -> Option<io::Error> {
-        let (kind, message, at) = self.failure.as_ref()?;
-        (at.elapsed() < RETRY_AFTER).then(|| io::Error::new(*kind, message.clone()))
+        let (_, _, at) = self.failure.as_ref()?;
+        if at.elapsed() < RETRY_AFTER {
+            self.last_failure()
+        } else {
+            None
+        }
     }
 }
 
@@ -157,11 +169,10 @@ impl CachedAddr {
         let looked_up = {
             let mut state = self.shared.lock();
             if let Some((addrs, stale)) = state.usable() {
-                let addrs = Arc::clone(addrs);
                 if stale && state.recent_failure().is_none() {
                     Shared::start_lookup(&self.shared, &mut state);
                 }
-                return Ok(state.in_order(&addrs));
+                return Ok(addrs);
             }
             if let Some(failure) = state.recent_failure() {
                 return Err(failure);
@@ -181,14 +192,12 @@ impl CachedAddr {
             ));
         }
         let mut state = self.shared.lock();
-        if let Some((addrs, _)) = state.usable() {
-            let addrs = Arc::clone(addrs);
-            return Ok(state.in_order(&addrs));
+        match state.usable() {
+            Some((addrs, _)) => Ok(addrs),
+            None => Err(state
+                .last_failure()
+                .unwrap_or_else(|| io::Error::other("the lookup ended without an answer"))),
         }
-        Err(match &state.failure {
-            Some((kind, message, _)) => io::Error::new(*kind, message.clone()),
-            None => io::Error::other("the lookup ended without an answer"),
-        })
     }
 
     /// Notes that a connect to `addr` failed: it goes last for [`TRIED_LAST_FOR`]. Nothing to

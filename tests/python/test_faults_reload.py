@@ -7,7 +7,6 @@ flight across the reload finishes on the config it started with.
 
 from __future__ import annotations
 
-import signal
 import threading
 from pathlib import Path
 
@@ -39,12 +38,6 @@ def write_config(inst: ev.Instance, sim: Sim, openai_models: list[str]) -> None:
     inst.config.write_text(cfg.render(cfg.TailmeterConfig(inst.tm.listen, inst.tm.admin, providers)))
 
 
-def hangup_and_wait(inst: ev.Instance, text: str, count: int) -> None:
-    """SIGHUP, then wait (bounded) for the `count`-th log line containing `text`."""
-    inst.tm.proc.popen.send_signal(signal.SIGHUP)
-    ev.wait_for(f"{count}× {text!r} in the log", lambda: inst.tm.proc.log_text(500_000).count(text) >= count, 10)
-
-
 def test_reload_swaps_routes_and_a_broken_file_keeps_the_old_config(
     binaries: dict[str, Path], sim: Sim, tmp_path: Path
 ) -> None:
@@ -53,18 +46,18 @@ def test_reload_swaps_routes_and_a_broken_file_keeps_the_old_config(
     try:
         assert chat(tm, NEW_MODEL).status_code == 404
         write_config(inst, sim, cfg.OPENAI_MODELS + [NEW_MODEL])
-        hangup_and_wait(inst, "configuration reloaded", 1)
+        ev.hangup_and_wait(inst.tm, "configuration reloaded", 1)
         resp = chat(tm, NEW_MODEL)
         assert resp.status_code == 200, resp.text
         assert NEW_MODEL in listed(tm)
 
         good = inst.config.read_text()
         inst.config.write_text(good.replace("[server]\n", "[server]\nbogus_key = 1\n", 1))
-        hangup_and_wait(inst, "still serving the previous one", 1)
+        ev.hangup_and_wait(inst.tm, "still serving the previous one", 1)
         log = tm.proc.log_text(500_000)
         assert str(inst.config) in log and "bogus_key" in log, log[-2000:]
         inst.config.write_text("this is not toml [")
-        hangup_and_wait(inst, "still serving the previous one", 2)
+        ev.hangup_and_wait(inst.tm, "still serving the previous one", 2)
         assert tm.proc.alive()
         assert chat(tm, NEW_MODEL).status_code == 200
         assert NEW_MODEL in listed(tm)
@@ -95,7 +88,7 @@ def test_stream_in_flight_across_a_reload_finishes(binaries: dict[str, Path], si
         worker.start()
         ev.wait_for("the stream in flight", lambda: tm.metrics.value("tailmeter_inflight_requests") == 1, 10)
         write_config(inst, sim, ["gpt-4o", "text-embedding-3-small"])
-        hangup_and_wait(inst, "configuration reloaded", 1)
+        ev.hangup_and_wait(inst.tm, "configuration reloaded", 1)
         assert tm.metrics.value("tailmeter_inflight_requests") == 1, "the stream ended before the reload"
         worker.join(30)
         resp = result["resp"]
@@ -122,7 +115,7 @@ def test_a_reload_of_a_providers_timeouts_does_not_reuse_connections_made_before
         providers[0].idle_timeout = "4s"
         text = cfg.render(cfg.TailmeterConfig(tm.listen, tm.admin, providers))
         inst.config.write_text(text.replace('idle_timeout = "4s"\n', 'idle_timeout = "4s"\nfirst_byte_timeout = "1s"\n', 1))
-        hangup_and_wait(inst, "configuration reloaded", 1)
+        ev.hangup_and_wait(inst.tm, "configuration reloaded", 1)
         body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
         with http_client(cfg.SRC_ALICE) as http:
             resp = http.post(f"{tm.base_url}/v1/chat/completions", json=body,

@@ -8,7 +8,6 @@ reload keeps what was resolved."""
 from __future__ import annotations
 
 import concurrent.futures
-import signal
 import time
 from collections.abc import Iterator
 
@@ -16,7 +15,8 @@ import httpx2
 import pytest
 
 from conftest import RESOLVER_DEAD_HOSTS, RESOLVER_LATE_S
-from harness.clients import CLIENT_OPENAI_KEY, REQUEST_ID, Tailmeter, http_client
+from harness import events as ev
+from harness.clients import REQUEST_ID, Tailmeter, http_client
 from harness.config import ALICE, FAULT_CONNECT_TIMEOUT_S, SRC_ALICE, fault_model, resolver_host
 from harness.metrics import Expect
 from harness.resolver import ScriptedResolver
@@ -26,11 +26,9 @@ Instance = tuple[Tailmeter, ScriptedResolver]
 
 def chat(tm: Tailmeter, name: str) -> tuple[httpx2.Response, float]:
     """A chat completion for the model of the `name` provider, and how long its answer took."""
-    body = {"model": fault_model("openai", name), "messages": [{"role": "user", "content": "hi"}]}
-    headers = {"authorization": f"Bearer {CLIENT_OPENAI_KEY}"}
     started = time.monotonic()
     with http_client(SRC_ALICE) as http:
-        resp = http.post(f"{tm.base_url}/v1/chat/completions", json=body, headers=headers)
+        resp = ev.chat(http, tm, {**ev.CHAT, "model": fault_model("openai", name)})
     return resp, time.monotonic() - started
 
 
@@ -141,11 +139,7 @@ def test_a_reload_keeps_the_addresses_while_the_name_server_is_silent(tailmeter_
     assert resp.status_code == 200, resp.text
     resolver.script["flip"] = None
     reloads = tm.proc.log_text(500_000).count("configuration reloaded")
-    tm.proc.popen.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while tm.proc.log_text(500_000).count("configuration reloaded") == reloads:
-        assert time.monotonic() < deadline, tm.proc.log_text()
-        time.sleep(0.05)
+    ev.hangup_and_wait(tm, "configuration reloaded", reloads + 1)
     resp, took = chat(tm, "flip")
     assert resp.status_code == 200, resp.text
     assert took < FAULT_CONNECT_TIMEOUT_S, f"waited {took:.1f}s"

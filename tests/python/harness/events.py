@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -75,6 +76,12 @@ def wait_for(what: str, check: Callable[[], bool], timeout_s: float = 20.0, ever
             return
         time.sleep(every_s)
     assert check(), f"timed out after {timeout_s}s waiting for: {what}"
+
+
+def hangup_and_wait(tm: Tailmeter, text: str, count: int) -> None:
+    """SIGHUP, then wait (bounded) for the `count`-th log line containing `text`."""
+    tm.proc.popen.send_signal(signal.SIGHUP)
+    wait_for(f"{count}× {text!r} in the log", lambda: tm.proc.log_text(500_000).count(text) >= count, 10)
 
 
 def chat(http: httpx2.Client, tm: Tailmeter, body: dict | None = None, headers: dict | None = None) -> httpx2.Response:
