@@ -48,6 +48,11 @@ def build() -> db.Dashboard:
         .with_panel(ts("p99 request duration by provider", "s", "Slowest 1% of requests, per provider.",
                        q(f"histogram_quantile(0.99, sum by (le, provider) (rate(tailmeter_request_duration_seconds_bucket{{{BY_ROUTE}}}[$__rate_interval])))",
                          "{{provider}}")))
+        .with_panel(ts("Provider connect failures/s by reason", "short",
+                       "Connect attempts to a provider that failed (refused, timeout, TLS), counted even when "
+                       "the request went on to the provider's next address and was answered.",
+                       q('sum by (provider, reason) (rate(tailmeter_upstream_connect_failures_total{provider=~"$provider"}[$__rate_interval]))',
+                         "{{provider}} {{reason}}")))
         .with_row(row("Accounting gaps"))
         .with_panel(ts("Usage missing by reason", "reqps", "Requests whose usage was estimated, per reason.",
                        q('sum by (provider, endpoint, reason) (rate(tailmeter_usage_missing_total{provider=~"$provider"}[$__rate_interval]))',

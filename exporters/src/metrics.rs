@@ -32,6 +32,9 @@ pub struct Metrics {
     duration: HistogramVec,
     ttft: HistogramVec,
     usage_missing: IntCounterVec,
+    /// `tailmeter_upstream_connect_failures_total{provider,reason}`: every connect attempt to a
+    /// provider that failed, including those a request recovered from on the next address.
+    pub upstream_connect_failures: IntCounterVec,
     /// Requests currently being proxied (`tailmeter_inflight_requests`).
     pub inflight: IntGauge,
     /// `tailmeter_budget_limit_tokens{budget,window,tag,identity}`.
@@ -125,6 +128,12 @@ impl Metrics {
                 "tailmeter_usage_missing_total",
                 "Requests whose provider usage did not arrive, by reason.",
                 &["provider", "endpoint", "reason"],
+            ),
+            upstream_connect_failures: counter_vec(
+                &registry,
+                "tailmeter_upstream_connect_failures_total",
+                "Connect attempts to a provider that failed, by reason (refused, timeout, no_route, tls_timeout, tls, error).",
+                &["provider", "reason"],
             ),
             duration: histogram_vec(
                 &registry,

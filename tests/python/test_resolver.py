@@ -38,6 +38,11 @@ def counted(name: str, code: int, n: int) -> Expect:
     return Expect("tailmeter_requests_total", labels, n)
 
 
+def refused_connects(name: str, n: int) -> Expect:
+    labels = {"provider": f"{name}-openai", "reason": "refused"}
+    return Expect("tailmeter_upstream_connect_failures_total", labels, n)
+
+
 def test_a_silent_resolver_is_waited_for_no_longer_than_connect_timeout(tailmeter_resolver: Instance) -> None:
     """Eight requests at once for a provider whose name server never answers: each is a 504
     `upstream_connect_timeout` after the provider's 1 s connect_timeout, saying which name got
@@ -111,7 +116,7 @@ def test_a_dead_address_is_passed_over_and_tried_last(tailmeter_resolver: Instan
     assert len(refused) == 1, refused
     assert f"{RESOLVER_DEAD_HOSTS[0]}:" in refused[0] and "ConnectRefused" in refused[0], refused
     assert "retry: true" in refused[0], refused
-    delta.expect([counted("pair", 200, 5)])
+    delta.expect([counted("pair", 200, 5), refused_connects("pair", 1)])
 
 
 def test_a_name_whose_every_address_is_dead_is_502_after_trying_each(tailmeter_resolver: Instance) -> None:
@@ -126,7 +131,7 @@ def test_a_name_whose_every_address_is_dead_is_502_after_trying_each(tailmeter_r
     tried = [line for line in tm.proc.log_text().splitlines() if sni in line]
     assert [f"{dead}:" in line for dead, line in zip(RESOLVER_DEAD_HOSTS, tried)] == [True, True], tried
     assert "tries: 2, retry: false" in tried[-1], tried
-    delta.expect([counted("deadpair", 502, 1)])
+    delta.expect([counted("deadpair", 502, 1), refused_connects("deadpair", 2)])
 
 
 def test_a_reload_keeps_the_addresses_while_the_name_server_is_silent(tailmeter_resolver: Instance) -> None:

@@ -245,8 +245,8 @@ impl ProxyHttp for Proxy {
             })
     }
 
-    /// A connect that failed goes to the provider's next address, if it has one not tried yet:
-    /// the request was never sent, so nothing can be billed twice.
+    /// A connect that failed is counted, then goes to the provider's next address, if it has one
+    /// not tried yet: the request was never sent, so nothing can be billed twice.
     fn fail_to_connect(
         &self,
         _session: &mut Session,
@@ -255,6 +255,9 @@ impl ProxyHttp for Proxy {
         mut e: Box<Error>,
     ) -> Box<Error> {
         if let Some(route) = ctx.route.as_ref() {
+            route
+                .upstream
+                .count_connect_failure(&ctx.gateway.metrics, &e);
             if route.upstream.fail_over(&mut ctx.connect_attempts, &e) {
                 e.set_retry(true);
             }
