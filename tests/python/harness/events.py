@@ -57,15 +57,16 @@ class Instance:
 
 
 def launch(binary: Path, workdir: Path, sim_url: str, shutdown_grace: str | None = None,
-           **tables: dict | None) -> Instance:
+           wrap: Callable[[list[str]], list[str]] | None = None, **tables: dict | None) -> Instance:
     """A tailmeter in front of the simulator with the standard providers plus `tables`
-    (e.g. `events={...}, clickhouse={...}`), and `[server] shutdown_grace` when given."""
+    (e.g. `events={...}, clickhouse={...}`), `[server] shutdown_grace` when given, its command
+    turned by `wrap` (procs.start_tailmeter) when given."""
     listen, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     path = workdir / "tailmeter.toml"
     text = cfg.render(cfg.TailmeterConfig(listen, admin, cfg.standard_providers(sim_url), extra=cfg.sections(**tables),
                                           shutdown_grace=shutdown_grace))
     path.write_text(text)
-    proc = start_tailmeter(binary, path, workdir, PROVIDER_ENV, ready_at=admin)
+    proc = start_tailmeter(binary, path, workdir, PROVIDER_ENV, ready_at=admin, wrap=wrap)
     return Instance(binary, workdir, path, Tailmeter(proc, listen, admin))
 
 
