@@ -56,15 +56,10 @@ def tm(binaries: dict[str, Path], h2_sim: Sim, tmp_path_factory: pytest.TempPath
     key = f"${{{cfg.OPENAI_KEY_ENV}}}"
     providers = [
         cfg.Provider("openai", "openai", h2_sim.base_url, key, ["gpt-4o"]),
-        cfg.Provider("h2", "openai", h2_sim.base_url, key, [H2_MODEL]),
-        cfg.Provider("h2-idle", "openai", h2_sim.base_url, key, [H2_IDLE_MODEL], "1s"),
+        cfg.Provider("h2", "openai", h2_sim.base_url, key, [H2_MODEL], http2=True),
+        cfg.Provider("h2-idle", "openai", h2_sim.base_url, key, [H2_IDLE_MODEL], "1s", http2=True),
     ]
-    text = cfg.render(cfg.TailmeterConfig(listen, admin, providers))
-    for model in (H2_MODEL, H2_IDLE_MODEL):
-        marker = f'models = ["{model}"]\n'
-        assert marker in text
-        text = text.replace(marker, marker + "http2 = true\n", 1)
-    (workdir / "tailmeter.toml").write_text(text)
+    (workdir / "tailmeter.toml").write_text(cfg.render(cfg.TailmeterConfig(listen, admin, providers)))
     proc = start_tailmeter(binaries["tailmeter"], workdir / "tailmeter.toml", workdir, ev.PROVIDER_ENV, ready_at=admin)
     yield Tailmeter(proc, listen, admin)
     proc.stop()

@@ -104,6 +104,7 @@ class Provider:
     models: list[str]
     idle_timeout: str | None = None
     connect_timeout: str | None = None
+    http2: bool = False
 
 
 @dataclass
@@ -203,6 +204,7 @@ def render(cfg: TailmeterConfig) -> str:
             f"models = {q_list(p.models)}",
             *([f"idle_timeout = {q(p.idle_timeout)}"] if p.idle_timeout else []),
             *([f"connect_timeout = {q(p.connect_timeout)}"] if p.connect_timeout else []),
+            *(["http2 = true"] if p.http2 else []),
             "",
         ]
     grants = cfg.grants
