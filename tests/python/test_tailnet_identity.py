@@ -19,6 +19,7 @@ from harness import config as cfg
 from harness import expected
 from harness.clients import Tailmeter, http_client
 from harness.metrics import Expect
+from harness.procs import ipv6_loopback
 from harness.sim import Sim, new_marker
 from harness.tailnet import CAPABILITY, Setup, Static, chat, launch, messages, whoami
 from harness.tailscaled import FakeTailscaled
@@ -298,5 +299,36 @@ def test_identity_labels_are_bounded(binaries, sim: Sim, tmp_path: Path) -> None
         assert identities == {"u1@example.com", "u2@example.com", "__other__"}, identities
         tags = {dict(labels)["tag"] for (name, labels) in series if name == "tailmeter_tag_tokens_total"}
         assert tags == {"tag:t1", "tag:t2", "__other__"}, tags
+    finally:
+        tm.proc.stop()
+
+
+def test_a_dual_stack_listener_knows_ipv4_and_ipv6_callers(
+    binaries: dict[str, Path], sim: Sim, tsd: FakeTailscaled, tmp_path: Path
+) -> None:
+    """`listen = "[::]:PORT"`, one socket for both families: an IPv4 caller arrives as
+    `::ffff:127.0.0.2` and is asked about as the IPv4 address it is; an IPv6 caller (a tailnet's
+    fd7a:115c:a1e0::/48 addresses; `::1` here) is asked about with its address in brackets. Each
+    is metered as itself."""
+    if not ipv6_loopback():
+        pytest.skip("no IPv6 loopback on this machine")
+    six = "six@example.com"
+    tsd.add_user("::1", six, "Six", "v6-box")
+    setup = Setup(socket=str(tsd.socket), grants=[([ALICE, six], ["openai/*"])])
+    tm = launch(binaries["tailmeter"], tmp_path, setup, sim.base_url, _keys(sim), listen_host="[::]")
+    try:
+        port = tm.listen.rsplit(":", 1)[1]
+        over_v4 = Tailmeter(tm.proc, f"127.0.0.1:{port}", tm.admin)
+        over_v6 = Tailmeter(tm.proc, f"[::1]:{port}", tm.admin)
+        asked_v4, asked_v6 = tsd.lookups(ALICE_SRC), tsd.lookups("::1")
+        delta = tm.metrics.delta()
+        assert chat(over_v4, ALICE_SRC, "gpt-4o").status_code == 200
+        assert chat(over_v6, "::1", "gpt-4o").status_code == 200
+        assert whoami(over_v6, "::1").json()["identity"] == six
+        assert tsd.lookups(ALICE_SRC) == asked_v4 + 1 and tsd.lookups("::1") == asked_v6 + 1
+        assert tsd.lookups("::ffff:" + ALICE_SRC) == 0
+        who = {"provider": "openai", "model": "gpt-4o", "endpoint": "chat_completions", "code": "200"}
+        delta.expect([Expect("tailmeter_requests_total", {**who, "identity": ALICE}, 1),
+                      Expect("tailmeter_requests_total", {**who, "identity": six}, 1)])
     finally:
         tm.proc.stop()

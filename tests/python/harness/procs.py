@@ -62,6 +62,16 @@ def free_port() -> int:
             return port
 
 
+def ipv6_loopback() -> bool:
+    """Whether [::1] can be listened on (a machine or container may have IPv6 off)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
 class Process:
     """A child process whose stdout and stderr go to one log file. One a failed test left running
     is stopped when the test run ends (`stop_leftovers`), not left behind as a daemon."""

@@ -110,9 +110,11 @@ def render(setup: Setup, listen: str, admin: str, sim_url: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def launch(binary: Path, workdir: Path, setup: Setup, sim_url: str, keys: dict[str, str]) -> Tailmeter:
-    """Start an instance for `setup`; the caller stops `tm.proc`."""
-    listen, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+def launch(binary: Path, workdir: Path, setup: Setup, sim_url: str, keys: dict[str, str],
+           listen_host: str = "127.0.0.1") -> Tailmeter:
+    """Start an instance for `setup`, its API on `listen_host` (e.g. `[::]`, both families); the
+    caller stops `tm.proc`."""
+    listen, admin = f"{listen_host}:{free_port()}", f"127.0.0.1:{free_port()}"
     path = workdir / "tailmeter.toml"
     path.write_text(render(setup, listen, admin, sim_url))
     proc = start_tailmeter(binary, path, workdir, keys, ready_at=admin)

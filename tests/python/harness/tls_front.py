@@ -19,8 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .procs import Process, free_port
+from .procs import Process, free_port, ipv6_loopback
 
+# `localhost` may resolve to [::1] first: the edge listens there too when it can.
 HOST = "localhost"
 
 NGINX_CONF = """
@@ -106,22 +107,12 @@ def issue_certificate(workdir: Path) -> Path:
     return ca
 
 
-def _ipv6_loopback() -> bool:
-    """Whether [::1] can be listened on: `localhost` may resolve to it first."""
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
 @contextmanager
 def tls_front(workdir: Path, upstream: str) -> Iterator[TlsFront]:
     """The edge in front of `upstream` (host:port), started in `workdir` and stopped after."""
     ca = issue_certificate(workdir)
     port = free_port()
-    addresses = ["127.0.0.1"] + (["[::1]"] if _ipv6_loopback() else [])
+    addresses = ["127.0.0.1"] + (["[::1]"] if ipv6_loopback() else [])
     listen = "\n".join(f"        listen {address}:{port} ssl http2;" for address in addresses)
     conf = workdir / "nginx.conf"
     conf.write_text(NGINX_CONF.format(dir=workdir, listen=listen, upstream=upstream))
