@@ -34,6 +34,8 @@ pub enum ErrorKind {
     LengthRequired,
     /// 413: the body is over `max_request_body`.
     TooLarge,
+    /// 415: the body is in a content coding tailmeter cannot decode.
+    UnsupportedEncoding,
     /// 429: a budget with `on_exceed = "reject"` is spent.
     BudgetExhausted,
     /// 502: the provider could not be reached or failed before answering.
@@ -54,6 +56,7 @@ impl ErrorKind {
             ErrorKind::RequestTimeout => 408,
             ErrorKind::LengthRequired => 411,
             ErrorKind::TooLarge => 413,
+            ErrorKind::UnsupportedEncoding => 415,
             ErrorKind::BudgetExhausted => 429,
             ErrorKind::BadGateway => 502,
             ErrorKind::Unavailable => 503,
@@ -67,7 +70,8 @@ impl ErrorKind {
             | ErrorKind::NotFound
             | ErrorKind::RequestTimeout
             | ErrorKind::LengthRequired
-            | ErrorKind::TooLarge => "invalid_request_error",
+            | ErrorKind::TooLarge
+            | ErrorKind::UnsupportedEncoding => "invalid_request_error",
             ErrorKind::PermissionDenied => "permission_error",
             ErrorKind::BudgetExhausted => "insufficient_quota",
             ErrorKind::BadGateway | ErrorKind::Unavailable | ErrorKind::GatewayTimeout => {
@@ -78,9 +82,10 @@ impl ErrorKind {
 
     fn anthropic_type(self) -> &'static str {
         match self {
-            ErrorKind::InvalidRequest | ErrorKind::RequestTimeout | ErrorKind::LengthRequired => {
-                "invalid_request_error"
-            }
+            ErrorKind::InvalidRequest
+            | ErrorKind::RequestTimeout
+            | ErrorKind::LengthRequired
+            | ErrorKind::UnsupportedEncoding => "invalid_request_error",
             ErrorKind::PermissionDenied => "permission_error",
             ErrorKind::NotFound => "not_found_error",
             ErrorKind::TooLarge => "request_too_large",
@@ -93,9 +98,10 @@ impl ErrorKind {
     /// Google's canonical status name.
     fn gemini_status(self) -> &'static str {
         match self {
-            ErrorKind::InvalidRequest | ErrorKind::LengthRequired | ErrorKind::TooLarge => {
-                "INVALID_ARGUMENT"
-            }
+            ErrorKind::InvalidRequest
+            | ErrorKind::LengthRequired
+            | ErrorKind::TooLarge
+            | ErrorKind::UnsupportedEncoding => "INVALID_ARGUMENT",
             ErrorKind::RequestTimeout => "DEADLINE_EXCEEDED",
             ErrorKind::PermissionDenied => "PERMISSION_DENIED",
             ErrorKind::NotFound => "NOT_FOUND",
@@ -112,7 +118,8 @@ impl ErrorKind {
             ErrorKind::InvalidRequest
             | ErrorKind::RequestTimeout
             | ErrorKind::LengthRequired
-            | ErrorKind::TooLarge => "ValidationException",
+            | ErrorKind::TooLarge
+            | ErrorKind::UnsupportedEncoding => "ValidationException",
             ErrorKind::PermissionDenied => "AccessDeniedException",
             ErrorKind::NotFound => "ResourceNotFoundException",
             ErrorKind::BudgetExhausted => "ThrottlingException",

@@ -6,7 +6,8 @@
 //! `request_filter` is consumed. Pingora re-sends the request's retry buffer (64 KiB) through
 //! `request_body_filter` when it proxies, so [`read_whole_body`] arms that buffer only for the
 //! body's last bytes; the proxy then swaps the full (rewritten) body in at that point. A chunked
-//! body too large for that trick is answered with 411, asking for a Content-Length.
+//! body too large for that trick is answered with 411, asking for a Content-Length. A body the
+//! client compressed is decoded first ([`coding`]).
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -18,6 +19,7 @@ use pingora::proxy::Session;
 use crate::api_error::{ApiError, ErrorKind};
 use crate::usage::json::{splice, Edit};
 
+mod coding;
 mod scan;
 
 pub use scan::TopLevelScan;
@@ -75,6 +77,7 @@ async fn read_body(session: &mut Session, limit: u64) -> Result<ReadBody, ApiErr
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large());
     }
+    let coding = coding::coding(&session.req_header().headers)?;
     let downstream = &mut session.downstream_session;
     let expects_continue = downstream
         .get_header(http::header::EXPECT)
@@ -111,7 +114,8 @@ async fn read_body(session: &mut Session, limit: u64) -> Result<ReadBody, ApiErr
         }
         body.push(chunk, declared.unwrap_or(0) as usize);
         // The last piece of a body of known length is left to `finish`, like a body in one piece.
-        if declared.is_none_or(|len| (body.len() as u64) < len) {
+        // A coded body is checked once decoded.
+        if coding.is_none() && declared.is_none_or(|len| (body.len() as u64) < len) {
             scan.advance(body.as_slice());
         }
     }
@@ -124,10 +128,11 @@ async fn read_body(session: &mut Session, limit: u64) -> Result<ReadBody, ApiErr
             "a chunked request body over 64 KiB cannot be routed; send it with a Content-Length header",
         ));
     }
-    Ok(ReadBody {
-        bytes: body.into_bytes(),
-        scan,
-    })
+    let bytes = match coding {
+        None => body.into_bytes(),
+        Some(coding) => coding::decode(coding, body.into_bytes(), limit).await?,
+    };
+    Ok(ReadBody { bytes, scan })
 }
 
 /// A body's pieces joined into one buffer, or the one piece itself (no copy) when it came whole,

@@ -199,7 +199,7 @@ impl Upstream {
 
     /// Rewrites the request for this provider: path under the base URL's prefix, Host, the
     /// provider's credential instead of the client's, identity encoding (so usage can be read),
-    /// and the framing of the body tailmeter sends.
+    /// and the framing and coding (none) of the body tailmeter sends.
     pub fn rewrite_request(&self, req: &mut RequestHeader, body_len: usize) -> pingora::Result<()> {
         let path = upstream_path(&self.base.path_prefix, req.uri.path(), req.uri.query());
         let uri = path.parse::<http::Uri>().map_err(|e| {
@@ -231,6 +231,8 @@ impl Upstream {
             HeaderValue::from_static("identity"),
         )?;
         req.remove_header(&http::header::TRANSFER_ENCODING);
+        // A body the client compressed was decoded to be read, and goes on decoded.
+        req.remove_header(&http::header::CONTENT_ENCODING);
         // tailmeter already read the body (and answered any 100-continue itself).
         req.remove_header(&http::header::EXPECT);
         req.insert_header(http::header::CONTENT_LENGTH, HeaderValue::from(body_len))?;

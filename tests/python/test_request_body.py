@@ -1,17 +1,22 @@
 """How request bodies arrive: `Expect: 100-continue` (curl sends it for large bodies and waits
-for the 100 before sending), and chunked transfer encoding, small and large. tailmeter reads the
-whole body before routing (the model is inside it), so it must answer the 100 itself and must
-forward a chunked body intact."""
+for the 100 before sending), chunked transfer encoding, small and large, and compressed
+(`Content-Encoding`: Codex sends zstd). tailmeter reads the whole body before routing (the model
+is inside it), so it must answer the 100 itself, forward a chunked body intact, and decode a
+compressed one (sending it on decoded)."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import socket
 import time
 
+import httpx2
+import zstandard
+
 from harness import expected
-from harness.clients import CLIENT_OPENAI_KEY, Tailmeter
+from harness.clients import CLIENT_ANTHROPIC_KEY, CLIENT_OPENAI_KEY, Tailmeter, http_client
 from harness.config import ALICE, SRC_ALICE
 from harness.sim import Sim, new_marker
 
@@ -177,4 +182,74 @@ def test_a_fault_in_an_early_piece_is_reported_at_its_offset(tailmeter: Tailmete
     error = json.loads(payload)["error"]
     assert error["code"] == "invalid_json", error
     assert f"a control character in a string at byte {at}" in error["message"], error
+    assert sim.find(marker, expect=0) == []
+
+
+def _post_coded(tm: Tailmeter, path: str, body: bytes, coding: str, headers: dict[str, str]) -> httpx2.Response:
+    auth = {"x-api-key": CLIENT_ANTHROPIC_KEY, "anthropic-version": "2023-06-01"} if path == "/v1/messages" else {
+        "authorization": f"Bearer {CLIENT_OPENAI_KEY}"}
+    with http_client(SRC_ALICE) as http:
+        return http.post(f"{tm.base_url}{path}", content=body,
+                         headers={"content-type": "application/json", "content-encoding": coding, **auth, **headers})
+
+
+def test_a_zstd_body_as_codex_sends_it_is_decoded_and_sent_on_decoded(tailmeter: Tailmeter, sim: Sim) -> None:
+    """A 2 MiB Responses request in zstd, as Codex compresses its conversation: routed by its
+    `model`, metered, and the provider gets the JSON itself, without the Content-Encoding."""
+    history = [{"role": "user", "content": f"turn {i}: " + "the log so far " * 40} for i in range(3500)]
+    body = json.dumps({"model": "gpt-5-nano", "input": history}).encode()
+    assert len(body) > 2 * 1024 * 1024
+    sent = zstandard.ZstdCompressor(level=3).compress(body)
+    marker = new_marker()
+    delta = tailmeter.metrics.delta()
+    resp = _post_coded(tailmeter, "/v1/responses", sent, "zstd", marker)
+    assert resp.status_code == 200, resp.text
+    upstream = sim.one(marker)
+    assert (upstream.body_len, upstream.body_sha256) == (len(body), hashlib.sha256(body).hexdigest())
+    assert upstream.header("content-encoding") == [], upstream.headers
+    delta.expect_usage(identity=ALICE, provider="openai", model="gpt-5-nano", endpoint="responses",
+                       usage=expected.RESPONSES)
+
+
+def test_a_gzip_stream_request_gets_its_usage_asked_for(tailmeter: Tailmeter, sim: Sim) -> None:
+    """A streamed chat completion in gzip that does not ask for usage: decoded, asked for its
+    usage like any other (`include_usage`), metered exactly; the client's stream has no usage
+    chunk it did not ask for."""
+    body = json.dumps({"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]}).encode()
+    marker = new_marker()
+    delta = tailmeter.metrics.delta()
+    resp = _post_coded(tailmeter, "/v1/chat/completions", gzip.compress(body), "gzip", marker)
+    assert resp.status_code == 200 and b"data: [DONE]" in resp.content, resp.text
+    assert b'"usage":{' not in resp.content
+    upstream = sim.one(marker)
+    assert upstream.header("content-encoding") == [], upstream.headers
+    delta.expect_usage(identity=ALICE, provider="openai", model="gpt-4o", endpoint="chat_completions",
+                       usage=expected.CHAT_STREAM)
+
+
+def test_a_body_that_cannot_be_decoded_is_refused_in_the_callers_format(tailmeter: Tailmeter, sim: Sim) -> None:
+    """415 for a coding tailmeter does not decode, 400 for a body its coding cannot decode, 413
+    for one that decodes past max_request_body (32 MiB of zeros sent as 1 KiB of zstd); each
+    in the endpoint's own error format, none sent on."""
+    chat = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    messages = json.dumps({"model": "claude-haiku-4-5", "max_tokens": 8,
+                           "messages": [{"role": "user", "content": "hi"}]}).encode()
+    bomb = zstandard.ZstdCompressor(level=19).compress(b'{"model":"gpt-4o","input":"' + b"0" * (33 << 20) + b'"}')
+    assert len(bomb) < 8 * 1024
+    marker = new_marker()
+    cases = [
+        ("/v1/chat/completions", chat, "compress", 415, "unsupported_encoding"),
+        ("/v1/messages", gzip.compress(messages)[:-6], "gzip", 400, "invalid_encoding"),
+        ("/v1/messages", messages, "zstd", 400, "invalid_encoding"),
+        ("/v1/responses", bomb, "zstd", 413, "request_too_large"),
+    ]
+    for path, body, coding, status, code in cases:
+        resp = _post_coded(tailmeter, path, body, coding, marker)
+        assert resp.status_code == status, (path, coding, resp.text)
+        error = resp.json()
+        if path == "/v1/messages":
+            assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error", error
+            assert coding in error["error"]["message"], error
+        else:
+            assert error["error"]["code"] == code, error
     assert sim.find(marker, expect=0) == []
