@@ -21,6 +21,10 @@ use crate::api_error::{ApiError, ErrorKind};
 /// Bodies up to this size, as sent, are decoded where they are (well under a millisecond);
 /// larger ones on the blocking pool.
 const DECODE_HERE_UP_TO: usize = 64 * 1024;
+/// The largest zstd window a body may ask for, as a power of two: 16 MiB, Brotli's largest too
+/// (Codex compresses at level 3, a window of a few MiB at most). A decoder allocates the window
+/// a frame declares, up to 2 GiB, so a few small bodies asking for more must not be honoured.
+const ZSTD_WINDOW_LOG_MAX: u32 = 24;
 
 /// A content coding tailmeter decodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,8 +108,10 @@ fn decode_now(coding: Coding, body: &[u8], limit: u64) -> Result<Bytes, ApiError
                 .and_then(|()| decoder.read(&mut [0; 1]).map(drop))
         }
         // Frame after frame to the end of the input: other bytes are an error.
-        Coding::Zstd => zstd::stream::read::Decoder::with_buffer(body)
-            .and_then(|decoder| drain(decoder, most, &mut decoded)),
+        Coding::Zstd => zstd::stream::read::Decoder::with_buffer(body).and_then(|mut decoder| {
+            decoder.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
+            drain(decoder, most, &mut decoded)
+        }),
     };
     if decoded.len() as u64 > limit {
         return Err(ApiError::new(

@@ -177,3 +177,17 @@ async fn mutated_bodies_are_decoded_or_refused_never_past_the_limit() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_zstd_body_asking_for_a_window_past_16_mib_is_refused() {
+    let framed = |window_log| {
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.window_log(window_log).unwrap();
+        encoder.write_all(BODY).unwrap();
+        Bytes::from(encoder.finish().unwrap())
+    };
+    let decoded = decode(Coding::Zstd, framed(24), 1 << 20).await.unwrap();
+    assert_eq!(&decoded[..], BODY);
+    let refused = decode(Coding::Zstd, framed(25), 1 << 20).await.unwrap_err();
+    assert_eq!(refused.code, "invalid_encoding", "{refused:?}");
+}
