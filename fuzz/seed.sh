@@ -6,12 +6,14 @@
 #   README.md and docs/, the raw-string configs of proxy/src/config's tests, the e2e harness's).
 # - include_usage: chat request bodies as the SDKs and clients send them (first byte even: the
 #   rewriter) and the recorded streams (first byte odd: the stripper, with a chunk size).
+# - request_coding: those bodies in gzip, deflate and (with Python's zstandard) zstd, each behind
+#   the first byte that names its coding and a limit of 16 KiB.
 set -euo pipefail
 cd "$(dirname "$0")"
 repo=..
 fixtures=$repo/tests/fixtures
 parsers=(sse_reader eventstream json_array tap_openai tap_anthropic tap_gemini tap_bedrock)
-for target in "${parsers[@]}" config include_usage; do
+for target in "${parsers[@]}" config include_usage request_coding; do
     mkdir -p "corpus/$target"
 done
 for path in "$fixtures"/*; do
@@ -94,6 +96,20 @@ texts += [
 ]
 for i, text in enumerate(texts):
     (Path("corpus/include_usage") / f"body-{i}").write_bytes(b"\x00" + text.encode())
+
+# The first byte: the coding in its low two bits (0 gzip, 1 deflate, 3 zstd), a 16 KiB limit above.
+import gzip, zlib
+coders = {0: gzip.compress, 1: zlib.compress}
+try:
+    import zstandard
+    coders[3] = zstandard.ZstdCompressor(level=3).compress
+except ImportError:
+    pass
+for i, text in enumerate(texts):
+    for coding, compress in coders.items():
+        first = bytes([(4 << 2) | coding])
+        (Path("corpus/request_coding") / f"body-{i}.{coding}").write_bytes(first + compress(text.encode()))
 EOF
 echo "seeded $(ls corpus/tap_openai | wc -l) inputs per parser target," \
-    "$(ls corpus/config | wc -l) config, $(ls corpus/include_usage | wc -l) include_usage"
+    "$(ls corpus/config | wc -l) config, $(ls corpus/include_usage | wc -l) include_usage," \
+    "$(ls corpus/request_coding | wc -l) request_coding"

@@ -19,7 +19,7 @@ use pingora::proxy::Session;
 use crate::api_error::{ApiError, ErrorKind};
 use crate::usage::json::{splice, Edit};
 
-mod coding;
+pub mod coding;
 mod scan;
 
 pub use scan::TopLevelScan;

@@ -72,17 +72,18 @@ pub fn coding(headers: &HeaderMap) -> Result<Option<Coding>, ApiError> {
     }
 }
 
-/// The body decoded, at most `limit` bytes of it.
+/// The body decoded, at most `limit` bytes of it; a large body on the blocking pool.
 pub async fn decode(coding: Coding, body: Bytes, limit: u64) -> Result<Bytes, ApiError> {
     if body.len() <= DECODE_HERE_UP_TO {
-        return decode_now(coding, &body, limit);
+        return decode_here(coding, &body, limit);
     }
-    tokio::task::spawn_blocking(move || decode_now(coding, &body, limit))
+    tokio::task::spawn_blocking(move || decode_here(coding, &body, limit))
         .await
         .unwrap_or_else(|e| Err(invalid(coding, &e.to_string())))
 }
 
-fn decode_now(coding: Coding, body: &[u8], limit: u64) -> Result<Bytes, ApiError> {
+/// [`decode`] on this thread, whatever the body's size.
+pub fn decode_here(coding: Coding, body: &[u8], limit: u64) -> Result<Bytes, ApiError> {
     let room = usize::try_from(limit).unwrap_or(usize::MAX);
     let mut decoded = Vec::with_capacity(body.len().saturating_mul(4).min(room));
     // One byte past the limit tells a body over it from one exactly at it.
