@@ -64,6 +64,16 @@ def requests_for(edge: tls_front.TlsFront, path: str, since: int) -> list[dict]:
     return [r for r in edge.requests()[since:] if r["uri"].startswith(path)]
 
 
+def on_one_connection(edge: tls_front.TlsFront, since: int, count: int, protocol: str) -> list[dict]:
+    """The edge's last `count` chat requests, checked: all answered 200 over `protocol` with SNI
+    `localhost`, all on one TLS connection."""
+    seen = requests_for(edge, "/v1/chat/completions", since)
+    assert len(seen) == count, seen
+    assert {(r["protocol"], r["sni"], r["status"]) for r in seen} == {(protocol, "localhost", 200)}, seen
+    assert len({r["connection"] for r in seen}) == 1, f"a TLS handshake per request: {seen}"
+    return seen
+
+
 def counted(provider: str, model: str, endpoint: str, n: int) -> Expect:
     labels = {"identity": cfg.ALICE, "provider": provider, "model": model, "endpoint": endpoint, "code": "200"}
     return Expect("tailmeter_requests_total", labels, n)
@@ -80,10 +90,7 @@ def test_http1_provider_over_tls_keeps_one_connection(tm: Tailmeter, edge: tls_f
             assert resp.json()["usage"]["total_tokens"] > 0
         streamed = ev.chat(http, tm, {**ev.CHAT, "model": H1_MODEL, "stream": True})
         assert streamed.status_code == 200 and b"data: [DONE]" in streamed.content, streamed.text
-    seen = requests_for(edge, "/v1/chat/completions", since)
-    assert len(seen) == 4, seen
-    assert {(r["protocol"], r["sni"], r["status"]) for r in seen} == {("HTTP/1.1", "localhost", 200)}, seen
-    assert len({r["connection"] for r in seen}) == 1, f"a TLS handshake per request: {seen}"
+    seen = on_one_connection(edge, since, 4, "HTTP/1.1")
     assert {r["authorization"] for r in seen} == {f"Bearer {PROVIDER_OPENAI_KEY}"}, seen
     delta.expect([counted("edge-openai", H1_MODEL, "chat_completions", 4)])
     assert tm.metrics.value("tailmeter_tokens_total", provider="edge-openai", type="output") > 0
@@ -97,10 +104,7 @@ def test_http2_provider_over_tls_is_spoken_http2_on_one_connection(tm: Tailmeter
         for _ in range(3):
             resp = ev.chat(http, tm, {**ev.CHAT, "model": H2_MODEL, "stream": True})
             assert resp.status_code == 200 and b"data: [DONE]" in resp.content, resp.text
-    seen = requests_for(edge, "/v1/chat/completions", since)
-    assert len(seen) == 3, seen
-    assert {(r["protocol"], r["sni"], r["status"]) for r in seen} == {("HTTP/2.0", "localhost", 200)}, seen
-    assert len({r["connection"] for r in seen}) == 1, f"a TLS handshake per request: {seen}"
+    on_one_connection(edge, since, 3, "HTTP/2.0")
     delta.expect([counted("edge-h2-openai", H2_MODEL, "chat_completions", 3)])
 
 
