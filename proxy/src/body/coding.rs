@@ -26,7 +26,8 @@ const DECODE_HERE_UP_TO: usize = 64 * 1024;
 /// a frame declares, up to 2 GiB, so a few small bodies asking for more must not be honoured.
 const ZSTD_WINDOW_LOG_MAX: u32 = 24;
 
-/// A content coding tailmeter decodes.
+/// A content coding tailmeter decodes: all four in a request body, gzip and deflate in a response
+/// (`meter::decode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Coding {
     /// `gzip` or `x-gzip` (one or more members).
@@ -40,6 +41,23 @@ pub enum Coding {
 }
 
 impl Coding {
+    /// The coding a `Content-Encoding` value names (any case, spaces around it), if it is one of
+    /// these.
+    pub fn named(value: &[u8]) -> Option<Coding> {
+        const NAMES: [(&[u8], Coding); 5] = [
+            (b"gzip", Coding::Gzip),
+            (b"x-gzip", Coding::Gzip),
+            (b"deflate", Coding::Deflate),
+            (b"br", Coding::Brotli),
+            (b"zstd", Coding::Zstd),
+        ];
+        let value = value.trim_ascii();
+        NAMES
+            .iter()
+            .find(|(name, _)| value.eq_ignore_ascii_case(name))
+            .map(|&(_, coding)| coding)
+    }
+
     fn name(self) -> &'static str {
         match self {
             Coding::Gzip => "gzip",
@@ -56,20 +74,17 @@ pub fn coding(headers: &HeaderMap) -> Result<Option<Coding>, ApiError> {
     let Some(value) = values.next() else {
         return Ok(None);
     };
-    let named = String::from_utf8_lossy(value.as_bytes())
-        .trim()
-        .to_ascii_lowercase();
-    match named.as_str() {
-        _ if values.next().is_some() || named.contains(',') => {
-            Err(unsupported("more than one coding"))
-        }
-        "" | "identity" => Ok(None),
-        "gzip" | "x-gzip" => Ok(Some(Coding::Gzip)),
-        "deflate" => Ok(Some(Coding::Deflate)),
-        "br" => Ok(Some(Coding::Brotli)),
-        "zstd" => Ok(Some(Coding::Zstd)),
-        other => Err(unsupported(&format!("`{other}`"))),
+    let named = value.as_bytes().trim_ascii();
+    if values.next().is_some() || named.contains(&b',') {
+        return Err(unsupported("more than one coding"));
     }
+    if named.is_empty() || named.eq_ignore_ascii_case(b"identity") {
+        return Ok(None);
+    }
+    Coding::named(named).map(Some).ok_or_else(|| {
+        let named = String::from_utf8_lossy(named).to_ascii_lowercase();
+        unsupported(&format!("`{named}`"))
+    })
 }
 
 /// The body decoded, at most `limit` bytes of it; a large body on the blocking pool.

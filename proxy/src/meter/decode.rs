@@ -24,6 +24,7 @@ use flate2::write::{GzDecoder, ZlibDecoder};
 use http::header::CONTENT_ENCODING;
 use http::HeaderMap;
 
+use crate::body::coding::Coding as ContentCoding;
 use crate::usage::UsageTap;
 
 /// Why the tap could not read a coded body whole.
@@ -145,18 +146,18 @@ impl CodedTap {
             left: limit,
             over: false,
         };
-        let name = headers
+        let named = headers
             .get(CONTENT_ENCODING)
-            .map_or(&b""[..], |v| v.as_bytes().trim_ascii());
-        let is = |coding: &[u8]| name.eq_ignore_ascii_case(coding);
-        let coding = if is_identity(headers) {
-            Coding::Identity(tap)
-        } else if is(b"gzip") || is(b"x-gzip") {
-            Coding::Inflate(Box::new(Inflate::Gzip(GzDecoder::new(sink(tap)))))
-        } else if is(b"deflate") {
-            Coding::Inflate(Box::new(Inflate::Zlib(ZlibDecoder::new(sink(tap)))))
-        } else {
-            Coding::Unsupported(tap)
+            .and_then(|v| ContentCoding::named(v.as_bytes()));
+        let coding = match named {
+            _ if is_identity(headers) => Coding::Identity(tap),
+            Some(ContentCoding::Gzip) => {
+                Coding::Inflate(Box::new(Inflate::Gzip(GzDecoder::new(sink(tap)))))
+            }
+            Some(ContentCoding::Deflate) => {
+                Coding::Inflate(Box::new(Inflate::Zlib(ZlibDecoder::new(sink(tap)))))
+            }
+            Some(ContentCoding::Brotli | ContentCoding::Zstd) | None => Coding::Unsupported(tap),
         };
         let fault = matches!(coding, Coding::Unsupported(_)).then_some(Fault::Unsupported);
         Self { coding, fault }
