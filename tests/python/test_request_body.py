@@ -15,8 +15,9 @@ import time
 import httpx2
 import zstandard
 
+from harness import events as ev
 from harness import expected
-from harness.clients import CLIENT_ANTHROPIC_KEY, CLIENT_OPENAI_KEY, Tailmeter, http_client
+from harness.clients import CLIENT_OPENAI_KEY, Tailmeter, http_client
 from harness.config import ALICE, SRC_ALICE
 from harness.sim import Sim, new_marker
 
@@ -186,11 +187,10 @@ def test_a_fault_in_an_early_piece_is_reported_at_its_offset(tailmeter: Tailmete
 
 
 def _post_coded(tm: Tailmeter, path: str, body: bytes, coding: str, headers: dict[str, str]) -> httpx2.Response:
-    auth = {"x-api-key": CLIENT_ANTHROPIC_KEY, "anthropic-version": "2023-06-01"} if path == "/v1/messages" else {
-        "authorization": f"Bearer {CLIENT_OPENAI_KEY}"}
+    family = ev.ANTHROPIC_HEADERS if path == "/v1/messages" else ev.HEADERS
     with http_client(SRC_ALICE) as http:
         return http.post(f"{tm.base_url}{path}", content=body,
-                         headers={"content-type": "application/json", "content-encoding": coding, **auth, **headers})
+                         headers={**family, "content-encoding": coding, **headers})
 
 
 def test_a_zstd_body_as_codex_sends_it_is_decoded_and_sent_on_decoded(tailmeter: Tailmeter, sim: Sim) -> None:

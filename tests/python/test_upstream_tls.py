@@ -22,14 +22,13 @@ from conftest import PROVIDER_ANTHROPIC_KEY, PROVIDER_OPENAI_KEY
 from harness import config as cfg
 from harness import events as ev
 from harness import tls_front
-from harness.clients import CLIENT_ANTHROPIC_KEY, Tailmeter, http_client
+from harness.clients import Tailmeter, http_client
 from harness.metrics import Expect
 from harness.procs import free_port, start_tailmeter
 from harness.sim import Sim
 
 # gpt-4o: the model the rendered config prices.
 H1_MODEL, H2_MODEL, ANTHROPIC_MODEL = "gpt-4o", "gpt-edge-h2", "claude-edge"
-ANTHROPIC_HEADERS = {"x-api-key": CLIENT_ANTHROPIC_KEY, "anthropic-version": "2023-06-01"}
 MESSAGES = {"model": ANTHROPIC_MODEL, "max_tokens": 32, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -113,7 +112,7 @@ def test_anthropic_stream_over_tls_carries_the_providers_key(tm: Tailmeter, edge
     sent and the client's nowhere."""
     delta, since = tm.metrics.delta(), len(edge.requests())
     with http_client(cfg.SRC_ALICE) as http:
-        resp = http.post(f"{tm.base_url}/v1/messages", json=MESSAGES, headers=ANTHROPIC_HEADERS)
+        resp = http.post(f"{tm.base_url}/v1/messages", json=MESSAGES, headers=ev.ANTHROPIC_HEADERS)
     assert resp.status_code == 200 and b"message_stop" in resp.content, resp.text
     [seen] = requests_for(edge, "/v1/messages", since)
     assert (seen["sni"], seen["x_api_key"], seen["authorization"]) == ("localhost", PROVIDER_ANTHROPIC_KEY, ""), seen

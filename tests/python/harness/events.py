@@ -25,6 +25,8 @@ from .procs import Process, find_binary, free_port, start_tailmeter, wait_ready
 PROVIDER_ENV = {cfg.OPENAI_KEY_ENV: "sk-provider-e2e-openai-31f0c2", cfg.ANTHROPIC_KEY_ENV: "sk-ant-provider-e2e-77ab19"}
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 HEADERS = {"authorization": f"Bearer {CLIENT_OPENAI_KEY}", "content-type": "application/json"}
+ANTHROPIC_HEADERS = {"x-api-key": CLIENT_ANTHROPIC_KEY, "anthropic-version": "2023-06-01",
+                     "content-type": "application/json"}
 TOKEN_COLUMNS = {t: f"{t}_tokens" for t in TOKEN_TYPES}
 COLUMNS = [
     "ts", "request_id", "trace_id", "identity", "login", "tags", "node", "src_ip", "provider",
@@ -93,7 +95,6 @@ def mixed_requests(tm: Tailmeter) -> list[str]:
     """One of each kind of request (streamed and not, four endpoints, two callers); returns the
     request ids the responses carried."""
     ids = []
-    anthropic = {"x-api-key": CLIENT_ANTHROPIC_KEY, "anthropic-version": "2023-06-01", "content-type": "application/json"}
     messages = {"model": "claude-haiku-4-5", "max_tokens": 32, "messages": [{"role": "user", "content": "hi"}]}
     with http_client(cfg.SRC_ALICE) as alice, http_client(cfg.SRC_CI) as ci:
         calls = [
@@ -102,8 +103,8 @@ def mixed_requests(tm: Tailmeter) -> list[str]:
             lambda: chat(ci, tm),
             lambda: alice.post(f"{tm.base_url}/v1/responses", json={"model": "gpt-4o", "input": "hi"}, headers=HEADERS),
             lambda: alice.post(f"{tm.base_url}/v1/embeddings", json={"model": "text-embedding-3-small", "input": "hi"}, headers=HEADERS),
-            lambda: alice.post(f"{tm.base_url}/v1/messages", json=messages, headers=anthropic),
-            lambda: alice.post(f"{tm.base_url}/v1/messages", json={**messages, "stream": True}, headers=anthropic),
+            lambda: alice.post(f"{tm.base_url}/v1/messages", json=messages, headers=ANTHROPIC_HEADERS),
+            lambda: alice.post(f"{tm.base_url}/v1/messages", json={**messages, "stream": True}, headers=ANTHROPIC_HEADERS),
             lambda: chat(ci, tm, body={"model": "gpt-5-nano", "messages": []}),  # 403: not granted
         ]
         for call in calls:
