@@ -114,10 +114,16 @@ impl Sink for JsonSink {
         "json"
     }
 
+    /// The directory is made and today's file opened for appending, as the first write would:
+    /// a directory that exists but cannot be written (a read-only mount, another owner) is
+    /// unhealthy, not found out at the first row.
     async fn healthcheck(&self) -> Result<(), SinkError> {
-        fs::create_dir_all(&self.config.dir).map_err(|e| {
-            SinkError::transient(format!("creating {}: {e}", self.config.dir.display()))
-        })
+        let mut slot = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        fs::create_dir_all(&self.config.dir)
+            .and_then(|()| self.file_for(&mut slot, 0))
+            .map_err(|e| {
+                SinkError::transient(format!("writing to {}: {e}", self.config.dir.display()))
+            })
     }
 
     async fn write(&self, batch: &Batch) -> Result<(), SinkError> {
@@ -175,5 +181,20 @@ mod tests {
         assert_eq!(read(1), "cccc\ndd\n");
         again.write(&batch("eeeeeeeeeeee\n")).await.unwrap(); // bigger than a file: own file
         assert_eq!(read(2), "eeeeeeeeeeee\n");
+    }
+
+    #[tokio::test]
+    async fn a_directory_it_cannot_write_to_is_unhealthy() {
+        // Root writes anywhere, whatever the modes say: today's file made unopenable instead.
+        let tmp = tempfile::tempdir().unwrap();
+        let day = format_day(now_ms());
+        fs::create_dir_all(tmp.path().join(format!("requests-{day}.0000.jsonl"))).unwrap();
+        let sink = JsonSinkConfig {
+            dir: tmp.path().to_owned(),
+            rotate_bytes: 10,
+        }
+        .build();
+        let error = sink.healthcheck().await.unwrap_err().message;
+        assert!(error.starts_with("writing to "), "{error}");
     }
 }
