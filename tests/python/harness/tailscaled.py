@@ -113,6 +113,7 @@ class FakeTailscaled:
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
         server = await asyncio.start_unix_server(self._handle, path=str(self.socket))
+        self.socket.chmod(0o666)  # as tailscaled leaves it: any local user may ask whois
         self._ready.set()
         async with server:
             await self._stop.wait()
