@@ -30,6 +30,8 @@ pub enum Endpoint {
     GenerateContent,
     /// POST /v1beta/models/{model}:streamGenerateContent (also /v1/)
     StreamGenerateContent,
+    /// POST /v1beta/models/{model}:countTokens (also /v1/; proxied, not metered)
+    GeminiCountTokens,
     /// POST /model/{model}/converse
     Converse,
     /// POST /model/{model}/converse-stream
@@ -83,6 +85,7 @@ impl Endpoint {
             let endpoint = match &path[colon + 1..] {
                 "generateContent" => Endpoint::GenerateContent,
                 "streamGenerateContent" => Endpoint::StreamGenerateContent,
+                "countTokens" => Endpoint::GeminiCountTokens,
                 _ => return None,
             };
             return Some((endpoint, prefix.len()..colon));
@@ -134,7 +137,7 @@ impl Endpoint {
             Endpoint::Responses => "responses",
             Endpoint::Embeddings => "embeddings",
             Endpoint::Messages => "messages",
-            Endpoint::CountTokens => "count_tokens",
+            Endpoint::CountTokens | Endpoint::GeminiCountTokens => "count_tokens",
             Endpoint::GenerateContent | Endpoint::StreamGenerateContent => "generate_content",
             Endpoint::Converse | Endpoint::ConverseStream => "converse",
             Endpoint::Invoke | Endpoint::InvokeStream => "invoke",
@@ -147,7 +150,9 @@ impl Endpoint {
     fn family(self) -> Family {
         match self {
             Endpoint::Messages | Endpoint::CountTokens => Family::Anthropic,
-            Endpoint::GenerateContent | Endpoint::StreamGenerateContent => Family::Gemini,
+            Endpoint::GenerateContent
+            | Endpoint::StreamGenerateContent
+            | Endpoint::GeminiCountTokens => Family::Gemini,
             Endpoint::Converse
             | Endpoint::ConverseStream
             | Endpoint::Invoke
@@ -180,7 +185,10 @@ impl Endpoint {
             Endpoint::GenerateContent | Endpoint::StreamGenerateContent => Some(Dialect::Gemini),
             Endpoint::Converse | Endpoint::ConverseStream => Some(Dialect::BedrockConverse),
             Endpoint::Invoke | Endpoint::InvokeStream => Some(Dialect::BedrockInvoke),
-            Endpoint::CountTokens | Endpoint::ListModels | Endpoint::WhoAmI => None,
+            Endpoint::CountTokens
+            | Endpoint::GeminiCountTokens
+            | Endpoint::ListModels
+            | Endpoint::WhoAmI => None,
         }
     }
 
@@ -298,6 +306,17 @@ mod tests {
         assert_eq!(
             Endpoint::path_with_model(literal, "gemini-2.5-flash").as_deref(),
             Some("/v1beta/models/gemini-2.5-flash:generateContent")
+        );
+        let count = "/v1beta/models/gemini-2.5-flash:countTokens";
+        assert_eq!(
+            Endpoint::classify(&post, count),
+            Some(Endpoint::GeminiCountTokens)
+        );
+        assert_eq!(Endpoint::GeminiCountTokens.dialect(), None);
+        assert_eq!(Endpoint::GeminiCountTokens.label(), "count_tokens");
+        assert_eq!(
+            Endpoint::GeminiCountTokens.error_format(),
+            ErrorFormat::Gemini
         );
         assert_eq!(
             Endpoint::classify(&post, "/v1beta/models/x:embedContent"),

@@ -18,7 +18,7 @@ from google.genai import types
 
 from harness.clients import Tailmeter
 from harness.config import ALICE, GEMINI_MODELS
-from harness.metrics import Usage
+from harness.metrics import TOKEN_TYPES, Expect, Usage
 from harness.sim import Sim, new_marker
 
 MODEL = GEMINI_MODELS[0]
@@ -89,3 +89,20 @@ def test_unknown_model_is_refused_in_geminis_format(tailmeter_metering: Tailmete
     assert refused.value.code == 404
     assert refused.value.status == "NOT_FOUND"
     assert "gemini-0-nope" in (refused.value.message or "")
+
+
+def test_count_tokens_is_passed_on_not_metered(tailmeter_metering: Tailmeter, sim: Sim) -> None:
+    """`:countTokens` (Gemini CLI calls it to size its context) reaches the provider with the
+    provider's key and the bare model, and no tokens are counted for it."""
+    marker = new_marker()
+    delta = tailmeter_metering.metrics.delta()
+    gemini = client(tailmeter_metering, marker)
+    counted = gemini.models.count_tokens(model=f"gemini/{MODEL}", contents="How many tokens is this?")
+    assert counted.total_tokens == 20
+    who = {"identity": ALICE, "provider": "gemini", "model": MODEL}
+    delta.expect(
+        [Expect("tailmeter_tokens_total", {**who, "type": t}, 0) for t in TOKEN_TYPES]
+        + [Expect("tailmeter_requests_total", {**who, "endpoint": "generate_content"}, 0),
+           Expect("tailmeter_requests_total", {**who, "endpoint": "count_tokens", "code": "200"}, 1)]
+    )
+    check_upstream(sim, marker, f"/v1beta/models/{MODEL}:countTokens")

@@ -29,6 +29,11 @@ pub enum Route {
         /// Whether the action is streamGenerateContent.
         stream: bool,
     },
+    /// POST /v1beta/models/{model}:countTokens (also under /v1/).
+    GeminiCountTokens {
+        /// The model named in the path.
+        model: String,
+    },
     /// POST /model/{model}/converse or /converse-stream (Bedrock).
     Converse {
         /// The model named in the path, as sent (percent-encoded).
@@ -85,14 +90,18 @@ impl Route {
                     .strip_prefix("/v1beta/models/")
                     .or_else(|| path.strip_prefix("/v1/models/"))?;
                 let (model, action) = rest.rsplit_once(':')?;
-                let stream = match action {
-                    "generateContent" => false,
-                    "streamGenerateContent" => true,
+                let model = model.to_owned();
+                Some(match action {
+                    "generateContent" => Self::Gemini {
+                        model,
+                        stream: false,
+                    },
+                    "streamGenerateContent" => Self::Gemini {
+                        model,
+                        stream: true,
+                    },
+                    "countTokens" => Self::GeminiCountTokens { model },
                     _ => return None,
-                };
-                Some(Self::Gemini {
-                    model: model.to_owned(),
-                    stream,
                 })
             }
         }
@@ -103,7 +112,7 @@ impl Route {
         match self {
             Self::ChatCompletions | Self::Responses | Self::Embeddings => Dialect::OpenAi,
             Self::Messages | Self::CountTokens => Dialect::Anthropic,
-            Self::Gemini { .. } => Dialect::Gemini,
+            Self::Gemini { .. } | Self::GeminiCountTokens { .. } => Dialect::Gemini,
             Self::Converse { .. } | Self::Invoke { .. } => Dialect::Bedrock,
         }
     }
@@ -112,6 +121,7 @@ impl Route {
     pub fn path_model(&self) -> Option<&str> {
         match self {
             Self::Gemini { model, .. }
+            | Self::GeminiCountTokens { model }
             | Self::Converse { model, .. }
             | Self::Invoke { model, .. } => Some(model),
             _ => None,
@@ -149,6 +159,10 @@ impl Route {
             Self::Gemini { stream: false, .. } => {
                 Reply::ok(Kind::Json, fixtures.gemini_json.clone())
             }
+            Self::GeminiCountTokens { .. } => Reply::ok(
+                Kind::Json,
+                r#"{"totalTokens":20,"promptTokensDetails":[{"modality":"TEXT","tokenCount":20}]}"#,
+            ),
             Self::Converse { stream: true, .. } => Reply::ok(
                 Kind::Other("application/vnd.amazon.eventstream"),
                 fixtures.bedrock_stream.clone(),
