@@ -159,7 +159,9 @@ fn answer(
         return named.unwrap_or_else(|message| dialect.error(StatusCode::BAD_REQUEST, &message));
     }
     let synthesized = state.synth.as_ref().zip(request_json);
-    if let Some(reply) = synthesized.and_then(|(synth, json)| synth.answer(route, json)) {
+    if let Some(reply) =
+        synthesized.and_then(|(synth, json)| synth.answer(route, json, parts.uri.query()))
+    {
         return reply;
     }
     match request_json {

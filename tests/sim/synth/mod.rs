@@ -1,6 +1,6 @@
 //! Faithful mode (`--synthesize`): instead of replaying a recording, answer
 //! each request with a response built for it, so real clients (Claude Code,
-//! Codex, chat UIs, SDK apps) can hold a whole session against the simulator.
+//! Codex, Gemini CLI, chat UIs, SDK apps) can hold a whole session against the simulator.
 //!
 //! Everything is deterministic: the answer text comes from the request, the
 //! token figures from its size (about four bytes a token) and from what was
@@ -13,6 +13,7 @@ mod answer;
 mod anthropic;
 mod chat;
 mod embeddings;
+mod gemini;
 mod prompt;
 mod responses;
 mod schema;
@@ -55,15 +56,25 @@ pub struct Synth {
 }
 
 impl Synth {
-    /// The synthesized answer for `route`, or None where the simulator keeps
-    /// replaying recordings (Gemini and any other endpoint).
-    pub fn answer(&self, route: &Route, request: &Value) -> Option<Reply> {
+    /// The synthesized answer for `route` (`query` is the request's query string), or None where
+    /// the simulator keeps replaying recordings (Bedrock).
+    pub fn answer(&self, route: &Route, request: &Value, query: Option<&str>) -> Option<Reply> {
         let result = match route {
             Route::Messages => anthropic::messages(self, request),
             Route::CountTokens => anthropic::count_tokens(request),
             Route::ChatCompletions => chat::completion(self, request),
             Route::Responses => responses::respond(self, request),
             Route::Embeddings => embeddings::embed(request),
+            Route::Gemini { model, stream } => {
+                let sse = query.is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
+                let framing = match (stream, sse) {
+                    (false, _) => gemini::Framing::Whole,
+                    (true, true) => gemini::Framing::Sse,
+                    (true, false) => gemini::Framing::Array,
+                };
+                gemini::generate_content(self, model, request, framing)
+            }
+            Route::GeminiCountTokens { model } => gemini::count_tokens(model, request),
             _ => return None,
         };
         Some(result.unwrap_or_else(|message| {

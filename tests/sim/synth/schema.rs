@@ -1,6 +1,7 @@
 //! A value that satisfies a JSON schema, for answers the client constrained:
-//! structured output (`response_format: json_schema`, `text.format`) and
-//! forced tool calls, whose arguments follow the tool's input schema.
+//! structured output (`response_format: json_schema`, `text.format`, Gemini's
+//! `responseSchema`) and forced tool calls, whose arguments follow the tool's
+//! input schema.
 
 use serde_json::{json, Map, Value};
 
@@ -44,16 +45,18 @@ fn build(schema: &Value, root: &Value, depth: usize) -> Value {
             return build(first, root, depth + 1);
         }
     }
+    // Gemini's OpenAPI-style schemas spell the types in capitals (`OBJECT`, `STRING`).
     let kind = match object.get("type") {
         Some(Value::Array(kinds)) => kinds
             .iter()
             .filter_map(Value::as_str)
-            .find(|k| *k != "null"),
+            .find(|k| !k.eq_ignore_ascii_case("null")),
         Some(Value::String(kind)) => Some(kind.as_str()),
         _ if object.contains_key("properties") => Some("object"),
         _ => None,
-    };
-    match kind {
+    }
+    .map(str::to_ascii_lowercase);
+    match kind.as_deref() {
         Some("object") => {
             let properties = object.get("properties").and_then(Value::as_object);
             let mut out = Map::new();

@@ -6,7 +6,7 @@ use crate::deliver::Kind;
 use crate::sse::{field, split_events};
 
 fn answer(synth: &Synth, route: Route, request: Value) -> Reply {
-    synth.answer(&route, &request).expect("synthesized")
+    synth.answer(&route, &request, None).expect("synthesized")
 }
 
 fn body_json(reply: &Reply) -> Value {
@@ -229,10 +229,116 @@ fn embeddings_in_base64_decode_to_the_asked_dimensions() {
 }
 
 #[test]
-fn gemini_is_left_to_the_recordings() {
-    let route = Route::Gemini {
-        model: "g".into(),
+fn bedrock_is_left_to_the_recordings() {
+    let route = Route::Converse {
+        model: "m".into(),
         stream: false,
     };
-    assert!(Synth::default().answer(&route, &json!({})).is_none());
+    assert!(Synth::default().answer(&route, &json!({}), None).is_none());
+}
+
+fn gemini(stream: bool) -> Route {
+    Route::Gemini {
+        model: "gemini-2.5-flash".into(),
+        stream,
+    }
+}
+
+#[test]
+fn gemini_sse_stream_carries_running_usage_and_thoughts() {
+    let synth = Synth::default();
+    let request = json!({"contents": [{"role": "user", "parts": [{"text": "Say hello"}]}],
+        "generationConfig": {"thinkingConfig": {"includeThoughts": true}}});
+    let reply = synth
+        .answer(&gemini(true), &request, Some("alt=sse"))
+        .unwrap();
+    let chunks = payloads(&reply);
+    let usage = reply.usage.unwrap();
+    assert_eq!(usage.reasoning, 96);
+    assert_eq!(
+        chunks[0]["candidates"][0]["content"]["parts"][0]["thought"],
+        true
+    );
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["candidates"][0]["content"]["parts"][0].get("text"))
+        .skip(1)
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(text.ends_with("to: Say hello"), "{text}");
+    let last = chunks.last().unwrap();
+    assert_eq!(last["candidates"][0]["finishReason"], "STOP");
+    let meta = &last["usageMetadata"];
+    assert_eq!(meta["promptTokenCount"], usage.input);
+    assert_eq!(meta["candidatesTokenCount"], usage.output - usage.reasoning);
+    assert_eq!(meta["thoughtsTokenCount"], usage.reasoning);
+    assert_eq!(meta["totalTokenCount"], usage.input + usage.output);
+    assert!(chunks
+        .iter()
+        .all(|c| c["usageMetadata"]["promptTokenCount"] == usage.input));
+}
+
+#[test]
+fn gemini_stream_without_sse_is_one_json_array() {
+    let request = json!({"contents": [{"parts": [{"text": "hi"}]}],
+        "generationConfig": {"thinkingConfig": {"thinkingBudget": 0}}});
+    let reply = answer(&Synth::default(), gemini(true), request);
+    let chunks = body_json(&reply);
+    let last = chunks.as_array().unwrap().last().unwrap();
+    assert_eq!(last["candidates"][0]["finishReason"], "STOP");
+    assert!(last["usageMetadata"].get("thoughtsTokenCount").is_none());
+    assert_eq!(reply.usage.unwrap().reasoning, 0);
+}
+
+#[test]
+fn gemini_json_output_follows_an_openapi_schema() {
+    // Gemini CLI's routing call: an OpenAPI-style schema with upper-case types.
+    let schema = json!({"type": "OBJECT", "properties": {
+        "complexity_reasoning": {"type": "STRING"}, "complexity_score": {"type": "INTEGER"}},
+        "required": ["complexity_reasoning", "complexity_score"]});
+    let request = json!({"contents": [{"role": "user", "parts": [{"text": "rate this"}]}],
+        "generationConfig": {"responseMimeType": "application/json", "responseSchema": schema}});
+    let reply = answer(&Synth::default(), gemini(false), request);
+    let body = body_json(&reply);
+    let text = body["candidates"][0]["content"]["parts"][0]["text"]
+        .as_str()
+        .unwrap();
+    let value: Value = serde_json::from_str(text).unwrap();
+    assert!(
+        value["complexity_reasoning"].is_string() && value["complexity_score"].is_u64(),
+        "{value}"
+    );
+}
+
+#[test]
+fn gemini_forced_function_is_called_with_valid_arguments() {
+    let request = json!({"contents": [{"role": "user", "parts": [{"text": "read it"}]}],
+        "tools": [{"functionDeclarations": [
+            {"name": "ls", "parametersJsonSchema": {"type": "object", "properties": {}}},
+            {"name": "read_file", "parametersJsonSchema": {"type": "object",
+                "properties": {"path": {"type": "string"}}, "required": ["path"]}}]}],
+        "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["read_file"]}}});
+    let body = body_json(&answer(&Synth::default(), gemini(false), request));
+    let call = &body["candidates"][0]["content"]["parts"][0]["functionCall"];
+    assert_eq!(call["name"], "read_file");
+    assert!(call["args"]["path"].is_string(), "{body}");
+}
+
+#[test]
+fn gemini_count_tokens_is_the_prompt_generate_reports() {
+    let synth = Synth::default();
+    let request =
+        json!({"contents": [{"role": "user", "parts": [{"text": "count me ".repeat(50)}]}]});
+    let counted = answer(
+        &synth,
+        Route::GeminiCountTokens {
+            model: "gemini-2.5-flash".into(),
+        },
+        request.clone(),
+    );
+    let generated = answer(&synth, gemini(false), request);
+    assert_eq!(
+        body_json(&counted)["totalTokens"],
+        generated.usage.unwrap().input
+    );
 }
