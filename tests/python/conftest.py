@@ -79,7 +79,8 @@ def synth_sim(binaries: dict[str, Path], fixtures_dir: Path, tmp_path_factory: p
     """A second simulator in faithful mode: it synthesizes an answer for every request."""
     workdir = tmp_path_factory.mktemp("synth-sim")
     proc, port = start_sim(
-        binaries["sim"], fixtures_dir, PROVIDER_OPENAI_KEY, PROVIDER_ANTHROPIC_KEY, workdir, ("--synthesize",)
+        binaries["sim"], fixtures_dir, PROVIDER_OPENAI_KEY, PROVIDER_ANTHROPIC_KEY, workdir,
+        ("--synthesize", "--gemini-key", PROVIDER_GEMINI_KEY),
     )
     yield Sim(port, PROVIDER_OPENAI_KEY, PROVIDER_ANTHROPIC_KEY)
     proc.stop()

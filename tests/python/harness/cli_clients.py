@@ -1,4 +1,4 @@
-"""Real client programs (Claude Code, Codex) run against tailmeter, and the
+"""Real client programs (Claude Code, Codex, Gemini CLI) run against tailmeter, and the
 checks every client test shares: what the simulator answered must be what
 tailmeter counted, in /metrics and in the event rows.
 
@@ -48,7 +48,7 @@ def npm_client(name: str, env_var: str) -> Path:
         return path
     message = (
         f"{name} is not installed at {path}: run `npm install --prefix {NPM_PREFIX} "
-        f"@anthropic-ai/claude-code @openai/codex` (as .ci/run does) or set {env_var}"
+        f"@anthropic-ai/claude-code @openai/codex @google/gemini-cli` (as .ci/run does) or set {env_var}"
     )
     if os.environ.get("CI"):
         pytest.fail(message)
@@ -97,18 +97,21 @@ def run(argv: list[str], env: dict[str, str], cwd: Path, timeout_s: float = RUN_
     return Run(argv, proc.returncode, stdout, stderr, time.monotonic() - start)
 
 
-# tailmeter's `endpoint` label of each upstream path.
+# tailmeter's `endpoint` label of each upstream path (Gemini's by the action after the model).
 ENDPOINTS = {
     "/v1/chat/completions": "chat_completions",
     "/v1/responses": "responses",
     "/v1/embeddings": "embeddings",
     "/v1/messages": "messages",
+    ":generateContent": "generate_content",
+    ":streamGenerateContent": "generate_content",
 }
 
 
 def endpoint_of(req: SimRequest) -> str:
     """The endpoint label tailmeter gives the request the simulator received."""
-    return ENDPOINTS[req.target.split("?", 1)[0]]
+    path = req.target.split("?", 1)[0]
+    return ENDPOINTS[path if path.startswith("/v1/") and ":" not in path else ":" + path.rsplit(":", 1)[-1]]
 
 
 def sim_usage(req: SimRequest) -> Usage:

@@ -132,21 +132,25 @@ def standard_providers(sim_url: str) -> list[Provider]:
 
 
 # The client-program instance (tests/python/test_clients_*.py): the simulator synthesizes
-# answers, and each provider has one model that is configured but granted to nobody.
-UNGRANTED = {"openai": "gpt-5", "anthropic": "claude-opus-4-5"}
+# answers, and each provider has one model that is configured but granted to nobody. The Gemini
+# models are the one docs/clients/gemini-cli.md names and the two Gemini CLI 0.61.0 picks itself.
+UNGRANTED = {"openai": "gpt-5", "anthropic": "claude-opus-4-5", "gemini": "gemini-2.5-pro"}
+GEMINI_CLI_MODELS = ["gemini-2.5-flash", "gemini-3.5-flash-lite", "gemini-3.8-flash"]
 
 
 def clients_providers(sim_url: str) -> list[Provider]:
-    """The standard providers plus one ungranted model each."""
-    providers = standard_providers(sim_url)
+    """The standard providers and a Gemini one, plus one ungranted model each."""
+    providers = standard_providers(sim_url) + [
+        Provider("gemini", "gemini", sim_url, f"${{{GEMINI_KEY_ENV}}}", GEMINI_CLI_MODELS)]
     for p in providers:
         p.models = p.models + [UNGRANTED[p.name]]
     return providers
 
 
 def clients_grants() -> list[tuple[list[str], list[str]]]:
-    """Alice may use every standard model, nobody the ungranted ones."""
-    return [([ALICE], [f"openai/{m}" for m in OPENAI_MODELS] + [f"anthropic/{m}" for m in ANTHROPIC_MODELS])]
+    """Alice may use every model of the clients' providers but the ungranted ones."""
+    models = [f"openai/{m}" for m in OPENAI_MODELS] + [f"anthropic/{m}" for m in ANTHROPIC_MODELS]
+    return [([ALICE], models + [f"gemini/{m}" for m in GEMINI_CLI_MODELS])]
 
 
 def metering_providers(sim_url: str) -> list[Provider]:
