@@ -1,7 +1,7 @@
 """Requests: the per-request usage rows in ClickHouse (table `tailmeter.requests`).
 
 What Prometheus cannot hold: one row per request, cost per identity per day, cache hit
-ratios, the slowest requests, and which clients (Claude Code, Codex, apps) send traffic.
+ratios, the slowest requests, and which clients (Claude Code, Codex, Gemini CLI, apps) send traffic.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from .common import dashboard, grid, row, ts
 CLIENT = """multiIf(
     user_agent ILIKE 'claude-cli/%' OR user_agent ILIKE '%claude-code%', 'Claude Code',
     user_agent ILIKE 'codex%', 'Codex',
+    user_agent ILIKE 'GeminiCLI%', 'Gemini CLI',
     user_agent ILIKE '%open-webui%' OR user_agent ILIKE '%aiohttp/%', 'Open WebUI / aiohttp app',
     user_agent ILIKE 'OpenAI/%' OR user_agent ILIKE 'AsyncOpenAI/%', 'OpenAI SDK app',
     user_agent ILIKE 'Anthropic/%' OR user_agent ILIKE 'AsyncAnthropic/%', 'Anthropic SDK app',
@@ -112,7 +113,7 @@ def build() -> db.Dashboard:
         .with_row(row("Latency"))
         .with_panel(grid("Slowest requests", "The 25 longest requests in the range.", Query(slowest_sql), ds=CH))
         .with_row(row("Clients"))
-        .with_panel(grid("Usage by client", "Client family from the User-Agent: Claude Code, Codex, SDK apps.",
+        .with_panel(grid("Usage by client", "Client family from the User-Agent: Claude Code, Codex, Gemini CLI, SDK apps.",
                          Query(clients_sql), w=12, ds=CH))
         .with_panel(grid("User agents", "The 50 most frequent raw User-Agent strings.", Query(agents_sql), w=12, ds=CH))
         .with_row(row("Accounting and errors"))

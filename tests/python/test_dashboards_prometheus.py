@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO / "dashboards"))
 from tailmeter_dashboards import DASHBOARDS  # noqa: E402
 from tailmeter_dashboards import queries as dq  # noqa: E402
 
-from conftest import PROVIDER_ANTHROPIC_KEY, PROVIDER_OPENAI_KEY  # noqa: E402
+from conftest import PROVIDER_ANTHROPIC_KEY, PROVIDER_GEMINI_KEY, PROVIDER_OPENAI_KEY  # noqa: E402
 
 PROMETHEUS = "/usr/bin/prometheus"
 RULES = REPO / "deploy" / "prometheus" / "rules" / "tailmeter.rules.yml"
@@ -52,6 +52,8 @@ ALICE, BOB, NOBODY = "alice@example.com", "bob@example.com", "__unidentified__"
 SRC = {ALICE: "127.0.0.1", "tag:k8s": "127.0.0.2", "tag:ci,tag:k8s": "127.0.0.3", BOB: "127.0.0.4", NOBODY: "127.0.0.9"}
 UA_CLAUDE_CODE = "claude-cli/2.0.14 (external, cli)"
 UA_CODEX = "codex_cli_rs/0.46.0 (Debian 12; x86_64) xterm-256color"
+UA_GEMINI_CLI = "GeminiCLI-tui/0.61.0/gemini-2.5-flash (linux; x64; terminal)"
+GEMINI_STREAM = f"/v1beta/models/{cfg.GEMINI_MODELS[0]}:streamGenerateContent?alt=sse"
 UA_APP = "Python/3.11 aiohttp/3.12.15"
 
 PROM_VARIABLES = {name: ".*" for name in ("identity", "tag", "provider", "model", "budget")}
@@ -74,6 +76,7 @@ def render_config(listen: str, admin: str, sim_url: str, dead_url: str) -> str:
     providers = [
         ("openai", "openai", sim_url, cfg.OPENAI_KEY_ENV, cfg.OPENAI_MODELS),
         ("anthropic", "anthropic", sim_url, cfg.ANTHROPIC_KEY_ENV, cfg.ANTHROPIC_MODELS),
+        ("gemini", "gemini", sim_url, cfg.GEMINI_KEY_ENV, cfg.GEMINI_MODELS),
         ("dead", "openai", dead_url, cfg.OPENAI_KEY_ENV, [cfg.DEAD_MODEL]),
     ]
     for name, kind, url, key, models in providers:
@@ -112,6 +115,7 @@ ROUND = [
     (ALICE, "/v1/messages", _messages("claude-sonnet-4-5"),
      {"user-agent": UA_CLAUDE_CODE, "x-sim-fixture": "anthropic_messages_stream_cache_read_payloads.jsonl"}),
     (ALICE, "/v1/responses", {"model": "gpt-5-nano", "input": "hi", "stream": True}, {"user-agent": UA_CODEX}),
+    (BOB, GEMINI_STREAM, {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}, {"user-agent": UA_GEMINI_CLI}),
     ("tag:k8s", CHAT, _chat("gpt-4o"), {"user-agent": UA_APP}),
     ("tag:k8s", "/v1/embeddings", {"model": "text-embedding-3-small", "input": "hi"}, {"user-agent": UA_APP}),
     ("tag:ci,tag:k8s", CHAT, _chat("gpt-4o", stream=True), {"user-agent": UA_CODEX}),
@@ -218,7 +222,8 @@ def live(binaries, sim, tmp_path_factory) -> Iterator[Live]:
     listen, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     path = workdir / "tailmeter.toml"
     path.write_text(render_config(listen, admin, sim.base_url, f"http://127.0.0.1:{free_port()}"))
-    env = {cfg.OPENAI_KEY_ENV: PROVIDER_OPENAI_KEY, cfg.ANTHROPIC_KEY_ENV: PROVIDER_ANTHROPIC_KEY}
+    env = {cfg.OPENAI_KEY_ENV: PROVIDER_OPENAI_KEY, cfg.ANTHROPIC_KEY_ENV: PROVIDER_ANTHROPIC_KEY,
+           cfg.GEMINI_KEY_ENV: PROVIDER_GEMINI_KEY}
     tm = start_tailmeter(binaries["tailmeter"], path, workdir, env)
     prom = None
     try:
@@ -416,13 +421,13 @@ def test_clickhouse_sql_returns_rows(clickhouse, query: dq.Query) -> None:
 
 
 def test_clickhouse_client_families(clickhouse) -> None:
-    """The user-agent classification sees Claude Code, Codex and apps in the real rows."""
+    """The user-agent classification sees Claude Code, Codex, Gemini CLI and apps in the real rows."""
     query = next(q for q in SQL_QUERIES if "Usage by client" in q.where)
     now = int(time.time())
     sql = dq.clickhouse_sql(query.text, {n: dq.ALL for n in ("identity", "tag", "provider", "model")},
                             now - 3600, now + 60)
     clients = {row[0] for row in _rows(clickhouse, sql)}
-    assert {"Claude Code", "Codex", "Open WebUI / aiohttp app", "Anthropic SDK app"} <= clients, clients
+    assert {"Claude Code", "Codex", "Gemini CLI", "Open WebUI / aiohttp app", "Anthropic SDK app"} <= clients, clients
 
 
 def test_sql_expansion_leaves_no_macro() -> None:
