@@ -86,13 +86,31 @@ const API_SUFFIXES: [&str; 6] = [
     "/models",
 ];
 
-/// The refusal for a path tailmeter does not serve, and the error format to give it in.
+/// The Gemini actions tailmeter serves, as they end a path after the model.
+const GEMINI_ACTIONS: [&str; 3] = [":generateContent", ":streamGenerateContent", ":countTokens"];
+
+/// The refusal for a path tailmeter does not serve, and the error format to give it in (the
+/// API family the path looks like).
 ///
 /// A path that ends like an API endpoint under the wrong prefix is a client's base URL set
 /// wrong (`/v1` twice, missing, or an extra segment): that is a 400 saying how to set it. Not a
 /// 404, which Claude Code shows as "an issue with the selected model", hiding the message.
 /// Any other path is a 404 listing what is served.
 pub fn unknown_path(method: &str, path: &str) -> (ApiError, ErrorFormat) {
+    if let Some(refusal) = unknown_gemini_path(method, path) {
+        return (refusal, ErrorFormat::Gemini);
+    }
+    if path.starts_with("/model/") {
+        let error = ApiError::new(
+            ErrorKind::NotFound,
+            "unknown_path",
+            format!(
+                "tailmeter does not serve {method} {}. Of the Bedrock runtime API it serves POST /model/{{model}}/converse, /converse-stream, /invoke and /invoke-with-response-stream",
+                quoted(path)
+            ),
+        );
+        return (error, ErrorFormat::Bedrock);
+    }
     let anthropic = path.contains("/messages");
     let format = if anthropic {
         ErrorFormat::Anthropic
@@ -104,7 +122,7 @@ pub fn unknown_path(method: &str, path: &str) -> (ApiError, ErrorFormat) {
             ErrorKind::NotFound,
             "unknown_path",
             format!(
-                "tailmeter does not serve {method} {}. Endpoints: POST /v1/chat/completions, /v1/responses, /v1/embeddings, /v1/messages, /v1/messages/count_tokens; GET /v1/models, /tailmeter/whoami",
+                "tailmeter does not serve {method} {}. Endpoints: POST /v1/chat/completions, /v1/responses, /v1/embeddings, /v1/messages, /v1/messages/count_tokens, /v1beta/models/{{model}}:generateContent (and :streamGenerateContent, :countTokens), /model/{{model}}/converse (and /converse-stream, /invoke, /invoke-with-response-stream); GET /v1/models, /tailmeter/whoami",
                 quoted(path)
             ),
         );
@@ -129,6 +147,41 @@ pub fn unknown_path(method: &str, path: &str) -> (ApiError, ErrorFormat) {
         ),
     );
     (error, format)
+}
+
+/// The refusal for a Gemini-style path (`…/models/{model}:{action}`) that is not served: a
+/// served action under another prefix is the base URL set wrong (400), another action a 404
+/// naming the served ones. None for a path of another shape, or not a POST (a GET of an
+/// OpenAI fine-tuned model, `/v1/models/ft:gpt-4o:org:…`, has colons too).
+fn unknown_gemini_path(method: &str, path: &str) -> Option<ApiError> {
+    if method != "POST" {
+        return None;
+    }
+    let model_at = path.find("/models/")? + "/models/".len();
+    let action = &path[model_at + path[model_at..].rfind(':')?..];
+    if !GEMINI_ACTIONS.contains(&action) {
+        return Some(ApiError::new(
+            ErrorKind::NotFound,
+            "unknown_path",
+            format!(
+                "tailmeter does not serve {method} {}. Of the Gemini API it serves POST /v1beta/models/{{model}}:generateContent, :streamGenerateContent and :countTokens (also under /v1/)",
+                quoted(path)
+            ),
+        ));
+    }
+    let twice = if path.contains("/v1beta/v1beta/") || path.contains("/v1/v1/") {
+        " (the path has its API version twice)"
+    } else {
+        ""
+    };
+    Some(ApiError::new(
+        ErrorKind::InvalidRequest,
+        "wrong_base_url",
+        format!(
+            "tailmeter serves POST /v1beta/models/{{model}}{action} (or under /v1/), not {}: the client's base URL is set wrong{twice}. For Gemini clients (GOOGLE_GEMINI_BASE_URL, Gemini CLI, the google-genai SDK's base_url) the base URL is the gateway's address with no path, e.g. http://gateway:8080 (no /v1beta: the client adds it)",
+            quoted(path)
+        ),
+    ))
 }
 
 /// 503 while the gateway shuts down.
@@ -445,8 +498,34 @@ mod tests {
     }
 
     #[test]
-    fn other_paths_are_404() {
-        let (error, _) = unknown_path("GET", "/favicon.ico");
+    fn gemini_base_url_mistakes_are_400_in_geminis_format() {
+        for path in [
+            "/v1beta/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+            "/gemini/v1beta/models/gemini-2.5-flash:generateContent",
+            "/models/gemini-2.5-flash:countTokens",
+        ] {
+            let (error, format) = unknown_path("POST", path);
+            assert_eq!(
+                (error.status(), format),
+                (400, ErrorFormat::Gemini),
+                "{path}"
+            );
+            assert!(error.message.contains("GOOGLE_GEMINI_BASE_URL"), "{path}");
+        }
+        let (error, _) = unknown_path("POST", "/v1beta/v1beta/models/g:generateContent");
+        assert!(error.message.contains("API version twice"));
+    }
+
+    #[test]
+    fn other_paths_are_404_in_the_format_they_look_like() {
+        let (error, format) = unknown_path("GET", "/favicon.ico");
         assert_eq!((error.status(), error.code), (404, "unknown_path"));
+        assert_eq!(format, ErrorFormat::OpenAi);
+        let (error, format) = unknown_path("POST", "/v1beta/models/gemini-2.5-flash:embedContent");
+        assert_eq!((error.status(), format), (404, ErrorFormat::Gemini));
+        assert!(error.message.contains(":countTokens"));
+        let (error, format) = unknown_path("POST", "/model/m/count-tokens");
+        assert_eq!((error.status(), format), (404, ErrorFormat::Bedrock));
+        assert!(error.message.contains("/converse-stream"));
     }
 }

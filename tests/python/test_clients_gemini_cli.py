@@ -37,9 +37,9 @@ def gemini() -> Path:
     return cc.npm_client("gemini", "TAILMETER_GEMINI_CLI_BIN")
 
 
-def run_gemini(gemini: Path, tmp_path: Path, tm: Tailmeter, model: str | None = None) -> cc.Run:
+def run_gemini(gemini: Path, tmp_path: Path, tm: Tailmeter, model: str | None = None, base_suffix: str = "") -> cc.Run:
     """`gemini -p` with the doc's settings and environment; `model` replaces the settings' model
-    (`auto`: the CLI picks)."""
+    (`auto`: the CLI picks), `base_suffix` is appended to the base URL."""
     settings = json.loads(snippet(DOC, "gemini-settings.json", tm.base_url))
     if model is not None:
         settings["model"]["name"] = model
@@ -50,6 +50,7 @@ def run_gemini(gemini: Path, tmp_path: Path, tm: Tailmeter, model: str | None = 
     # The CLI writes error reports to the temporary directory: the test's own.
     env = {**env_block(DOC, "gemini-cli.env", tm.base_url), "GEMINI_CLI_TRUST_WORKSPACE": "true",
            "GEMINI_TELEMETRY_ENABLED": "false", "TMPDIR": str(tmp_path)}
+    env["GOOGLE_GEMINI_BASE_URL"] += base_suffix
     return cc.run([str(gemini), "-p", PROMPT], cc.sandbox_env(home, env), cwd=work)
 
 
@@ -93,4 +94,12 @@ def test_bad_model_names_the_fix(
     result = run_gemini(gemini, tmp_path, tailmeter_clients, model)
     assert result.returncode != 0, result.describe()
     for word in words:
+        assert word in result.stderr + result.stdout, result.describe()
+
+
+def test_wrong_base_url_names_the_fix(tailmeter_clients: Tailmeter, gemini: Path, tmp_path: Path) -> None:
+    """`/v1beta` on the end of GOOGLE_GEMINI_BASE_URL (the CLI adds its own)."""
+    result = run_gemini(gemini, tmp_path, tailmeter_clients, base_suffix="/v1beta")
+    assert result.returncode != 0, result.describe()
+    for word in ["base URL is set wrong", "GOOGLE_GEMINI_BASE_URL", "no /v1beta"]:
         assert word in result.stderr + result.stdout, result.describe()

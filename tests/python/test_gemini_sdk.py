@@ -106,3 +106,22 @@ def test_count_tokens_is_passed_on_not_metered(tailmeter_metering: Tailmeter, si
            Expect("tailmeter_requests_total", {**who, "endpoint": "count_tokens", "code": "200"}, 1)]
     )
     check_upstream(sim, marker, f"/v1beta/models/{MODEL}:countTokens")
+
+
+def test_base_url_with_the_api_version_is_400_naming_the_fix(tailmeter_metering: Tailmeter) -> None:
+    """`/v1beta` on the end of the SDK's base URL doubles it: answered in Gemini's format, saying
+    how to set it, not as an OpenAI-shaped 404."""
+    options = types.HttpOptions(base_url=f"{tailmeter_metering.base_url}/v1beta")
+    gemini = genai.Client(api_key=CLIENT_GEMINI_KEY, http_options=options)
+    with pytest.raises(genai.errors.ClientError) as refused:
+        gemini.models.generate_content(model=MODEL, contents="hi")
+    assert (refused.value.code, refused.value.status) == (400, "INVALID_ARGUMENT")
+    assert "GOOGLE_GEMINI_BASE_URL" in (refused.value.message or "")
+
+
+def test_an_action_not_served_is_404_in_geminis_format(tailmeter_metering: Tailmeter) -> None:
+    gemini = client(tailmeter_metering, new_marker())
+    with pytest.raises(genai.errors.ClientError) as refused:
+        gemini.models.embed_content(model=MODEL, contents="hi")
+    assert (refused.value.code, refused.value.status) == (404, "NOT_FOUND")
+    assert ":countTokens" in (refused.value.message or "")
