@@ -42,6 +42,8 @@ pub enum Endpoint {
     InvokeStream,
     /// GET /v1/models (answered locally)
     ListModels,
+    /// GET /v1beta/models (answered locally, in Gemini's list shape)
+    GeminiListModels,
     /// GET /tailmeter/whoami (answered locally)
     WhoAmI,
 }
@@ -68,11 +70,12 @@ impl Endpoint {
             "/v1/messages" => Endpoint::Messages,
             "/v1/messages/count_tokens" => Endpoint::CountTokens,
             "/v1/models" => Endpoint::ListModels,
+            "/v1beta/models" => Endpoint::GeminiListModels,
             "/tailmeter/whoami" => Endpoint::WhoAmI,
             other => Self::with_model_in_path(other)?.0,
         };
         let expected = match endpoint {
-            Endpoint::ListModels | Endpoint::WhoAmI => Method::GET,
+            Endpoint::ListModels | Endpoint::GeminiListModels | Endpoint::WhoAmI => Method::GET,
             _ => Method::POST,
         };
         (*method == expected).then_some(endpoint)
@@ -141,7 +144,7 @@ impl Endpoint {
             Endpoint::GenerateContent | Endpoint::StreamGenerateContent => "generate_content",
             Endpoint::Converse | Endpoint::ConverseStream => "converse",
             Endpoint::Invoke | Endpoint::InvokeStream => "invoke",
-            Endpoint::ListModels => "models",
+            Endpoint::ListModels | Endpoint::GeminiListModels => "models",
             Endpoint::WhoAmI => "whoami",
         }
     }
@@ -152,7 +155,8 @@ impl Endpoint {
             Endpoint::Messages | Endpoint::CountTokens => Family::Anthropic,
             Endpoint::GenerateContent
             | Endpoint::StreamGenerateContent
-            | Endpoint::GeminiCountTokens => Family::Gemini,
+            | Endpoint::GeminiCountTokens
+            | Endpoint::GeminiListModels => Family::Gemini,
             Endpoint::Converse
             | Endpoint::ConverseStream
             | Endpoint::Invoke
@@ -188,6 +192,7 @@ impl Endpoint {
             Endpoint::CountTokens
             | Endpoint::GeminiCountTokens
             | Endpoint::ListModels
+            | Endpoint::GeminiListModels
             | Endpoint::WhoAmI => None,
         }
     }
@@ -206,7 +211,10 @@ impl Endpoint {
 
     /// Whether this endpoint is proxied to a provider (as opposed to answered by tailmeter).
     pub fn is_proxied(self) -> bool {
-        !matches!(self, Endpoint::ListModels | Endpoint::WhoAmI)
+        !matches!(
+            self,
+            Endpoint::ListModels | Endpoint::GeminiListModels | Endpoint::WhoAmI
+        )
     }
 }
 

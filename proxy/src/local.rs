@@ -1,5 +1,6 @@
 //! The endpoints tailmeter answers itself: `GET /v1/models` (in OpenAI's list shape, or
-//! Anthropic's when the client sends `anthropic-version`) and `GET /tailmeter/whoami`. Both list
+//! Anthropic's when the client sends `anthropic-version`, Gemini's when it sends
+//! `x-goog-api-key`), `GET /v1beta/models` (Gemini's) and `GET /tailmeter/whoami`. Both list
 //! models through [`Access::check`](crate::access::Access::check), the same decision routing makes.
 
 use serde_json::{json, Value};
@@ -42,11 +43,22 @@ fn probe(format: ErrorFormat) -> Endpoint {
     }
 }
 
-/// The `GET /v1/models` body.
+/// The `GET /v1/models` (or `/v1beta/models`) body: the models the caller may call through
+/// `format`'s API, in that API's list shape.
 pub fn list_models(gateway: &Gateway, caller: &Caller, format: ErrorFormat) -> Value {
     let routes = callable(gateway, caller, format);
     match format {
-        ErrorFormat::OpenAi | ErrorFormat::Gemini | ErrorFormat::Bedrock => json!({
+        ErrorFormat::Gemini => json!({
+            "models": routes.iter().map(|route| {
+                let id = client_name(gateway, route);
+                json!({
+                    "name": format!("models/{id}"),
+                    "displayName": id,
+                    "supportedGenerationMethods": ["generateContent", "countTokens"],
+                })
+            }).collect::<Vec<_>>(),
+        }),
+        ErrorFormat::OpenAi | ErrorFormat::Bedrock => json!({
             "object": "list",
             "data": routes.iter().map(|route| json!({
                 "id": client_name(gateway, route),

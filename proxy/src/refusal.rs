@@ -149,26 +149,31 @@ pub fn unknown_path(method: &str, path: &str) -> (ApiError, ErrorFormat) {
     (error, format)
 }
 
-/// The refusal for a Gemini-style path (`…/models/{model}:{action}`) that is not served: a
-/// served action under another prefix is the base URL set wrong (400), another action a 404
-/// naming the served ones. None for a path of another shape, or not a POST (a GET of an
-/// OpenAI fine-tuned model, `/v1/models/ft:gpt-4o:org:…`, has colons too).
+/// The refusal for a Gemini path that is not served: a served action
+/// (`…/models/{model}:{action}`) under another prefix is the base URL set wrong (400); another
+/// action, or another path under `/v1beta/`, a 404 naming what is served. None for a path of
+/// another shape (a GET of an OpenAI fine-tuned model, `/v1/models/ft:gpt-4o:org:…`, has colons
+/// too, so only a POST is read for an action).
 fn unknown_gemini_path(method: &str, path: &str) -> Option<ApiError> {
-    if method != "POST" {
+    let action = (method == "POST")
+        .then(|| {
+            let model_at = path.find("/models/")? + "/models/".len();
+            Some(&path[model_at + path[model_at..].rfind(':')?..])
+        })
+        .flatten();
+    if action.is_none() && !path.starts_with("/v1beta/") {
         return None;
     }
-    let model_at = path.find("/models/")? + "/models/".len();
-    let action = &path[model_at + path[model_at..].rfind(':')?..];
-    if !GEMINI_ACTIONS.contains(&action) {
+    let Some(action) = action.filter(|a| GEMINI_ACTIONS.contains(a)) else {
         return Some(ApiError::new(
             ErrorKind::NotFound,
             "unknown_path",
             format!(
-                "tailmeter does not serve {method} {}. Of the Gemini API it serves POST /v1beta/models/{{model}}:generateContent, :streamGenerateContent and :countTokens (also under /v1/)",
+                "tailmeter does not serve {method} {}. Of the Gemini API it serves POST /v1beta/models/{{model}}:generateContent, :streamGenerateContent and :countTokens (also under /v1/), and GET /v1beta/models",
                 quoted(path)
             ),
         ));
-    }
+    };
     let twice = if path.contains("/v1beta/v1beta/") || path.contains("/v1/v1/") {
         " (the path has its API version twice)"
     } else {
@@ -524,6 +529,10 @@ mod tests {
         let (error, format) = unknown_path("POST", "/v1beta/models/gemini-2.5-flash:embedContent");
         assert_eq!((error.status(), format), (404, ErrorFormat::Gemini));
         assert!(error.message.contains(":countTokens"));
+        let (error, format) = unknown_path("GET", "/v1beta/models/gemini-2.5-flash");
+        assert_eq!((error.status(), format), (404, ErrorFormat::Gemini));
+        let (_, format) = unknown_path("GET", "/v1/models/ft:gpt-4o:org:x");
+        assert_eq!(format, ErrorFormat::OpenAi);
         let (error, format) = unknown_path("POST", "/model/m/count-tokens");
         assert_eq!((error.status(), format), (404, ErrorFormat::Bedrock));
         assert!(error.message.contains("/converse-stream"));

@@ -125,3 +125,14 @@ def test_an_action_not_served_is_404_in_geminis_format(tailmeter_metering: Tailm
         gemini.models.embed_content(model=MODEL, contents="hi")
     assert (refused.value.code, refused.value.status) == (404, "NOT_FOUND")
     assert ":countTokens" in (refused.value.message or "")
+
+
+@pytest.mark.parametrize("api_version", ["v1beta", "v1"])
+def test_models_list_in_geminis_shape(tailmeter_metering: Tailmeter, api_version: str) -> None:
+    """`models.list()` (GET /v1beta/models, or /v1/models with the SDK's key header) answers with
+    the Gemini models the caller may call, named as generateContent takes them."""
+    gemini = client(tailmeter_metering, new_marker(), api_version)
+    listed = list(gemini.models.list())
+    assert [m.name for m in listed] == [f"models/{m}" for m in GEMINI_MODELS], listed
+    assert listed[0].supported_actions == ["generateContent", "countTokens"], listed[0]
+    assert gemini.models.generate_content(model=listed[0].name, contents="hi").text

@@ -185,12 +185,14 @@ impl ProxyHttp for Proxy {
             }
         };
         let answer = match endpoint {
-            Endpoint::ListModels => {
-                let format = if session
-                    .req_header()
-                    .headers
-                    .contains_key("anthropic-version")
+            Endpoint::ListModels | Endpoint::GeminiListModels => {
+                let headers = &session.req_header().headers;
+                // Under /v1/, each SDK's list by the header only it sends.
+                let format = if endpoint == Endpoint::GeminiListModels
+                    || headers.contains_key("x-goog-api-key")
                 {
+                    ErrorFormat::Gemini
+                } else if headers.contains_key("anthropic-version") {
                     ErrorFormat::Anthropic
                 } else {
                     ErrorFormat::OpenAi
