@@ -80,7 +80,7 @@ def synth_sim(binaries: dict[str, Path], fixtures_dir: Path, tmp_path_factory: p
     workdir = tmp_path_factory.mktemp("synth-sim")
     proc, port = start_sim(
         binaries["sim"], fixtures_dir, PROVIDER_OPENAI_KEY, PROVIDER_ANTHROPIC_KEY, workdir,
-        ("--synthesize", "--gemini-key", PROVIDER_GEMINI_KEY),
+        ("--synthesize", "--gemini-key", PROVIDER_GEMINI_KEY, "--bedrock-key", PROVIDER_BEDROCK_KEY),
     )
     yield Sim(port, PROVIDER_OPENAI_KEY, PROVIDER_ANTHROPIC_KEY)
     proc.stop()

@@ -2,7 +2,8 @@
 
 Each run is `claude -p … --output-format json` in a fresh HOME, set up the two
 ways docs/clients/claude-code.md gives (its blocks are the inputs: a settings
-file with an apiKeyHelper, or the environment). The simulator synthesizes
+file with an apiKeyHelper, or the environment). A third block runs it in its
+Bedrock mode against a `bedrock` provider. The simulator synthesizes
 every answer (thinking, tools, prompt caching as Claude Code asks for them)
 and records the usage it reported; tailmeter's /metrics and event rows must
 carry exactly those figures, cache tokens included, under the caller's
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import PROVIDER_BEDROCK_KEY
 from harness import cli_clients as cc
 from harness.clients import Tailmeter
 from harness.config import ALICE, UNGRANTED
@@ -123,3 +125,22 @@ def test_base_url_with_v1_names_the_fix(tailmeter_clients: Tailmeter, claude: Pa
     assert result.returncode != 0 and out["is_error"], result.describe()
     text = out["result"]
     assert "/v1 twice" in text and "ANTHROPIC_BASE_URL" in text, text
+
+
+def test_bedrock_mode(tailmeter_clients: Tailmeter, synth_sim: Sim, claude: Path, tmp_path: Path) -> None:
+    """Claude Code in its Bedrock mode (the doc's Bedrock block): InvokeModelWithResponseStream
+    with Bedrock's model ids, no AWS signature, metered under the `bedrock` provider."""
+    env = env_block(DOC, "claude-code-bedrock.env", tailmeter_clients.base_url)
+    mark, start_ms, delta = len(synth_sim.requests()), int(time.time() * 1000), tailmeter_clients.metrics.delta()
+    result, out = run_claude(claude, tmp_path / "home", env)
+    assert result.returncode == 0 and not out["is_error"], result.describe()
+    assert "pong" in out["result"], out["result"]
+    reqs = cc.since(synth_sim, mark)
+    assert reqs, "Claude Code sent nothing upstream"
+    for req in reqs:
+        assert req.target.startswith("/model/") and "/invoke" in req.target, req.target
+        assert req.header("user-agent")[0].startswith("claude-cli/"), req.headers
+        assert req.header("authorization") == [f"Bearer {PROVIDER_BEDROCK_KEY}"], req.headers
+    assert env["ANTHROPIC_MODEL"] in {r.model for r in reqs}, [r.model for r in reqs]
+    cc.expect_metered(delta, ALICE, "bedrock", reqs)
+    cc.expect_events(tailmeter_clients, start_ms, ALICE, "bedrock", reqs)

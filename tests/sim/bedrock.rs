@@ -64,7 +64,7 @@ pub fn encode_frame(headers: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
 }
 
 /// The `(event type, payload)` of every frame of an event stream.
-fn frames(stream: &Bytes) -> Result<Vec<(String, Value)>, String> {
+pub(crate) fn frames(stream: &Bytes) -> Result<Vec<(String, Value)>, String> {
     split_frames(stream)?
         .iter()
         .map(|frame| {

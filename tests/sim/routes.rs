@@ -36,14 +36,14 @@ pub enum Route {
     },
     /// POST /model/{model}/converse or /converse-stream (Bedrock).
     Converse {
-        /// The model named in the path, as sent (percent-encoded).
+        /// The model named in the path (its `%3A` decoded to `:`).
         model: String,
         /// Whether the action is converse-stream.
         stream: bool,
     },
     /// POST /model/{model}/invoke or /invoke-with-response-stream (Bedrock).
     Invoke {
-        /// The model named in the path, as sent (percent-encoded).
+        /// The model named in the path (its `%3A` decoded to `:`).
         model: String,
         /// Whether the action is invoke-with-response-stream.
         stream: bool,
@@ -64,7 +64,7 @@ impl Route {
             "/v1/messages/count_tokens" => Some(Self::CountTokens),
             _ if path.starts_with("/model/") => {
                 let (model, action) = path["/model/".len()..].rsplit_once('/')?;
-                let model = model.to_owned();
+                let model = percent_decode(model);
                 Some(match action {
                     "converse" => Self::Converse {
                         model,
@@ -183,6 +183,26 @@ impl Route {
     }
 }
 
+/// `%XX` escapes decoded (a Bedrock model id comes with its `:` as `%3A`); anything else kept.
+fn percent_decode(text: &str) -> String {
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        let hex = tail.get(..2).and_then(|h| std::str::from_utf8(h).ok());
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(decoded) if byte == b'%' => {
+                out.push(decoded);
+                rest = &tail[2..];
+            }
+            _ => {
+                out.push(byte);
+                rest = tail;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,7 +226,7 @@ mod tests {
                 "/model/us.anthropic.claude-v1%3A0/converse-stream"
             ),
             Some(Route::Converse {
-                model: "us.anthropic.claude-v1%3A0".into(),
+                model: "us.anthropic.claude-v1:0".into(),
                 stream: true
             })
         );

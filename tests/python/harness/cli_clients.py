@@ -105,12 +105,16 @@ ENDPOINTS = {
     "/v1/messages": "messages",
     ":generateContent": "generate_content",
     ":streamGenerateContent": "generate_content",
+    "/invoke": "invoke",
+    "/invoke-with-response-stream": "invoke",
 }
 
 
 def endpoint_of(req: SimRequest) -> str:
     """The endpoint label tailmeter gives the request the simulator received."""
     path = req.target.split("?", 1)[0]
+    if path.startswith("/model/"):
+        return ENDPOINTS[path[path.rindex("/"):]]
     return ENDPOINTS[path if path.startswith("/v1/") and ":" not in path else ":" + path.rsplit(":", 1)[-1]]
 
 

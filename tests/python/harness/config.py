@@ -134,14 +134,18 @@ def standard_providers(sim_url: str) -> list[Provider]:
 # The client-program instance (tests/python/test_clients_*.py): the simulator synthesizes
 # answers, and each provider has one model that is configured but granted to nobody. The Gemini
 # models are the one docs/clients/gemini-cli.md names and the two Gemini CLI 0.61.0 picks itself.
-UNGRANTED = {"openai": "gpt-5", "anthropic": "claude-opus-4-5", "gemini": "gemini-2.5-pro"}
+# The Bedrock models are the two docs/clients/claude-code.md's Bedrock block names.
+UNGRANTED = {"openai": "gpt-5", "anthropic": "claude-opus-4-5", "gemini": "gemini-2.5-pro",
+             "bedrock": "us.anthropic.claude-opus-4-5-20251101-v1:0"}
 GEMINI_CLI_MODELS = ["gemini-2.5-flash", "gemini-3.5-flash-lite", "gemini-3.8-flash"]
+CLAUDE_BEDROCK_MODELS = ["us.anthropic.claude-sonnet-4-5-20250929-v1:0", "us.anthropic.claude-haiku-4-5-20251001-v1:0"]
 
 
 def clients_providers(sim_url: str) -> list[Provider]:
-    """The standard providers and a Gemini one, plus one ungranted model each."""
+    """The standard providers, a Gemini and a Bedrock one, plus one ungranted model each."""
     providers = standard_providers(sim_url) + [
-        Provider("gemini", "gemini", sim_url, f"${{{GEMINI_KEY_ENV}}}", GEMINI_CLI_MODELS)]
+        Provider("gemini", "gemini", sim_url, f"${{{GEMINI_KEY_ENV}}}", GEMINI_CLI_MODELS),
+        Provider("bedrock", "bedrock", sim_url, f"${{{BEDROCK_KEY_ENV}}}", CLAUDE_BEDROCK_MODELS)]
     for p in providers:
         p.models = p.models + [UNGRANTED[p.name]]
     return providers
@@ -150,7 +154,8 @@ def clients_providers(sim_url: str) -> list[Provider]:
 def clients_grants() -> list[tuple[list[str], list[str]]]:
     """Alice may use every model of the clients' providers but the ungranted ones."""
     models = [f"openai/{m}" for m in OPENAI_MODELS] + [f"anthropic/{m}" for m in ANTHROPIC_MODELS]
-    return [([ALICE], models + [f"gemini/{m}" for m in GEMINI_CLI_MODELS])]
+    models += [f"gemini/{m}" for m in GEMINI_CLI_MODELS] + [f"bedrock/{m}" for m in CLAUDE_BEDROCK_MODELS]
+    return [([ALICE], models)]
 
 
 def metering_providers(sim_url: str) -> list[Provider]:

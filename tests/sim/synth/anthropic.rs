@@ -2,13 +2,16 @@
 //! blocks … `message_delta` with the final usage, `message_stop`) or the
 //! Messages object, with a thinking block when thinking is enabled, a
 //! `tool_use` block when a tool is forced, and cache figures from the
-//! request's `cache_control` breakpoints.
+//! request's `cache_control` breakpoints. The same answer serves Bedrock's
+//! InvokeModel for Anthropic models, in Bedrock's framing ([`invoke`]).
 
+use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::answer::{generate, pieces, snippet_of, Ask, Generated};
 use super::prompt::{tokens_of, Cached, Prompt};
 use super::{opt_u64, Synth, Tokens};
+use crate::bedrock::invoke::Invoke;
 use crate::deliver::{Kind, Reply};
 
 /// Answers POST /v1/messages.
@@ -17,6 +20,36 @@ pub fn messages(synth: &Synth, request: &Value) -> Result<Reply, String> {
         .get("model")
         .and_then(Value::as_str)
         .ok_or("`model` is required")?;
+    let (message, tokens) = message(synth, model, request)?;
+    let reply = if request.get("stream") == Some(&Value::Bool(true)) {
+        Reply::ok(Kind::Sse, message.stream())
+    } else {
+        Reply::ok(Kind::Json, message.object().to_string())
+    };
+    Ok(reply.with_usage(tokens))
+}
+
+/// Answers Bedrock's InvokeModel (`stream` false) or InvokeModelWithResponseStream for an
+/// Anthropic `model`: the body is a Messages request without `model` (it is in the path), the
+/// answer the Messages object or its events in Bedrock's frames, with Bedrock's figures.
+pub fn invoke(synth: &Synth, model: &str, request: &Value, stream: bool) -> Result<Reply, String> {
+    let (message, tokens) = message(synth, model, request)?;
+    let object = Bytes::from(message.object().to_string());
+    let bedrock = Invoke::derive(&Bytes::from(message.stream()), &object)?;
+    let reply = if stream {
+        Reply::ok(Kind::Frames, bedrock.stream).with_headers(bedrock.stream_headers)
+    } else {
+        Reply::ok(Kind::Json, object).with_headers(bedrock.headers)
+    };
+    Ok(reply.with_usage(tokens))
+}
+
+/// The message generated for a Messages `request` to `model`, and its figures.
+fn message<'a>(
+    synth: &Synth,
+    model: &'a str,
+    request: &Value,
+) -> Result<(Message<'a>, Tokens), String> {
     let max_tokens = opt_u64(request, "max_tokens")?.ok_or("`max_tokens` is required")?;
     let messages = request
         .get("messages")
@@ -41,12 +74,7 @@ pub fn messages(synth: &Synth, request: &Value) -> Result<Reply, String> {
         generated,
         usage: usage(&tokens, cached),
     };
-    let reply = if request.get("stream") == Some(&Value::Bool(true)) {
-        Reply::ok(Kind::Sse, message.stream())
-    } else {
-        Reply::ok(Kind::Json, message.object().to_string())
-    };
-    Ok(reply.with_usage(tokens))
+    Ok((message, tokens))
 }
 
 /// Answers POST /v1/messages/count_tokens with the prompt's size.

@@ -57,7 +57,7 @@ pub struct Synth {
 
 impl Synth {
     /// The synthesized answer for `route` (`query` is the request's query string), or None where
-    /// the simulator keeps replaying recordings (Bedrock).
+    /// the simulator keeps replaying recordings (Bedrock's Converse).
     pub fn answer(&self, route: &Route, request: &Value, query: Option<&str>) -> Option<Reply> {
         let result = match route {
             Route::Messages => anthropic::messages(self, request),
@@ -75,7 +75,8 @@ impl Synth {
                 gemini::generate_content(self, model, request, framing)
             }
             Route::GeminiCountTokens { model } => gemini::count_tokens(model, request),
-            _ => return None,
+            Route::Invoke { model, stream } => anthropic::invoke(self, model, request, *stream),
+            Route::Converse { .. } => return None,
         };
         Some(result.unwrap_or_else(|message| {
             route

@@ -1,3 +1,4 @@
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
 
@@ -229,12 +230,53 @@ fn embeddings_in_base64_decode_to_the_asked_dimensions() {
 }
 
 #[test]
-fn bedrock_is_left_to_the_recordings() {
+fn bedrock_converse_is_left_to_the_recordings() {
     let route = Route::Converse {
         model: "m".into(),
         stream: false,
     };
     assert!(Synth::default().answer(&route, &json!({}), None).is_none());
+}
+
+#[test]
+fn bedrock_invoke_is_the_messages_answer_in_bedrocks_framing() {
+    let request = json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 64,
+        "messages": [{"role": "user", "content": "Say hello"}]});
+    let invoke = |stream| Route::Invoke {
+        model: "us.anthropic.claude-haiku-4-5-20251001-v1:0".into(),
+        stream,
+    };
+    let synth = Synth::default();
+    let whole = answer(&synth, invoke(false), request.clone());
+    let usage = whole.usage.unwrap();
+    let body = body_json(&whole);
+    assert_eq!(body["model"], "us.anthropic.claude-haiku-4-5-20251001-v1:0");
+    assert!(body["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .ends_with("to: Say hello"));
+    let header = |name: &str| {
+        whole.headers[name]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert_eq!(header("x-amzn-bedrock-input-token-count"), usage.input);
+    assert_eq!(header("x-amzn-bedrock-output-token-count"), usage.output);
+    let streamed = answer(&synth, invoke(true), request);
+    assert_eq!(streamed.kind, Kind::Frames);
+    let metrics = format!(
+        r#""inputTokenCount":{},"outputTokenCount":{}"#,
+        usage.input, usage.output
+    );
+    let (_, last) = crate::bedrock::frames(&streamed.body)
+        .unwrap()
+        .pop()
+        .unwrap();
+    let last = STANDARD.decode(last["bytes"].as_str().unwrap()).unwrap();
+    let last = String::from_utf8(last).unwrap();
+    assert!(last.contains(&metrics), "{last}");
 }
 
 fn gemini(stream: bool) -> Route {
