@@ -15,6 +15,9 @@ use crate::local;
 use crate::routing::Route;
 use crate::timeouts::upstream::UpstreamTimeout;
 
+mod path;
+pub use path::unknown_path;
+
 /// At most this many alternatives are listed in a message.
 const MAX_LISTED: usize = 20;
 /// A client string quoted in a message is cut to this many characters.
@@ -74,119 +77,6 @@ fn quoted(text: &str) -> String {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),
     }
-}
-
-/// What clients append to their base URL for each API, longest first.
-const API_SUFFIXES: [&str; 6] = [
-    "/messages/count_tokens",
-    "/chat/completions",
-    "/responses",
-    "/embeddings",
-    "/messages",
-    "/models",
-];
-
-/// The Gemini actions tailmeter serves, as they end a path after the model.
-const GEMINI_ACTIONS: [&str; 3] = [":generateContent", ":streamGenerateContent", ":countTokens"];
-
-/// The refusal for a path tailmeter does not serve, and the error format to give it in (the
-/// API family the path looks like).
-///
-/// A path that ends like an API endpoint under the wrong prefix is a client's base URL set
-/// wrong (`/v1` twice, missing, or an extra segment): that is a 400 saying how to set it. Not a
-/// 404, which Claude Code shows as "an issue with the selected model", hiding the message.
-/// Any other path is a 404 listing what is served.
-pub fn unknown_path(method: &str, path: &str) -> (ApiError, ErrorFormat) {
-    if let Some(refusal) = unknown_gemini_path(method, path) {
-        return (refusal, ErrorFormat::Gemini);
-    }
-    if path.starts_with("/model/") {
-        let error = ApiError::new(
-            ErrorKind::NotFound,
-            "unknown_path",
-            format!(
-                "tailmeter does not serve {method} {}. Of the Bedrock runtime API it serves POST /model/{{model}}/converse, /converse-stream, /invoke and /invoke-with-response-stream",
-                quoted(path)
-            ),
-        );
-        return (error, ErrorFormat::Bedrock);
-    }
-    let anthropic = path.contains("/messages");
-    let format = if anthropic {
-        ErrorFormat::Anthropic
-    } else {
-        ErrorFormat::OpenAi
-    };
-    let Some(suffix) = API_SUFFIXES.iter().find(|s| path.ends_with(*s)) else {
-        let error = ApiError::new(
-            ErrorKind::NotFound,
-            "unknown_path",
-            format!(
-                "tailmeter does not serve {method} {}. Endpoints: POST /v1/chat/completions, /v1/responses, /v1/embeddings, /v1/messages, /v1/messages/count_tokens, /v1beta/models/{{model}}:generateContent (and :streamGenerateContent, :countTokens), /model/{{model}}/converse (and /converse-stream, /invoke, /invoke-with-response-stream); GET /v1/models, /tailmeter/whoami",
-                quoted(path)
-            ),
-        );
-        return (error, format);
-    };
-    let twice = if path.contains("/v1/v1/") {
-        " (the path has /v1 twice)"
-    } else {
-        ""
-    };
-    let fix = if anthropic {
-        "For Anthropic clients (ANTHROPIC_BASE_URL, Claude Code) the base URL is the gateway's address with no path, e.g. http://gateway:8080 (no /v1: the client adds it)"
-    } else {
-        "For OpenAI-style clients (OPENAI_BASE_URL, Codex's base_url, Open WebUI) the base URL ends in exactly one /v1, e.g. http://gateway:8080/v1"
-    };
-    let error = ApiError::new(
-        ErrorKind::InvalidRequest,
-        "wrong_base_url",
-        format!(
-            "tailmeter serves {method} /v1{suffix}, not {}: the client's base URL is set wrong{twice}. {fix}",
-            quoted(path)
-        ),
-    );
-    (error, format)
-}
-
-/// The refusal for a Gemini path that is not served: a served action
-/// (`…/models/{model}:{action}`) under another prefix is the base URL set wrong (400); another
-/// action, or another path under `/v1beta/`, a 404 naming what is served. None for a path of
-/// another shape (a GET of an OpenAI fine-tuned model, `/v1/models/ft:gpt-4o:org:…`, has colons
-/// too, so only a POST is read for an action).
-fn unknown_gemini_path(method: &str, path: &str) -> Option<ApiError> {
-    let action = (method == "POST")
-        .then(|| {
-            let model_at = path.find("/models/")? + "/models/".len();
-            Some(&path[model_at + path[model_at..].rfind(':')?..])
-        })
-        .flatten();
-    if action.is_none() && !path.starts_with("/v1beta/") {
-        return None;
-    }
-    let Some(action) = action.filter(|a| GEMINI_ACTIONS.contains(a)) else {
-        return Some(ApiError::new(
-            ErrorKind::NotFound,
-            "unknown_path",
-            format!(
-                "tailmeter does not serve {method} {}. Of the Gemini API it serves POST /v1beta/models/{{model}}:generateContent, :streamGenerateContent and :countTokens (also under /v1/), and GET /v1beta/models",
-                quoted(path)
-            ),
-        ));
-    };
-    let twice = if path.contains("/v1beta/v1beta/") || path.contains("/v1/v1/") {
-        " (the path has its API version twice)"
-    } else {
-        ""
-    };
-    Some(ApiError::new(
-        ErrorKind::InvalidRequest,
-        "wrong_base_url",
-        format!(
-            "tailmeter serves POST /v1beta/models/{{model}}{action} (or under /v1/), not {}: the client's base URL is set wrong{twice}. For Gemini clients (GOOGLE_GEMINI_BASE_URL, Gemini CLI, the google-genai SDK's base_url) the base URL is the gateway's address with no path, e.g. http://gateway:8080 (no /v1beta: the client adds it)",
-            quoted(path)
-        ),
-    ))
 }
 
 /// 503 while the gateway shuts down.
@@ -487,54 +377,5 @@ mod tests {
         let failed = Error::explain(ErrorType::InvalidHTTPHeader, "cause: the provider's bytes");
         let refusal = from_proxy_error(&failed, None).unwrap();
         assert!(refusal.message.ends_with(": InvalidHTTPHeader"));
-    }
-
-    #[test]
-    fn base_url_mistakes_are_400_naming_the_fix_in_the_clients_format() {
-        let (error, format) = unknown_path("POST", "/v1/v1/messages");
-        assert_eq!((error.status(), format), (400, ErrorFormat::Anthropic));
-        assert!(error.message.contains("/v1 twice"));
-        assert!(error.message.contains("ANTHROPIC_BASE_URL"));
-        let (error, format) = unknown_path("POST", "/responses");
-        assert_eq!((error.status(), format), (400, ErrorFormat::OpenAi));
-        assert!(error.message.contains("exactly one /v1"));
-        let (error, _) = unknown_path("GET", "/v1/v1/models");
-        assert_eq!(error.code, "wrong_base_url");
-    }
-
-    #[test]
-    fn gemini_base_url_mistakes_are_400_in_geminis_format() {
-        for path in [
-            "/v1beta/v1beta/models/gemini-2.5-flash:streamGenerateContent",
-            "/gemini/v1beta/models/gemini-2.5-flash:generateContent",
-            "/models/gemini-2.5-flash:countTokens",
-        ] {
-            let (error, format) = unknown_path("POST", path);
-            assert_eq!(
-                (error.status(), format),
-                (400, ErrorFormat::Gemini),
-                "{path}"
-            );
-            assert!(error.message.contains("GOOGLE_GEMINI_BASE_URL"), "{path}");
-        }
-        let (error, _) = unknown_path("POST", "/v1beta/v1beta/models/g:generateContent");
-        assert!(error.message.contains("API version twice"));
-    }
-
-    #[test]
-    fn other_paths_are_404_in_the_format_they_look_like() {
-        let (error, format) = unknown_path("GET", "/favicon.ico");
-        assert_eq!((error.status(), error.code), (404, "unknown_path"));
-        assert_eq!(format, ErrorFormat::OpenAi);
-        let (error, format) = unknown_path("POST", "/v1beta/models/gemini-2.5-flash:embedContent");
-        assert_eq!((error.status(), format), (404, ErrorFormat::Gemini));
-        assert!(error.message.contains(":countTokens"));
-        let (error, format) = unknown_path("GET", "/v1beta/models/gemini-2.5-flash");
-        assert_eq!((error.status(), format), (404, ErrorFormat::Gemini));
-        let (_, format) = unknown_path("GET", "/v1/models/ft:gpt-4o:org:x");
-        assert_eq!(format, ErrorFormat::OpenAi);
-        let (error, format) = unknown_path("POST", "/model/m/count-tokens");
-        assert_eq!((error.status(), format), (404, ErrorFormat::Bedrock));
-        assert!(error.message.contains("/converse-stream"));
     }
 }
