@@ -40,6 +40,8 @@ pub enum Endpoint {
     Invoke,
     /// POST /model/{model}/invoke-with-response-stream
     InvokeStream,
+    /// POST /model/{model}/count-tokens (proxied, not metered)
+    BedrockCountTokens,
     /// GET /v1/models (answered locally)
     ListModels,
     /// GET /v1beta/models (answered locally, in Gemini's list shape)
@@ -53,11 +55,12 @@ const GEMINI_PREFIXES: [&str; 2] = ["/v1beta/models/", "/v1/models/"];
 /// Bedrock's model paths.
 const BEDROCK_PREFIX: &str = "/model/";
 /// Bedrock's actions, by the path's last segment.
-const BEDROCK_ACTIONS: [(&str, Endpoint); 4] = [
+const BEDROCK_ACTIONS: [(&str, Endpoint); 5] = [
     ("/converse", Endpoint::Converse),
     ("/converse-stream", Endpoint::ConverseStream),
     ("/invoke", Endpoint::Invoke),
     ("/invoke-with-response-stream", Endpoint::InvokeStream),
+    ("/count-tokens", Endpoint::BedrockCountTokens),
 ];
 
 impl Endpoint {
@@ -140,7 +143,9 @@ impl Endpoint {
             Endpoint::Responses => "responses",
             Endpoint::Embeddings => "embeddings",
             Endpoint::Messages => "messages",
-            Endpoint::CountTokens | Endpoint::GeminiCountTokens => "count_tokens",
+            Endpoint::CountTokens | Endpoint::GeminiCountTokens | Endpoint::BedrockCountTokens => {
+                "count_tokens"
+            }
             Endpoint::GenerateContent | Endpoint::StreamGenerateContent => "generate_content",
             Endpoint::Converse | Endpoint::ConverseStream => "converse",
             Endpoint::Invoke | Endpoint::InvokeStream => "invoke",
@@ -160,7 +165,8 @@ impl Endpoint {
             Endpoint::Converse
             | Endpoint::ConverseStream
             | Endpoint::Invoke
-            | Endpoint::InvokeStream => Family::Bedrock,
+            | Endpoint::InvokeStream
+            | Endpoint::BedrockCountTokens => Family::Bedrock,
             Endpoint::ChatCompletions
             | Endpoint::Responses
             | Endpoint::Embeddings
@@ -191,6 +197,7 @@ impl Endpoint {
             Endpoint::Invoke | Endpoint::InvokeStream => Some(Dialect::BedrockInvoke),
             Endpoint::CountTokens
             | Endpoint::GeminiCountTokens
+            | Endpoint::BedrockCountTokens
             | Endpoint::ListModels
             | Endpoint::GeminiListModels
             | Endpoint::WhoAmI => None,
@@ -363,6 +370,10 @@ mod tests {
             Endpoint::classify(&post, "/model/m/invoke-with-response-stream"),
             Some(Endpoint::InvokeStream)
         );
+        let count = Endpoint::classify(&post, "/model/m/count-tokens");
+        assert_eq!(count, Some(Endpoint::BedrockCountTokens));
+        assert_eq!(Endpoint::BedrockCountTokens.dialect(), None);
+        assert_eq!(Endpoint::BedrockCountTokens.label(), "count_tokens");
         assert_eq!(Endpoint::classify(&post, "/model/converse"), None);
         assert_eq!(Endpoint::path_model("/model/%ZZ/converse"), None);
         assert!(Endpoint::InvokeStream.always_streams() && !Endpoint::Invoke.always_streams());

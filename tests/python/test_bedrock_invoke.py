@@ -26,7 +26,7 @@ from botocore.eventstream import EventStreamBuffer
 from conftest import PROVIDER_BEDROCK_KEY
 from harness.clients import REQUEST_ID, Tailmeter, http_client
 from harness.config import ALICE, BEDROCK_MODELS, SRC_ALICE
-from harness.metrics import Usage
+from harness.metrics import TOKEN_TYPES, Expect, Usage
 from harness.sim import Sim, new_marker
 from test_stream_endings import SEED, Stream, assert_cuts_counted_once, row_usage, rows_for
 
@@ -141,6 +141,30 @@ def test_boto3_invoke_calls_are_metered(tailmeter_metering: Tailmeter, monkeypat
     assert [e["type"] for e in events][-2:] == ["message_delta", "message_stop"]
     assert events[-1]["amazon-bedrock-invocationMetrics"]["outputTokenCount"] == 5
     delta.expect_usage(identity=ALICE, provider=PROVIDER, model=MODEL, endpoint=ENDPOINT, usage=Usage(20, 5))
+
+
+def test_boto3_count_tokens_is_passed_on_not_metered(
+    tailmeter_metering: Tailmeter, sim: Sim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CountTokens (`/model/{model}/count-tokens`, which Claude Code's Bedrock mode has) reaches
+    the provider with its key; no tokens are counted, the request is, as `count_tokens`."""
+    monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", CLIENT_KEY)
+    marker = new_marker()
+    client = boto3.client(
+        "bedrock-runtime", region_name="us-east-1", endpoint_url=tailmeter_metering.base_url,
+        config=Config(retries={"total_max_attempts": 1}, proxies={}),
+    )
+    client.meta.events.register("before-send.*", lambda request, **_: request.headers.update(marker))
+    delta = tailmeter_metering.metrics.delta()
+    counted = client.count_tokens(modelId=MODEL, input={"invokeModel": {"body": json.dumps(BODY)}})
+    assert counted["inputTokens"] == 20
+    who = {"identity": ALICE, "provider": PROVIDER, "model": MODEL}
+    delta.expect([Expect("tailmeter_tokens_total", {**who, "type": t}, 0) for t in TOKEN_TYPES]
+                 + [Expect("tailmeter_requests_total", {**who, "endpoint": ENDPOINT}, 0),
+                    Expect("tailmeter_requests_total", {**who, "endpoint": "count_tokens", "code": "200"}, 1)])
+    upstream = sim.one(marker)
+    assert upstream.target == f"{PATH}/count-tokens", upstream.target
+    assert upstream.header("authorization") == [f"Bearer {PROVIDER_BEDROCK_KEY}"]
 
 
 def test_boto3_reads_a_refusal_as_its_own_error(tailmeter_metering: Tailmeter, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -48,6 +48,11 @@ pub enum Route {
         /// Whether the action is invoke-with-response-stream.
         stream: bool,
     },
+    /// POST /model/{model}/count-tokens (Bedrock's CountTokens).
+    BedrockCountTokens {
+        /// The model named in the path (its `%3A` decoded to `:`).
+        model: String,
+    },
 }
 
 impl Route {
@@ -82,6 +87,7 @@ impl Route {
                         model,
                         stream: true,
                     },
+                    "count-tokens" => Self::BedrockCountTokens { model },
                     _ => return None,
                 })
             }
@@ -113,7 +119,9 @@ impl Route {
             Self::ChatCompletions | Self::Responses | Self::Embeddings => Dialect::OpenAi,
             Self::Messages | Self::CountTokens => Dialect::Anthropic,
             Self::Gemini { .. } | Self::GeminiCountTokens { .. } => Dialect::Gemini,
-            Self::Converse { .. } | Self::Invoke { .. } => Dialect::Bedrock,
+            Self::Converse { .. } | Self::Invoke { .. } | Self::BedrockCountTokens { .. } => {
+                Dialect::Bedrock
+            }
         }
     }
 
@@ -123,7 +131,8 @@ impl Route {
             Self::Gemini { model, .. }
             | Self::GeminiCountTokens { model }
             | Self::Converse { model, .. }
-            | Self::Invoke { model, .. } => Some(model),
+            | Self::Invoke { model, .. }
+            | Self::BedrockCountTokens { model } => Some(model),
             _ => None,
         }
     }
@@ -179,6 +188,7 @@ impl Route {
                 Reply::ok(Kind::Json, fixtures.messages_json.clone())
                     .with_headers(fixtures.bedrock_invoke.headers.clone())
             }
+            Self::BedrockCountTokens { .. } => Reply::ok(Kind::Json, r#"{"inputTokens":20}"#),
         }
     }
 }

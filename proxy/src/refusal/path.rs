@@ -34,7 +34,7 @@ pub fn unknown_path(method: &str, path: &str) -> (ApiError, ErrorFormat) {
             ErrorKind::NotFound,
             "unknown_path",
             format!(
-                "tailmeter does not serve {method} {}. Of the Bedrock runtime API it serves POST /model/{{model}}/converse, /converse-stream, /invoke and /invoke-with-response-stream",
+                "tailmeter does not serve {method} {}. Of the Bedrock runtime API it serves POST /model/{{model}}/converse, /converse-stream, /invoke, /invoke-with-response-stream and /count-tokens",
                 quoted(path)
             ),
         );
@@ -51,7 +51,7 @@ pub fn unknown_path(method: &str, path: &str) -> (ApiError, ErrorFormat) {
             ErrorKind::NotFound,
             "unknown_path",
             format!(
-                "tailmeter does not serve {method} {}. Endpoints: POST /v1/chat/completions, /v1/responses, /v1/embeddings, /v1/messages, /v1/messages/count_tokens, /v1beta/models/{{model}}:generateContent (and :streamGenerateContent, :countTokens), /model/{{model}}/converse (and /converse-stream, /invoke, /invoke-with-response-stream); GET /v1/models, /tailmeter/whoami",
+                "tailmeter does not serve {method} {}. Endpoints: POST /v1/chat/completions, /v1/responses, /v1/embeddings, /v1/messages, /v1/messages/count_tokens, /v1beta/models/{{model}}:generateContent (and :streamGenerateContent, :countTokens), /model/{{model}}/converse (and /converse-stream, /invoke, /invoke-with-response-stream, /count-tokens); GET /v1/models, /tailmeter/whoami",
                 quoted(path)
             ),
         );
@@ -166,7 +166,7 @@ mod tests {
         assert_eq!((error.status(), format), (404, ErrorFormat::Gemini));
         let (_, format) = unknown_path("GET", "/v1/models/ft:gpt-4o:org:x");
         assert_eq!(format, ErrorFormat::OpenAi);
-        let (error, format) = unknown_path("POST", "/model/m/count-tokens");
+        let (error, format) = unknown_path("POST", "/model/m/invoke-async");
         assert_eq!((error.status(), format), (404, ErrorFormat::Bedrock));
         assert!(error.message.contains("/converse-stream"));
     }

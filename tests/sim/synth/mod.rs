@@ -57,7 +57,7 @@ pub struct Synth {
 
 impl Synth {
     /// The synthesized answer for `route` (`query` is the request's query string), or None where
-    /// the simulator keeps replaying recordings (Bedrock's Converse).
+    /// the simulator keeps replaying recordings (Bedrock's Converse and CountTokens).
     pub fn answer(&self, route: &Route, request: &Value, query: Option<&str>) -> Option<Reply> {
         let result = match route {
             Route::Messages => anthropic::messages(self, request),
@@ -76,7 +76,7 @@ impl Synth {
             }
             Route::GeminiCountTokens { model } => gemini::count_tokens(model, request),
             Route::Invoke { model, stream } => anthropic::invoke(self, model, request, *stream),
-            Route::Converse { .. } => return None,
+            Route::Converse { .. } | Route::BedrockCountTokens { .. } => return None,
         };
         Some(result.unwrap_or_else(|message| {
             route
