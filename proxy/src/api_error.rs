@@ -174,13 +174,22 @@ impl ApiError {
                 "type": "error",
                 "error": { "type": self.kind.anthropic_type(), "message": self.message },
             }),
-            ErrorFormat::Gemini => json!({
-                "error": {
+            ErrorFormat::Gemini => {
+                let mut error = json!({
                     "code": self.status(),
                     "message": self.message,
                     "status": self.kind.gemini_status(),
+                });
+                // Google's own quota errors say when to retry in a `RetryInfo` detail, which its
+                // clients read: Gemini CLI retries within five minutes and stops past that.
+                if let Some(seconds) = self.retry_after {
+                    error["details"] = json!([{
+                        "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                        "retryDelay": format!("{seconds}s"),
+                    }]);
                 }
-            }),
+                json!({ "error": error })
+            }
             ErrorFormat::Bedrock => json!({
                 "__type": self.kind.bedrock_type(),
                 "message": self.message,
@@ -250,5 +259,19 @@ mod tests {
         assert_eq!(bedrock["message"], "no such model");
         assert_eq!(bedrock["__type"], "ResourceNotFoundException");
         assert_eq!(e.status(), 404);
+        assert!(gemini["error"].get("details").is_none());
+    }
+
+    #[test]
+    fn a_retry_time_is_a_retry_info_detail_in_geminis_format() {
+        let mut e = ApiError::new(ErrorKind::BudgetExhausted, "budget_exhausted", "spent");
+        e.retry_after = Some(3590);
+        let gemini: serde_json::Value =
+            serde_json::from_slice(&e.body(ErrorFormat::Gemini)).unwrap();
+        assert_eq!(gemini["error"]["status"], "RESOURCE_EXHAUSTED");
+        assert_eq!(
+            gemini["error"]["details"],
+            json!([{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "3590s"}])
+        );
     }
 }

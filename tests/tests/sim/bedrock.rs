@@ -80,10 +80,11 @@ async fn invoke_model_is_the_messages_object_with_token_headers() {
     let expected = messages.send().await.unwrap().bytes().await.unwrap();
     assert_eq!(body, expected, "the body is the non-stream Messages object");
 
+    // The log names the model as tailmeter labels it: `%3A` decoded.
     let log = sim.requests().await;
     assert_eq!(
         log[0]["model"],
-        "us.anthropic.claude-sonnet-4-5-20250929-v1%3A0"
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
     );
 }
 
