@@ -99,6 +99,22 @@ def tailmeter_clients(
     tm.proc.stop()
 
 
+@pytest.fixture
+def spent_budget(binaries: dict[str, Path], synth_sim: Sim, tmp_path: Path) -> Iterator[Tailmeter]:
+    """The client programs' instance (`tailmeter_clients`'s providers and grants) where Alice has
+    a daily `reject` budget of 1 token: her first request spends it."""
+    listen, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    budget = '\n[[budgets]]\nname = "alice-tiny"\nidentity = "alice@example.com"\ntokens = 1\nwindow = "24h"\non_exceed = "reject"\n'
+    config = tmp_path / "tailmeter.toml"
+    config.write_text(cfg.render(cfg.TailmeterConfig(listen, admin, cfg.clients_providers(synth_sim.base_url),
+                                                     grants=cfg.clients_grants(), extra=budget)))
+    keys = {cfg.OPENAI_KEY_ENV: PROVIDER_OPENAI_KEY, cfg.ANTHROPIC_KEY_ENV: PROVIDER_ANTHROPIC_KEY,
+            cfg.GEMINI_KEY_ENV: PROVIDER_GEMINI_KEY, cfg.BEDROCK_KEY_ENV: PROVIDER_BEDROCK_KEY}
+    proc = start_tailmeter(binaries["tailmeter"], config, tmp_path, keys, ready_at=admin)
+    yield Tailmeter(proc, listen, admin)
+    proc.stop()
+
+
 @pytest.fixture(scope="session")
 def tailmeter_metering(binaries: dict[str, Path], sim: Sim, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tailmeter]:
     """Every provider kind (Gemini and Bedrock too) in front of `sim`, plus an OpenAI provider

@@ -22,6 +22,7 @@ from conftest import PROVIDER_BEDROCK_KEY
 from harness import cli_clients as cc
 from harness.clients import Tailmeter
 from harness.config import ALICE, UNGRANTED
+from harness.metrics import Expect
 from harness.sim import Sim
 from harness.snippets import env_block, snippet
 
@@ -144,3 +145,17 @@ def test_bedrock_mode(tailmeter_clients: Tailmeter, synth_sim: Sim, claude: Path
     assert env["ANTHROPIC_MODEL"] in {r.model for r in reqs}, [r.model for r in reqs]
     cc.expect_metered(delta, ALICE, "bedrock", reqs)
     cc.expect_events(tailmeter_clients, start_ms, ALICE, "bedrock", reqs)
+
+
+def test_spent_budget_ends_the_run_with_its_message(spent_budget: Tailmeter, claude: Path, tmp_path: Path) -> None:
+    """A budget spent for the day is a 429 that says when it resets: Claude Code shows
+    tailmeter's message instead of retrying."""
+    env = env_block(DOC, "claude-code.env", spent_budget.base_url)
+    result, out = run_claude(claude, tmp_path / "first", env)  # spends the budget
+    assert result.returncode == 0 and not out["is_error"], result.describe()
+    delta = spent_budget.metrics.delta()
+    result, out = run_claude(claude, tmp_path / "second", env)
+    assert result.returncode != 0 and out["is_error"], result.describe()
+    assert 'budget "alice-tiny"' in out["result"] and "resets at" in out["result"], out["result"]
+    who = {"identity": ALICE, "provider": "anthropic"}
+    delta.expect([Expect("tailmeter_requests_total", {**who, "code": "429"}, 1)])  # no retries

@@ -20,6 +20,7 @@ import pytest
 from harness import cli_clients as cc
 from harness.clients import Tailmeter
 from harness.config import ALICE, UNGRANTED
+from harness.metrics import Expect
 from harness.sim import Sim
 from harness.snippets import env_block, snippet
 
@@ -48,7 +49,7 @@ def run_codex(
         config = re.sub(r'^model = ".*"$', f'model = "{model}"', config, count=1, flags=re.M)
     codex_home, work, home = tmp_path / "codex-home", tmp_path / "work", tmp_path / "home"
     for directory in (codex_home, work, home):
-        directory.mkdir()
+        directory.mkdir(parents=True)
     (codex_home / "config.toml").write_text(config + extra_toml)
     env = {**env_block(DOC, "codex.env", tm.base_url), "CODEX_HOME": str(codex_home)}
     argv = [str(codex), "exec", "--skip-git-repo-check", PROMPT]
@@ -99,3 +100,17 @@ def test_bad_model_names_the_fix(
     assert result.returncode != 0, result.describe()
     for word in words:
         assert word in result.stderr + result.stdout, result.describe()
+
+
+def test_spent_budget_ends_the_run_at_once(spent_budget: Tailmeter, codex: Path, tmp_path: Path) -> None:
+    """A budget spent for the day is a 429 of OpenAI's `insufficient_quota` type, which Codex
+    does not retry: it ends at once, in its own words for any quota error (the doc points to
+    /tailmeter/whoami for which budget and when it resets). Another type has Codex retry, and
+    wait out the hours of `retry-after`."""
+    assert run_codex(codex, tmp_path / "first", spent_budget).returncode == 0  # spends the budget
+    delta = spent_budget.metrics.delta()
+    result = run_codex(codex, tmp_path / "second", spent_budget)
+    assert result.returncode != 0, result.describe()
+    assert "Quota exceeded" in result.stderr + result.stdout, result.describe()
+    who = {"identity": ALICE, "provider": "openai"}
+    delta.expect([Expect("tailmeter_requests_total", {**who, "code": "429"}, 1)])

@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conftest import PROVIDER_GEMINI_KEY
 from harness import cli_clients as cc
-from harness import config as cfg
 from harness.clients import Tailmeter
 from harness.config import ALICE, UNGRANTED
 from harness.metrics import Expect
-from harness.procs import free_port, start_tailmeter
 from harness.sim import Sim
 from harness.snippets import env_block, snippet
 
@@ -107,21 +104,6 @@ def test_wrong_base_url_names_the_fix(tailmeter_clients: Tailmeter, gemini: Path
     assert result.returncode != 0, result.describe()
     for word in ["base URL is set wrong", "GOOGLE_GEMINI_BASE_URL", "no /v1beta"]:
         assert word in result.stderr + result.stdout, result.describe()
-
-
-@pytest.fixture
-def spent_budget(binaries: dict[str, Path], synth_sim: Sim, tmp_path: Path) -> Iterator[Tailmeter]:
-    """An instance in front of the simulator where Alice has a daily `reject` budget of 1 token."""
-    listen, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-    budget = '\n[[budgets]]\nname = "alice-tiny"\nidentity = "alice@example.com"\ntokens = 1\nwindow = "24h"\non_exceed = "reject"\n'
-    config = tmp_path / "tailmeter.toml"
-    config.write_text(cfg.render(cfg.TailmeterConfig(listen, admin, cfg.clients_providers(synth_sim.base_url),
-                                                     grants=cfg.clients_grants(), extra=budget)))
-    proc = start_tailmeter(binaries["tailmeter"], config, tmp_path, {cfg.GEMINI_KEY_ENV: PROVIDER_GEMINI_KEY,
-                           cfg.OPENAI_KEY_ENV: "unused", cfg.ANTHROPIC_KEY_ENV: "unused",
-                           cfg.BEDROCK_KEY_ENV: "unused"}, ready_at=admin)
-    yield Tailmeter(proc, listen, admin)
-    proc.stop()
 
 
 def test_spent_budget_ends_the_run_with_its_message(spent_budget: Tailmeter, gemini: Path, tmp_path: Path) -> None:
