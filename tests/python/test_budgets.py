@@ -15,11 +15,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anthropic
+import openai
 import pytest
 
 from harness import config as cfg
 from harness import expected
 from harness.clients import Tailmeter, http_client
+from harness.metrics import Expect
 from harness.sim import Sim
 from harness.tailnet import Budget, Setup, Static, chat, launch, messages, whoami
 
@@ -159,3 +162,27 @@ def test_a_request_in_flight_completes_and_is_counted(tm: Tailmeter) -> None:
     assert outcome["status"] == 200
     assert b"data: [DONE]" in outcome["body"], outcome["body"][-200:]
     assert wait_used(tm, "ci-hourly", CHAT_TOKENS + STREAM_TOKENS) == CHAT_TOKENS + STREAM_TOKENS
+
+
+def test_sdks_do_not_retry_a_budget_that_resets_later(tm: Tailmeter) -> None:
+    """The OpenAI and Anthropic SDKs retry a 429 twice by default, and the Anthropic one waits
+    out `retry-after` however long it is: an app's call would block until the budget resets,
+    hours later. A budget resetting past a minute from now says `x-should-retry: false`, which
+    both read: one 429 each, the error raised at once with the budget's message. (The header is
+    checked before the Anthropic call, so a build without it fails here rather than hang.)"""
+    if 3600 - time.time() % 3600 < 30:
+        time.sleep(3600 - time.time() % 3600 + 0.5)  # never straddle the hourly window
+    chat(tm, CI_SRC, "gpt-4o")  # spends ci-hourly, if an earlier test has not
+    deadline = time.monotonic() + 5  # the record lands just after the response
+    while budget_used(tm, "ci-hourly") < 30 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    delta = tm.metrics.delta()
+    openai_sdk = openai.OpenAI(base_url=f"{tm.base_url}/v1", api_key="unused", http_client=http_client(CI_SRC))
+    with pytest.raises(openai.RateLimitError) as refused:
+        openai_sdk.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert '"ci-hourly"' in str(refused.value)
+    assert refused.value.response.headers["x-should-retry"] == "false"
+    anthropic_sdk = anthropic.Anthropic(base_url=tm.base_url, api_key="unused", http_client=http_client(CI_SRC))
+    with pytest.raises(anthropic.RateLimitError):
+        anthropic_sdk.messages.create(model="claude-haiku-4-5", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
+    delta.expect([Expect("tailmeter_requests_total", {"identity": "tag:ci", "code": "429"}, 2)])

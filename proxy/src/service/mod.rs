@@ -32,6 +32,9 @@ mod record;
 
 /// The header carrying tailmeter's request id on every response.
 pub const REQUEST_ID_HEADER: &str = "x-tailmeter-request-id";
+/// The longest `retry-after` the OpenAI and Anthropic SDKs wait out before retrying; past it
+/// they retry after a few seconds unless told `x-should-retry: false`.
+const SDK_LONGEST_RETRY_WAIT_S: u64 = 60;
 
 /// The proxy service.
 pub struct Proxy {
@@ -542,6 +545,10 @@ impl Proxy {
         resp.insert_header(REQUEST_ID_HEADER, &ctx.request_id)?;
         if let Some(seconds) = retry_after {
             resp.insert_header(http::header::RETRY_AFTER, seconds.to_string())?;
+            if seconds > SDK_LONGEST_RETRY_WAIT_S {
+                // The OpenAI and Anthropic SDKs would retry at once instead (twice by default).
+                resp.insert_header("x-should-retry", "false")?;
+            }
         }
         if !session.as_downstream_mut().is_body_done() {
             // An unread body would be parsed as the next request on this connection.
