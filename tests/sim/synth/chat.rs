@@ -42,7 +42,7 @@ pub fn completion(synth: &Synth, request: &Value) -> Result<Reply, String> {
         json: json_format(request.get("response_format")),
         ..Ask::default()
     };
-    let (generated, tokens) = synth.answer_openai(&prompt, &ask);
+    let (generated, tokens) = synth.answer_cached_automatically(&prompt, &ask);
     let completion = Completion {
         id: synth.id("chatcmpl"),
         call_id: synth.id("call"),

@@ -8,7 +8,7 @@
 
 use serde_json::{json, Value};
 
-use super::answer::{generate, pieces, snippet_of, Ask, Generated};
+use super::answer::{pieces, snippet_of, Ask, Generated};
 use super::prompt::{tokens_of_text, Prompt};
 use super::{Synth, Tokens};
 use crate::deliver::{Kind, Reply};
@@ -47,8 +47,6 @@ pub fn generate_content(
                 .ok_or("`maxOutputTokens` must be a positive integer")?,
         ),
     };
-    let prompt = prompt(model, request, contents);
-    let cached = synth.cache.automatic(&prompt);
     let ask = Ask {
         snippet: snippet_of(last_user_parts(contents).as_ref()),
         max_tokens,
@@ -57,14 +55,8 @@ pub fn generate_content(
         json: json_output(config),
         ..Ask::default()
     };
-    let generated = generate(&ask);
-    let tokens = Tokens {
-        input: prompt.total(),
-        output: generated.output_tokens(),
-        cache_read: cached.read,
-        cache_write: 0,
-        reasoning: generated.reasoning,
-    };
+    let (generated, tokens) =
+        synth.answer_cached_automatically(&prompt(model, request, contents), &ask);
     let answer = Answer {
         id: synth.id("resp"),
         model,

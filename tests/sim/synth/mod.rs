@@ -85,10 +85,10 @@ impl Synth {
         }))
     }
 
-    /// An OpenAI answer (chat or Responses): `ask` generated for `prompt`, with the figures of
-    /// OpenAI's automatic prompt caching (a read, never a write) and the reasoning as its own
-    /// part of the output.
-    fn answer_openai(&self, prompt: &Prompt, ask: &Ask) -> (Generated, Tokens) {
+    /// An answer from a provider that caches prompts by itself (OpenAI's chat and Responses,
+    /// Gemini's implicit caching): `ask` generated for `prompt`, with the figures of automatic
+    /// caching (a read, never a write) and the reasoning as its own part of the output.
+    fn answer_cached_automatically(&self, prompt: &Prompt, ask: &Ask) -> (Generated, Tokens) {
         let cached = self.cache.automatic(prompt);
         let generated = generate(ask);
         let tokens = Tokens {

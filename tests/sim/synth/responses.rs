@@ -42,7 +42,7 @@ pub fn respond(synth: &Synth, request: &Value) -> Result<Reply, String> {
         json: json_format(request.pointer("/text/format")),
         ..Ask::default()
     };
-    let (generated, tokens) = synth.answer_openai(&prompt, &ask);
+    let (generated, tokens) = synth.answer_cached_automatically(&prompt, &ask);
     let encrypted = request
         .get("include")
         .and_then(Value::as_array)
