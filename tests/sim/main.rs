@@ -64,7 +64,8 @@ struct Args {
     #[arg(long)]
     bedrock_key: Option<String>,
     /// Answer every request not pinned by `x-sim-fixture` with a response
-    /// synthesized for it (OpenAI and Anthropic routes) instead of a recording.
+    /// synthesized for it (OpenAI, Anthropic, Gemini and Bedrock InvokeModel
+    /// routes) instead of a recording.
     #[arg(long)]
     synthesize: bool,
     /// Also speak HTTP/2 without TLS (prior knowledge, "h2c") on the same port.
