@@ -53,7 +53,7 @@ pub enum Endpoint {
 /// Gemini's model paths, under either API version.
 const GEMINI_PREFIXES: [&str; 2] = ["/v1beta/models/", "/v1/models/"];
 /// Bedrock's model paths.
-const BEDROCK_PREFIX: &str = "/model/";
+pub const BEDROCK_PREFIX: &str = "/model/";
 /// Bedrock's actions, by the path's last segment.
 const BEDROCK_ACTIONS: [(&str, Endpoint); 5] = [
     ("/converse", Endpoint::Converse),
@@ -88,12 +88,7 @@ impl Endpoint {
     fn with_model_in_path(path: &str) -> Option<(Endpoint, std::ops::Range<usize>)> {
         if let Some(prefix) = GEMINI_PREFIXES.iter().find(|p| path.starts_with(**p)) {
             let colon = path.rfind(':').filter(|&c| c > prefix.len())?;
-            let endpoint = match &path[colon + 1..] {
-                "generateContent" => Endpoint::GenerateContent,
-                "streamGenerateContent" => Endpoint::StreamGenerateContent,
-                "countTokens" => Endpoint::GeminiCountTokens,
-                _ => return None,
-            };
+            let endpoint = Self::gemini_action(&path[colon + 1..])?;
             return Some((endpoint, prefix.len()..colon));
         }
         let rest = path.strip_prefix(BEDROCK_PREFIX)?;
@@ -104,6 +99,16 @@ impl Endpoint {
                 BEDROCK_PREFIX.len()..BEDROCK_PREFIX.len() + model.len(),
             ))
         })
+    }
+
+    /// The Gemini endpoint an action (what follows the model and its `:`) names, if served.
+    pub fn gemini_action(action: &str) -> Option<Endpoint> {
+        match action {
+            "generateContent" => Some(Endpoint::GenerateContent),
+            "streamGenerateContent" => Some(Endpoint::StreamGenerateContent),
+            "countTokens" => Some(Endpoint::GeminiCountTokens),
+            _ => None,
+        }
     }
 
     /// Whether the model is named in the path rather than the body.

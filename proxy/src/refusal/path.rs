@@ -4,6 +4,7 @@
 
 use super::quoted;
 use crate::api_error::{ApiError, ErrorFormat, ErrorKind};
+use crate::endpoint::{Endpoint, BEDROCK_PREFIX};
 
 /// What clients append to their base URL for each API, longest first.
 const API_SUFFIXES: [&str; 6] = [
@@ -14,9 +15,6 @@ const API_SUFFIXES: [&str; 6] = [
     "/messages",
     "/models",
 ];
-
-/// The Gemini actions tailmeter serves, as they end a path after the model.
-const GEMINI_ACTIONS: [&str; 3] = [":generateContent", ":streamGenerateContent", ":countTokens"];
 
 /// The refusal for a path tailmeter does not serve, and the error format to give it in (the
 /// API family the path looks like).
@@ -29,7 +27,7 @@ pub fn unknown_path(method: &str, path: &str) -> (ApiError, ErrorFormat) {
     if let Some(refusal) = unknown_gemini_path(method, path) {
         return (refusal, ErrorFormat::Gemini);
     }
-    if path.starts_with("/model/") {
+    if path.starts_with(BEDROCK_PREFIX) {
         let error = ApiError::new(
             ErrorKind::NotFound,
             "unknown_path",
@@ -93,7 +91,7 @@ fn unknown_gemini_path(method: &str, path: &str) -> Option<ApiError> {
     if action.is_none() && !path.starts_with("/v1beta/") {
         return None;
     }
-    let Some(action) = action.filter(|a| GEMINI_ACTIONS.contains(a)) else {
+    let Some(action) = action.filter(|a| Endpoint::gemini_action(&a[1..]).is_some()) else {
         return Some(ApiError::new(
             ErrorKind::NotFound,
             "unknown_path",

@@ -97,7 +97,8 @@ def run(argv: list[str], env: dict[str, str], cwd: Path, timeout_s: float = RUN_
     return Run(argv, proc.returncode, stdout, stderr, time.monotonic() - start)
 
 
-# tailmeter's `endpoint` label of each upstream path (Gemini's by the action after the model).
+# tailmeter's `endpoint` label of each upstream path, by how the path ends (Gemini's and
+# Bedrock's name the model before their action).
 ENDPOINTS = {
     "/v1/chat/completions": "chat_completions",
     "/v1/responses": "responses",
@@ -113,9 +114,7 @@ ENDPOINTS = {
 def endpoint_of(req: SimRequest) -> str:
     """The endpoint label tailmeter gives the request the simulator received."""
     path = req.target.split("?", 1)[0]
-    if path.startswith("/model/"):
-        return ENDPOINTS[path[path.rindex("/"):]]
-    return ENDPOINTS[path if path.startswith("/v1/") and ":" not in path else ":" + path.rsplit(":", 1)[-1]]
+    return next(label for end, label in ENDPOINTS.items() if path.endswith(end))
 
 
 def sim_usage(req: SimRequest) -> Usage:

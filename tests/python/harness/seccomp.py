@@ -65,10 +65,6 @@ class Filter:
 
     rules: tuple[Rule, ...]
 
-    def allows(self, name: str) -> bool:
-        """Whether `name` is allowed without conditions."""
-        return any(r.name == name and r.errno is None and not r.args for r in self.rules)
-
     def save(self, path: Path) -> Path:
         path.write_text(json.dumps([[r.name, r.errno, r.args] for r in self.rules]))
         return path

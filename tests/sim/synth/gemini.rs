@@ -199,6 +199,11 @@ impl Answer<'_> {
         }
     }
 
+    /// The answer's output but its thinking: Gemini's `candidatesTokenCount` at the end.
+    fn candidates(&self) -> u64 {
+        self.tokens.output - self.tokens.reasoning
+    }
+
     /// `usageMetadata` with `candidates` tokens generated so far.
     fn usage(&self, candidates: u64) -> Value {
         let t = &self.tokens;
@@ -242,7 +247,7 @@ impl Answer<'_> {
         if !self.generated.text.is_empty() {
             parts.push(json!({"text": self.generated.text}));
         }
-        self.response(parts, self.tokens.output - self.tokens.reasoning, true)
+        self.response(parts, self.candidates(), true)
     }
 
     /// The stream's responses: the thoughts, the function call or the text in pieces, each with
@@ -251,7 +256,7 @@ impl Answer<'_> {
         let mut parts: Vec<(Value, u64)> =
             self.thought_part().map(|p| (p, 0)).into_iter().collect();
         if let Some(call) = self.call_part() {
-            parts.push((call, self.tokens.output - self.tokens.reasoning));
+            parts.push((call, self.candidates()));
         }
         let mut generated = 0;
         for piece in pieces(&self.generated.text) {
@@ -259,7 +264,7 @@ impl Answer<'_> {
             parts.push((json!({"text": piece}), generated));
         }
         let count = parts.len();
-        let full = self.tokens.output - self.tokens.reasoning;
+        let full = self.candidates();
         if count == 0 {
             return vec![self.response(Vec::new(), full, true)];
         }
