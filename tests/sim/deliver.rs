@@ -54,6 +54,8 @@ pub struct Reply {
     pub usage: Option<Tokens>,
     /// Provider headers the answer carries beside its content type.
     pub headers: HeaderMap,
+    /// How long the answer waits before it is sent (a stream of work still running).
+    pub delay: Duration,
 }
 
 impl Reply {
@@ -65,7 +67,13 @@ impl Reply {
             body: body.into(),
             usage: None,
             headers: HeaderMap::new(),
+            delay: Duration::ZERO,
         }
+    }
+
+    /// The same answer, sent only after `delay`.
+    pub fn after(self, delay: Duration) -> Self {
+        Self { delay, ..self }
     }
 
     /// The same answer with these provider headers.
@@ -89,6 +97,7 @@ impl Reply {
             body: body.into(),
             usage: None,
             headers: HeaderMap::new(),
+            delay: Duration::ZERO,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The provider endpoints the simulator answers and the fixture each serves.
 
 use bytes::Bytes;
-use http::Method;
+use http::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::deliver::{Kind, Reply};
@@ -15,6 +15,15 @@ pub enum Route {
     ChatCompletions,
     /// POST /v1/responses
     Responses,
+    /// POST /v1/responses/input_tokens
+    ResponsesInputTokens,
+    /// A stored response, by id: retrieved, cancelled, deleted or its input listed.
+    Stored {
+        /// The response id in the path.
+        id: String,
+        /// What is asked of it.
+        action: StoredAction,
+    },
     /// POST /v1/embeddings
     Embeddings,
     /// POST /v1/messages
@@ -55,9 +64,25 @@ pub enum Route {
     },
 }
 
+/// What a request under `/v1/responses/{id}` asks of a stored response.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StoredAction {
+    /// GET /v1/responses/{id} (`?stream=true` replays its events)
+    Retrieve,
+    /// POST /v1/responses/{id}/cancel
+    Cancel,
+    /// DELETE /v1/responses/{id}
+    Delete,
+    /// GET /v1/responses/{id}/input_items
+    InputItems,
+}
+
 impl Route {
     /// The endpoint for a method and path (without query), if simulated.
     pub fn resolve(method: &Method, path: &str) -> Option<Self> {
+        if let Some(rest) = path.strip_prefix("/v1/responses/") {
+            return Self::under_responses(method, rest);
+        }
         if method != Method::POST {
             return None;
         }
@@ -113,10 +138,31 @@ impl Route {
         }
     }
 
+    /// A path under `/v1/responses/`: counting input, or a stored response's actions.
+    fn under_responses(method: &Method, rest: &str) -> Option<Self> {
+        if rest == "input_tokens" {
+            return (method == Method::POST).then_some(Self::ResponsesInputTokens);
+        }
+        let (id, tail) = rest.split_once('/').unwrap_or((rest, ""));
+        let action = match (method.as_str(), tail) {
+            ("GET", "") => StoredAction::Retrieve,
+            ("DELETE", "") => StoredAction::Delete,
+            ("POST", "cancel") => StoredAction::Cancel,
+            ("GET", "input_items") => StoredAction::InputItems,
+            _ => return None,
+        };
+        let id = id.to_owned();
+        (!id.is_empty()).then_some(Self::Stored { id, action })
+    }
+
     /// The provider dialect of this endpoint.
     pub fn dialect(&self) -> Dialect {
         match self {
-            Self::ChatCompletions | Self::Responses | Self::Embeddings => Dialect::OpenAi,
+            Self::ChatCompletions
+            | Self::Responses
+            | Self::ResponsesInputTokens
+            | Self::Stored { .. }
+            | Self::Embeddings => Dialect::OpenAi,
             Self::Messages | Self::CountTokens => Dialect::Anthropic,
             Self::Gemini { .. } | Self::GeminiCountTokens { .. } => Dialect::Gemini,
             Self::Converse { .. } | Self::Invoke { .. } | Self::BedrockCountTokens { .. } => {
@@ -159,6 +205,15 @@ impl Route {
                 pick(stream, &fixtures.chat_json)
             }
             Self::Responses => pick(&fixtures.responses_stream, &fixtures.responses_json),
+            Self::ResponsesInputTokens => Reply::ok(
+                Kind::Json,
+                r#"{"object":"response.input_tokens","input_tokens":20}"#,
+            ),
+            // Recordings are not stored: only faithful mode keeps responses to come back to.
+            Self::Stored { id, .. } => Dialect::OpenAi.error(
+                StatusCode::NOT_FOUND,
+                &format!("Response with id '{id}' not found."),
+            ),
             Self::Embeddings => Reply::ok(Kind::Json, fixtures.embeddings_json.clone()),
             Self::Messages => pick(&fixtures.messages_stream, &fixtures.messages_json),
             Self::CountTokens => Reply::ok(Kind::Json, r#"{"input_tokens":20}"#),
@@ -249,6 +304,22 @@ mod tests {
         );
         assert_eq!(Route::resolve(&Method::POST, "/model/m/invoke-async"), None);
         assert_eq!(Route::resolve(&Method::GET, "/v1/chat/completions"), None);
+        assert_eq!(
+            Route::resolve(&Method::POST, "/v1/responses/resp_1/cancel"),
+            Some(Route::Stored {
+                id: "resp_1".into(),
+                action: StoredAction::Cancel
+            })
+        );
+        assert_eq!(
+            Route::resolve(&Method::GET, "/v1/responses/resp_1/input_items"),
+            Some(Route::Stored {
+                id: "resp_1".into(),
+                action: StoredAction::InputItems
+            })
+        );
+        assert_eq!(Route::resolve(&Method::PUT, "/v1/responses/resp_1"), None);
+        assert_eq!(Route::resolve(&Method::GET, "/v1/responses/"), None);
         assert_eq!(Route::resolve(&Method::POST, "/v1/models/x:embed"), None);
         assert_eq!(Route::resolve(&Method::POST, "/v2/messages"), None);
     }

@@ -110,6 +110,9 @@ pub async fn handle(
         ),
     };
     state.recorder.push(record.with_usage(reply.usage));
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
     if let Some(stall) = faults.stall {
         tokio::time::sleep(stall).await;
     }
@@ -158,6 +161,9 @@ fn answer(
             .and_then(|name| state.fixtures.named(name));
         return named.unwrap_or_else(|message| dialect.error(StatusCode::BAD_REQUEST, &message));
     }
+    // A stored response is asked for by path alone (GET, DELETE, a bodiless cancel).
+    let request_json =
+        request_json.or(matches!(route, Route::Stored { .. }).then_some(&Value::Null));
     let synthesized = state.synth.as_ref().zip(request_json);
     if let Some(reply) =
         synthesized.and_then(|(synth, json)| synth.answer(route, json, parts.uri.query()))

@@ -17,6 +17,7 @@ mod gemini;
 mod prompt;
 mod responses;
 mod schema;
+mod stored;
 #[cfg(test)]
 mod tests;
 
@@ -48,11 +49,12 @@ pub struct Tokens {
     pub reasoning: u64,
 }
 
-/// The synthesizing answerer: shared prompt cache and id counter.
+/// The synthesizing answerer: shared prompt cache, id counter and stored responses.
 #[derive(Debug, Default)]
 pub struct Synth {
     cache: PrefixCache,
     next_id: AtomicU64,
+    stored: stored::Stored,
 }
 
 impl Synth {
@@ -64,6 +66,8 @@ impl Synth {
             Route::CountTokens => anthropic::count_tokens(request),
             Route::ChatCompletions => chat::completion(self, request),
             Route::Responses => responses::respond(self, request),
+            Route::ResponsesInputTokens => responses::input_tokens(request),
+            Route::Stored { id, action } => Ok(self.stored.answer(id, *action, query)),
             Route::Embeddings => embeddings::embed(request),
             Route::Gemini { model, stream } => {
                 let sse = query.is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));

@@ -13,24 +13,12 @@ use super::prompt::Prompt;
 use super::{opt_u64, Synth, Tokens};
 use crate::deliver::{Kind, Reply};
 
-/// Answers POST /v1/responses.
+/// Answers POST /v1/responses. A stored response (`store`, on by default) is kept to be
+/// retrieved later; a `background` one is answered `queued` at once unless streamed, and runs
+/// for a while on its own (see [`super::stored`]).
 pub fn respond(synth: &Synth, request: &Value) -> Result<Reply, String> {
-    let model = request
-        .get("model")
-        .and_then(Value::as_str)
-        .ok_or("`model` is required")?;
-    let input = request.get("input").ok_or("`input` is required")?;
-    let mut prompt = Prompt::new(model);
-    if let Some(instructions) = request.get("instructions").filter(|v| v.is_string()) {
-        prompt.push("instructions", instructions, false);
-    }
-    prompt.push_tools(request);
-    match input {
-        Value::Array(items) => items
-            .iter()
-            .for_each(|item| prompt.push("input", item, false)),
-        other => prompt.push("input", other, false),
-    }
+    let (model, prompt) = prompt_of(request)?;
+    let input = &request["input"];
     let ask = Ask {
         snippet: snippet_of(Some(input)),
         max_tokens: opt_u64(request, "max_output_tokens")?,
@@ -54,16 +42,51 @@ pub fn respond(synth: &Synth, request: &Value) -> Result<Reply, String> {
         item_id: synth.id("msg"),
         call_id: synth.id("call"),
         model,
+        background: request.get("background") == Some(&Value::Bool(true)),
         encrypted,
         generated,
         tokens,
     };
-    let reply = if request.get("stream") == Some(&Value::Bool(true)) {
-        Reply::ok(Kind::Sse, response.stream())
+    let streamed = request.get("stream") == Some(&Value::Bool(true));
+    let reply = if streamed {
+        Reply::ok(Kind::Sse, response.events().concat())
+    } else if response.background {
+        Reply::ok(Kind::Json, response.object(Status::Queued).to_string())
     } else {
-        Reply::ok(Kind::Json, response.object(true).to_string())
+        Reply::ok(Kind::Json, response.object(Status::Finished).to_string())
     };
+    if request.get("store") != Some(&Value::Bool(false)) {
+        synth.stored.keep(&response, synth);
+    }
     Ok(reply.with_usage(tokens))
+}
+
+/// Answers POST /v1/responses/input_tokens: what the same body would count as input.
+pub fn input_tokens(request: &Value) -> Result<Reply, String> {
+    let (_, prompt) = prompt_of(request)?;
+    let body = json!({"object": "response.input_tokens", "input_tokens": prompt.total()});
+    Ok(Reply::ok(Kind::Json, body.to_string()))
+}
+
+/// The request's model and its prompt (instructions, tools, input).
+fn prompt_of(request: &Value) -> Result<(&str, Prompt), String> {
+    let model = request
+        .get("model")
+        .and_then(Value::as_str)
+        .ok_or("`model` is required")?;
+    let input = request.get("input").ok_or("`input` is required")?;
+    let mut prompt = Prompt::new(model);
+    if let Some(instructions) = request.get("instructions").filter(|v| v.is_string()) {
+        prompt.push("instructions", instructions, false);
+    }
+    prompt.push_tools(request);
+    match input {
+        Value::Array(items) => items
+            .iter()
+            .for_each(|item| prompt.push("input", item, false)),
+        other => prompt.push("input", other, false),
+    }
+    Ok((model, prompt))
 }
 
 /// The function `tool_choice` forces (`required` means the first function).
@@ -88,14 +111,30 @@ fn forced_tool(request: &Value) -> Option<(String, Value)> {
     ))
 }
 
+/// Where a response object stands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Status {
+    /// A background response not started yet.
+    Queued,
+    /// Generating (a stream's first events, or a background response running).
+    InProgress,
+    /// Done: `completed`, or `incomplete` past `max_output_tokens`, with its output and usage.
+    Finished,
+    /// A background response cancelled before it finished.
+    Cancelled,
+}
+
 /// A whole synthesized response.
-struct Response<'a> {
+pub struct Response<'a> {
     request: &'a Value,
-    id: String,
+    /// Its `resp_…` id.
+    pub id: String,
     reasoning_id: String,
     item_id: String,
     call_id: String,
     model: &'a str,
+    /// Whether it was created with `background: true`.
+    pub background: bool,
     encrypted: bool,
     generated: Generated,
     tokens: Tokens,
@@ -134,24 +173,27 @@ impl Response<'_> {
         }
     }
 
-    /// The response object: finished (with output and usage) or as first
-    /// announced.
-    fn object(&self, finished: bool) -> Value {
+    /// The response object at `status`: only a finished one has output and usage.
+    pub fn object(&self, status: Status) -> Value {
         let echo = |key: &str, default: Value| self.request.get(key).cloned().unwrap_or(default);
         let t = &self.tokens;
-        let (status, output, usage) = if finished {
-            let usage = json!({"input_tokens": t.input, "input_tokens_details": {"cached_tokens": t.cache_read},
-                "output_tokens": t.output, "output_tokens_details": {"reasoning_tokens": t.reasoning},
-                "total_tokens": t.input + t.output});
-            (self.status(), json!(self.output()), usage)
-        } else {
-            ("in_progress", json!([]), Value::Null)
+        let finished = status == Status::Finished;
+        let (status, output, usage) = match status {
+            Status::Finished => {
+                let usage = json!({"input_tokens": t.input, "input_tokens_details": {"cached_tokens": t.cache_read},
+                    "output_tokens": t.output, "output_tokens_details": {"reasoning_tokens": t.reasoning},
+                    "total_tokens": t.input + t.output});
+                (self.status(), json!(self.output()), usage)
+            }
+            Status::Queued => ("queued", json!([]), Value::Null),
+            Status::InProgress => ("in_progress", json!([]), Value::Null),
+            Status::Cancelled => ("cancelled", json!([]), Value::Null),
         };
         let incomplete =
             (finished && self.generated.truncated).then(|| json!({"reason": "max_output_tokens"}));
         json!({
             "id": self.id, "object": "response", "created_at": 1_700_000_000, "status": status,
-            "background": false, "error": null, "incomplete_details": incomplete,
+            "background": self.background, "error": null, "incomplete_details": incomplete,
             "instructions": echo("instructions", Value::Null), "max_output_tokens": echo("max_output_tokens", Value::Null),
             "model": self.model, "output": output, "parallel_tool_calls": echo("parallel_tool_calls", json!(true)),
             "previous_response_id": echo("previous_response_id", Value::Null),
@@ -164,17 +206,15 @@ impl Response<'_> {
         })
     }
 
-    /// The event stream.
-    fn stream(&self) -> String {
-        let mut out = String::new();
-        let mut sequence = 0_u64;
+    /// The event stream, one SSE event each, the n-th with `sequence_number` n.
+    pub fn events(&self) -> Vec<String> {
+        let mut out = Vec::new();
         let mut event = |mut payload: Value| {
-            payload["sequence_number"] = json!(sequence);
-            sequence += 1;
+            payload["sequence_number"] = json!(out.len());
             let kind = payload["type"].as_str().unwrap_or_default().to_owned();
-            out.push_str(&format!("event: {kind}\ndata: {payload}\n\n"));
+            out.push(format!("event: {kind}\ndata: {payload}\n\n"));
         };
-        let announced = self.object(false);
+        let announced = self.object(Status::InProgress);
         event(json!({"type": "response.created", "response": announced}));
         event(json!({"type": "response.in_progress", "response": announced}));
         for (index, item) in self.output().into_iter().enumerate() {
@@ -197,8 +237,26 @@ impl Response<'_> {
         } else {
             "response.completed"
         };
-        event(json!({"type": last, "response": self.object(true)}));
+        event(json!({"type": last, "response": self.object(Status::Finished)}));
         out
+    }
+
+    /// The input as `input_items` lists it: each item with an id, a string as one user message.
+    pub fn input_items(&self, synth: &Synth) -> Vec<Value> {
+        let items = match &self.request["input"] {
+            Value::Array(items) => items.clone(),
+            text => vec![json!({"type": "message", "role": "user",
+                "content": [{"type": "input_text", "text": text}]})],
+        };
+        items
+            .into_iter()
+            .map(|mut item| {
+                if item.get("id").is_none() {
+                    item["id"] = json!(synth.id("msg"));
+                }
+                item
+            })
+            .collect()
     }
 }
 

@@ -384,3 +384,86 @@ fn gemini_count_tokens_is_the_prompt_generate_reports() {
         generated.usage.unwrap().input
     );
 }
+
+fn stored(id: &str, action: crate::routes::StoredAction) -> Route {
+    Route::Stored {
+        id: id.to_owned(),
+        action,
+    }
+}
+
+#[test]
+fn background_response_is_queued_then_finished_and_replayable() {
+    use crate::routes::StoredAction::{Cancel, Delete, InputItems, Retrieve};
+    let synth = Synth::default();
+    let request = json!({"model": "gpt-5-nano", "input": "hi", "background": true});
+    let created = answer(&synth, Route::Responses, request);
+    let usage = created.usage.expect("the create call carries the usage");
+    let queued = body_json(&created);
+    assert_eq!(
+        (queued["status"].as_str(), &queued["usage"]),
+        (Some("queued"), &Value::Null)
+    );
+    let id = queued["id"].as_str().unwrap().to_owned();
+    let retrieve = |query| {
+        synth
+            .answer(&stored(&id, Retrieve), &Value::Null, query)
+            .unwrap()
+    };
+    assert_ne!(body_json(&retrieve(None))["status"], "completed");
+    let resumed = retrieve(Some("stream=true&starting_after=1"));
+    assert!(
+        resumed.delay > std::time::Duration::ZERO,
+        "held until it finishes"
+    );
+    let events = payloads(&resumed);
+    assert_eq!(events[0]["sequence_number"], 2);
+    assert_eq!(types(&events).last(), Some(&"response.completed"));
+    std::thread::sleep(stored::BACKGROUND_RUN);
+    let done = body_json(&retrieve(None));
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["usage"]["output_tokens"], usage.output);
+    let cancel = synth
+        .answer(&stored(&id, Cancel), &Value::Null, None)
+        .unwrap();
+    assert_eq!(
+        body_json(&cancel)["status"],
+        "completed",
+        "too late to cancel"
+    );
+    let items = answer(&synth, stored(&id, InputItems), Value::Null);
+    assert_eq!(body_json(&items)["data"][0]["content"][0]["text"], "hi");
+    let deleted = answer(&synth, stored(&id, Delete), Value::Null);
+    assert_eq!(body_json(&deleted)["deleted"], true);
+    assert_eq!(retrieve(None).status, StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn cancelled_background_response_has_no_usage_and_unstored_ones_are_not_found() {
+    use crate::routes::StoredAction::{Cancel, Retrieve};
+    let synth = Synth::default();
+    let created = answer(
+        &synth,
+        Route::Responses,
+        json!({"model": "m", "input": "x", "background": true}),
+    );
+    let id = body_json(&created)["id"].as_str().unwrap().to_owned();
+    let cancelled = body_json(&answer(&synth, stored(&id, Cancel), Value::Null));
+    assert_eq!(
+        (cancelled["status"].as_str(), &cancelled["usage"]),
+        (Some("cancelled"), &Value::Null)
+    );
+    let request = json!({"model": "m", "input": "x", "store": false});
+    let unstored = body_json(&answer(&synth, Route::Responses, request));
+    let id = unstored["id"].as_str().unwrap();
+    assert_eq!(
+        answer(&synth, stored(id, Retrieve), Value::Null).status,
+        StatusCode::NOT_FOUND
+    );
+    let count = answer(
+        &synth,
+        Route::ResponsesInputTokens,
+        json!({"model": "m", "input": "x"}),
+    );
+    assert!(body_json(&count)["input_tokens"].as_u64().unwrap() > 0);
+}
