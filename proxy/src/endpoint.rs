@@ -6,6 +6,9 @@
 //! `/model/{model}/converse`). A `provider/model` there may come URL-encoded (`%2F`) or literal;
 //! Bedrock model ids carry `:` (often sent as `%3A`). [`Endpoint::path_model`] decodes it, and
 //! [`Endpoint::path_with_model`] puts the provider's bare name back in its place.
+//!
+//! A stored OpenAI response is named by its id in the path (`/v1/responses/{id}`), with no model
+//! at all: [`Endpoint::stored_response_id`] reads it, and [`crate::stored`] knows its route.
 
 use http::Method;
 
@@ -20,6 +23,10 @@ pub enum Endpoint {
     ChatCompletions,
     /// POST /v1/responses
     Responses,
+    /// POST /v1/responses/input_tokens (proxied, not metered)
+    ResponsesInputTokens,
+    /// A stored response by id: GET, DELETE /v1/responses/{id}, POST …/cancel, GET …/input_items
+    StoredResponse(StoredAction),
     /// POST /v1/embeddings
     Embeddings,
     /// POST /v1/messages
@@ -50,6 +57,22 @@ pub enum Endpoint {
     WhoAmI,
 }
 
+/// What a request under `/v1/responses/{id}` does with a stored response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredAction {
+    /// GET /v1/responses/{id}: the response as it stands (`?stream=true`: its events again).
+    Retrieve,
+    /// POST /v1/responses/{id}/cancel: stops a background response.
+    Cancel,
+    /// DELETE /v1/responses/{id}
+    Delete,
+    /// GET /v1/responses/{id}/input_items
+    InputItems,
+}
+
+/// Where the Responses API's paths after `POST /v1/responses` start.
+const RESPONSES_PREFIX: &str = "/v1/responses/";
+
 /// Gemini's model paths, under either API version.
 const GEMINI_PREFIXES: [&str; 2] = ["/v1beta/models/", "/v1/models/"];
 /// Bedrock's model paths.
@@ -75,13 +98,47 @@ impl Endpoint {
             "/v1/models" => Endpoint::ListModels,
             "/v1beta/models" => Endpoint::GeminiListModels,
             "/tailmeter/whoami" => Endpoint::WhoAmI,
+            "/v1/responses/input_tokens" => Endpoint::ResponsesInputTokens,
+            other if other.starts_with(RESPONSES_PREFIX) => Self::stored_response(method, other)?,
             other => Self::with_model_in_path(other)?.0,
         };
         let expected = match endpoint {
-            Endpoint::ListModels | Endpoint::GeminiListModels | Endpoint::WhoAmI => Method::GET,
+            Endpoint::ListModels
+            | Endpoint::GeminiListModels
+            | Endpoint::WhoAmI
+            | Endpoint::StoredResponse(StoredAction::Retrieve | StoredAction::InputItems) => {
+                Method::GET
+            }
+            Endpoint::StoredResponse(StoredAction::Delete) => Method::DELETE,
             _ => Method::POST,
         };
         (*method == expected).then_some(endpoint)
+    }
+
+    /// A path naming a stored response (`/v1/responses/{id}[/action]`): the action, by the
+    /// method where the path alone does not say.
+    fn stored_response(method: &Method, path: &str) -> Option<Endpoint> {
+        Self::stored_response_id(path)?;
+        let action = match path.rsplit_once('/')?.1 {
+            "cancel" => StoredAction::Cancel,
+            "input_items" => StoredAction::InputItems,
+            _ if *method == Method::DELETE => StoredAction::Delete,
+            _ => StoredAction::Retrieve,
+        };
+        Some(Endpoint::StoredResponse(action))
+    }
+
+    /// The response id in a stored response's path: one non-empty segment after
+    /// `/v1/responses/`, followed by nothing, `/cancel` or `/input_items`.
+    pub fn stored_response_id(path: &str) -> Option<&str> {
+        let rest = path.strip_prefix(RESPONSES_PREFIX)?;
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let id = match rest.split_once('/') {
+            Some((id, "cancel" | "input_items")) => id,
+            Some(_) => return None,
+            None => rest,
+        };
+        (!id.is_empty()).then_some(id)
     }
 
     /// A Gemini or Bedrock path: the endpoint and the byte range of the (raw) model in it.
@@ -145,12 +202,13 @@ impl Endpoint {
     pub fn label(self) -> &'static str {
         match self {
             Endpoint::ChatCompletions => "chat_completions",
-            Endpoint::Responses => "responses",
+            Endpoint::Responses | Endpoint::StoredResponse(_) => "responses",
             Endpoint::Embeddings => "embeddings",
             Endpoint::Messages => "messages",
-            Endpoint::CountTokens | Endpoint::GeminiCountTokens | Endpoint::BedrockCountTokens => {
-                "count_tokens"
-            }
+            Endpoint::CountTokens
+            | Endpoint::ResponsesInputTokens
+            | Endpoint::GeminiCountTokens
+            | Endpoint::BedrockCountTokens => "count_tokens",
             Endpoint::GenerateContent | Endpoint::StreamGenerateContent => "generate_content",
             Endpoint::Converse | Endpoint::ConverseStream => "converse",
             Endpoint::Invoke | Endpoint::InvokeStream => "invoke",
@@ -174,6 +232,8 @@ impl Endpoint {
             | Endpoint::BedrockCountTokens => Family::Bedrock,
             Endpoint::ChatCompletions
             | Endpoint::Responses
+            | Endpoint::ResponsesInputTokens
+            | Endpoint::StoredResponse(_)
             | Endpoint::Embeddings
             | Endpoint::ListModels
             | Endpoint::WhoAmI => Family::OpenAi,
@@ -194,13 +254,19 @@ impl Endpoint {
     pub fn dialect(self) -> Option<Dialect> {
         match self {
             Endpoint::ChatCompletions => Some(Dialect::OpenAiChat),
-            Endpoint::Responses => Some(Dialect::OpenAiResponses),
+            // A stored response retrieved or cancelled is the response object (or its events).
+            Endpoint::Responses
+            | Endpoint::StoredResponse(StoredAction::Retrieve | StoredAction::Cancel) => {
+                Some(Dialect::OpenAiResponses)
+            }
             Endpoint::Embeddings => Some(Dialect::OpenAiEmbeddings),
             Endpoint::Messages => Some(Dialect::AnthropicMessages),
             Endpoint::GenerateContent | Endpoint::StreamGenerateContent => Some(Dialect::Gemini),
             Endpoint::Converse | Endpoint::ConverseStream => Some(Dialect::BedrockConverse),
             Endpoint::Invoke | Endpoint::InvokeStream => Some(Dialect::BedrockInvoke),
             Endpoint::CountTokens
+            | Endpoint::ResponsesInputTokens
+            | Endpoint::StoredResponse(StoredAction::Delete | StoredAction::InputItems)
             | Endpoint::GeminiCountTokens
             | Endpoint::BedrockCountTokens
             | Endpoint::ListModels
@@ -291,6 +357,44 @@ mod tests {
             Some(Endpoint::ListModels)
         );
         assert_eq!(Endpoint::classify(&post, "/v1/v1/chat/completions"), None);
+    }
+
+    #[test]
+    fn stored_responses_are_named_by_id() {
+        let stored = |method: Method, path| Endpoint::classify(&method, path);
+        let retrieve = Some(Endpoint::StoredResponse(StoredAction::Retrieve));
+        assert_eq!(stored(Method::GET, "/v1/responses/resp_1"), retrieve);
+        assert_eq!(stored(Method::GET, "/v1/responses/resp_1/"), retrieve);
+        assert_eq!(
+            stored(Method::POST, "/v1/responses/resp_1/cancel"),
+            Some(Endpoint::StoredResponse(StoredAction::Cancel))
+        );
+        assert_eq!(
+            stored(Method::DELETE, "/v1/responses/resp_1"),
+            Some(Endpoint::StoredResponse(StoredAction::Delete))
+        );
+        assert_eq!(
+            stored(Method::GET, "/v1/responses/resp_1/input_items"),
+            Some(Endpoint::StoredResponse(StoredAction::InputItems))
+        );
+        assert_eq!(
+            stored(Method::POST, "/v1/responses/input_tokens"),
+            Some(Endpoint::ResponsesInputTokens)
+        );
+        assert_eq!(stored(Method::POST, "/v1/responses/resp_1"), None);
+        assert_eq!(stored(Method::GET, "/v1/responses/resp_1/cancel"), None);
+        assert_eq!(stored(Method::GET, "/v1/responses/"), None);
+        assert_eq!(stored(Method::GET, "/v1/responses/a/b"), None);
+        assert_eq!(
+            Endpoint::stored_response_id("/v1/responses/resp_1/cancel"),
+            Some("resp_1")
+        );
+        let retrieve = Endpoint::StoredResponse(StoredAction::Retrieve);
+        assert_eq!(retrieve.label(), "responses");
+        assert_eq!(retrieve.dialect(), Some(Dialect::OpenAiResponses));
+        assert_eq!(Endpoint::ResponsesInputTokens.label(), "count_tokens");
+        assert_eq!(Endpoint::ResponsesInputTokens.dialect(), None);
+        assert!(!retrieve.model_in_path() && retrieve.served_by(ProviderKind::OpenAi));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! A config reload (SIGHUP, see `reload`) makes a new generation with [`Gateway::reloaded`]
 //! and swaps it in whole through a [`SharedGateway`]: a request sees one generation from start
 //! to end, and what outlives a generation (metrics, exporters, the draining flag, budget
-//! windows whose definition did not change) is carried over, not rebuilt.
+//! windows whose definition did not change, the directory of stored responses) is carried
+//! over, not rebuilt.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::config::Config;
 use crate::identity::Resolver;
 use crate::pricing::Prices;
 use crate::routing::Routes;
+use crate::stored::StoredResponses;
 use crate::upstream::Upstream;
 
 /// The current gateway generation, swapped whole on reload.
@@ -43,6 +45,8 @@ pub struct Gateway {
     pub client_body_timeout: std::time::Duration,
     /// Where each request's usage row and span go.
     pub exporters: Exporters,
+    /// The stored responses seen created, by id (shared by every generation).
+    pub stored: Arc<StoredResponses>,
     /// The configuration this generation was made from.
     pub config: Config,
     draining: Arc<AtomicBool>,
@@ -61,6 +65,7 @@ impl Gateway {
             max_request_body: config.server.max_request_body,
             client_body_timeout: config.server.client_body_timeout,
             exporters: Exporters::disabled(),
+            stored: Arc::default(),
             config: config.clone(),
             draining: Arc::new(AtomicBool::new(false)),
         }
@@ -87,6 +92,7 @@ impl Gateway {
             max_request_body: config.server.max_request_body,
             client_body_timeout: config.server.client_body_timeout,
             exporters: self.exporters.clone(),
+            stored: Arc::clone(&self.stored),
             config: config.clone(),
             draining: Arc::clone(&self.draining),
         }

@@ -27,6 +27,7 @@ pub mod resolve;
 pub mod routing;
 pub mod server;
 pub mod service;
+pub mod stored;
 pub mod timeouts;
 pub mod trace_context;
 pub mod upstream;

@@ -13,6 +13,11 @@
 //!   [`Meter::settle`] leaves it to the caller ([`InputPending`]), which makes it away from
 //!   the worker thread;
 //! - an error status with no usage: nothing was billed, `none`;
+//! - a background Responses run that has not finished when its answer ends (a `queued` answer,
+//!   or its stream cut): `none`, not estimated, since it runs on at the provider; its figures
+//!   are counted when a later request retrieving it shows it finished ([`crate::stored`]);
+//! - a stored response retrieved or cancelled ([`Meter::expect_reported_usage`]): the figures
+//!   its answer reports, if any, never an estimate (it bills nothing of its own);
 //! - never sent: `none`.
 //!
 //! A body the provider compressed although asked not to reaches the client as sent; the usage
@@ -41,7 +46,7 @@ use tailmeter_exporters::{TokenCounts, UsageSource};
 use self::decode::CodedTap;
 pub use self::pending::InputPending;
 use crate::usage::openai_chat::IncludeUsageStripper;
-use crate::usage::{estimate, Dialect, Framing, Tokens, Usage, UsageTap};
+use crate::usage::{estimate, Dialect, Framing, ResponseHandle, Tokens, Usage, UsageTap};
 
 /// The most bytes buffered to parse usage: a whole non-streamed response body, or one event.
 const JSON_BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -92,6 +97,8 @@ struct Request {
     dialect: Dialect,
     model: Arc<str>,
     body: Bytes,
+    /// Whether missing figures are estimated (not for a retrieval, which generates nothing).
+    estimable: bool,
 }
 
 /// The response-side state of one proxied request.
@@ -138,6 +145,19 @@ impl Meter {
             dialect,
             model,
             body,
+            estimable: true,
+        });
+    }
+
+    /// The request asks for something the provider made earlier (a stored response retrieved
+    /// or cancelled), whose answer in `dialect` may report its figures: they are read, and
+    /// nothing is estimated when it does not.
+    pub fn expect_reported_usage(&mut self, dialect: Dialect, model: Arc<str>) {
+        self.request = Some(Request {
+            dialect,
+            model,
+            body: Bytes::new(),
+            estimable: false,
         });
     }
 
@@ -207,6 +227,13 @@ impl Meter {
         }
     }
 
+    /// The Responses object the response is, once seen.
+    pub fn response_handle(&self) -> Option<&ResponseHandle> {
+        self.tap
+            .as_ref()
+            .and_then(|coded| coded.tap().response_handle())
+    }
+
     /// Milliseconds from start to the first response body byte, when one came.
     pub fn ttft_ms(&self) -> Option<f64> {
         self.first_byte
@@ -244,6 +271,9 @@ impl Meter {
             response_model,
         };
         let Some(coded) = self.tap.as_mut() else {
+            if !request.estimable {
+                return Settled::Done(nothing(None));
+            }
             // Sent, but no response header came back: the provider may have read the prompt.
             let reason = ending_reason(ending);
             return Settled::NeedsInput(pending(Usage::default(), 0, reason, None));
@@ -273,6 +303,13 @@ impl Meter {
             return Settled::Done(Metered {
                 response_model,
                 ..nothing(Some("upstream_error_status"))
+            });
+        }
+        let runs_on = tap.response_handle().is_some_and(|r| r.background);
+        if !request.estimable || runs_on {
+            return Settled::Done(Metered {
+                response_model,
+                ..nothing(None)
             });
         }
         let passed = estimate::output_tokens(tap.content_bytes());

@@ -16,6 +16,7 @@ use crate::routing::Route;
 use crate::timeouts::upstream::UpstreamTimeout;
 
 mod path;
+pub mod stored;
 pub use path::unknown_path;
 
 /// At most this many alternatives are listed in a message.

@@ -350,3 +350,71 @@ fn a_gemini_json_array_stream_is_read_as_it_comes() {
         (UsageSource::Provider, 13, 8)
     );
 }
+
+#[test]
+fn a_background_response_not_finished_is_left_to_its_retrieval() {
+    let request = br#"{"model":"gpt-5","input":"hi","background":true}"#;
+    let queued = br#"{"id":"resp_1","status":"queued","background":true,"usage":null}"#;
+    let json = headers("application/json", &[]);
+    let created = (200, json.clone(), &queued[..]);
+    let metered = meter(
+        Dialect::OpenAiResponses,
+        "gpt-5",
+        request,
+        Some(created),
+        Ending::Complete,
+    );
+    assert_eq!(metered.source, UsageSource::None);
+    assert_eq!(
+        (metered.tokens, metered.missing_reason),
+        (TokenCounts::default(), None)
+    );
+    // Its stream cut by the client: the run goes on at the provider, so nothing is estimated.
+    let stream = fixture("openai_responses_stream_usage_reasoning.sse");
+    let text = String::from_utf8(stream).expect("utf-8");
+    let background = text.replacen("\"background\":false", "\"background\":true", 1);
+    let cut = &background.as_bytes()[..background.len() / 2];
+    let metered = meter(
+        Dialect::OpenAiResponses,
+        "gpt-5",
+        request,
+        Some((200, sse(), cut)),
+        Ending::ClientGone,
+    );
+    assert_eq!(
+        (metered.source, metered.missing_reason),
+        (UsageSource::None, None)
+    );
+    assert_eq!(metered.tokens, TokenCounts::default());
+}
+
+#[test]
+fn a_retrieval_reports_what_its_answer_says_and_never_estimates() {
+    let mut polled = Meter::start();
+    polled.expect_reported_usage(Dialect::OpenAiResponses, Arc::from("gpt-5"));
+    polled.on_response_header(200, &headers("application/json", &[]), false);
+    polled.on_body(&mut Some(Bytes::from_static(br#"{"id":"resp_1","status":"in_progress","output":[{"content":[{"text":"partial"}]}],"usage":null}"#)), true);
+    let metered = polled.finish(Ending::Complete);
+    assert_eq!(
+        (metered.source, metered.tokens),
+        (UsageSource::None, TokenCounts::default())
+    );
+    let mut done = Meter::start();
+    done.expect_reported_usage(Dialect::OpenAiResponses, Arc::from("gpt-5"));
+    done.on_response_header(200, &headers("application/json", &[]), false);
+    done.on_body(
+        &mut Some(Bytes::from_static(
+            br#"{"id":"resp_1","status":"completed","usage":{"input_tokens":5,"output_tokens":9}}"#,
+        )),
+        true,
+    );
+    let metered = done.finish(Ending::Complete);
+    assert_eq!(metered.source, UsageSource::Provider);
+    assert_eq!((metered.tokens.input, metered.tokens.output), (5, 9));
+    let mut gone = Meter::start();
+    gone.expect_reported_usage(Dialect::OpenAiResponses, Arc::from("gpt-5"));
+    assert_eq!(
+        gone.finish(Ending::UpstreamFailed).source,
+        UsageSource::None
+    );
+}

@@ -64,6 +64,8 @@ pub struct RequestCtx {
     upstream_body: Option<Bytes>,
     /// The client's path with the provider's bare model in it (Gemini, Bedrock).
     upstream_path: Option<String>,
+    /// The id of the stored response the request names (`/v1/responses/{id}…`).
+    stored_id: Option<String>,
     strip_injected_usage: bool,
     user_agent: String,
     local_status: Option<u16>,
@@ -141,6 +143,7 @@ impl ProxyHttp for Proxy {
             stream: false,
             upstream_body: None,
             upstream_path: None,
+            stored_id: None,
             strip_injected_usage: false,
             user_agent: String::new(),
             local_status: None,
@@ -207,7 +210,12 @@ impl ProxyHttp for Proxy {
                 local::whoami(&gateway, &caller, &src)
             }
             _ => {
-                let prepared = prepare::upstream_request(session, ctx, endpoint, &caller).await;
+                let prepared = match endpoint {
+                    Endpoint::StoredResponse(_) => {
+                        prepare::stored_response(session, ctx, endpoint, &caller).await
+                    }
+                    _ => prepare::upstream_request(session, ctx, endpoint, &caller).await,
+                };
                 ctx.caller = Some(caller);
                 return match prepared {
                     Ok(()) => Ok(false),

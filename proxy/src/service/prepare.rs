@@ -1,17 +1,24 @@
 //! A proxied request made ready for its provider in `request_filter`: its body read whole and
 //! checked, its model resolved to a route the caller may use within budget, and the body the
 //! provider gets (the bare model name, `include_usage` asked for) set aside with the meter
-//! armed for the dialect. Anything wrong is an [`ApiError`] for the caller.
+//! armed for the dialect. A request for a stored response is routed by its id instead.
+//! Anything wrong is an [`ApiError`] for the caller.
 
 use std::sync::Arc;
 
 use pingora::proxy::Session;
 
+use super::record::UNKNOWN;
 use super::{InflightGuard, RequestCtx};
 use crate::api_error::ApiError;
+use crate::config::ProviderKind;
 use crate::endpoint::Endpoint;
+use crate::gateway::Gateway;
 use crate::identity::Caller;
 use crate::refusal;
+use crate::routing::Route;
+use crate::stored::Lookup;
+use crate::upstream::Upstream;
 
 /// Reads and checks the request for a proxied endpoint and chooses its route.
 pub(super) async fn upstream_request(
@@ -84,4 +91,80 @@ pub(super) async fn upstream_request(
     ctx.upstream_body = Some(upstream_body);
     ctx._inflight = Some(InflightGuard::new(&gateway.metrics.inflight));
     Ok(())
+}
+
+/// Reads a request for a stored response (named by id in the path, with no model) and routes it
+/// to where the response was created, for its creator only; a response tailmeter has no record
+/// of goes to the one OpenAI provider the caller may use, if there is just one
+/// ([`crate::stored`]). No budget is checked: nothing new is generated.
+pub(super) async fn stored_response(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    endpoint: Endpoint,
+    caller: &Caller,
+) -> std::result::Result<(), ApiError> {
+    let gateway = Arc::clone(&ctx.gateway);
+    let path = session.req_header().uri.path();
+    let id = Endpoint::stored_response_id(path)
+        .unwrap_or_default()
+        .to_owned();
+    let route = match gateway.stored.find(&id, &caller.identity) {
+        Lookup::Found(created_on) => {
+            let route = gateway.routes.resolve(&created_on).cloned();
+            let route = route.ok_or_else(|| refusal::stored::route_gone(&id, &created_on))?;
+            ctx.route = Some(route.clone());
+            if gateway.access.check(caller, &route).is_none() {
+                return Err(refusal::not_granted(&gateway, caller, endpoint, &route));
+            }
+            route
+        }
+        Lookup::NotYours => return Err(refusal::stored::not_yours(caller, &id)),
+        Lookup::Unknown => unrecorded_route(&gateway, caller, endpoint, &id)?,
+    };
+    ctx.route = Some(route.clone());
+    let (limit, timeout) = (gateway.max_request_body, gateway.client_body_timeout);
+    let body = crate::body::read_whole_body(session, limit, timeout).await?;
+    if let Some(dialect) = endpoint.dialect() {
+        ctx.meter
+            .expect_reported_usage(dialect, route.model.clone());
+    }
+    ctx.stored_id = Some(id);
+    ctx.upstream_body = Some(body.bytes);
+    ctx._inflight = Some(InflightGuard::new(&gateway.metrics.inflight));
+    Ok(())
+}
+
+/// The route for a response tailmeter has no record of: the one OpenAI provider (or, without
+/// one, the one OpenAI-compatible provider) among those the caller is granted a model of,
+/// under the model `__unknown__`.
+fn unrecorded_route(
+    gateway: &Gateway,
+    caller: &Caller,
+    endpoint: Endpoint,
+    id: &str,
+) -> std::result::Result<Route, ApiError> {
+    let mut providers: Vec<&Arc<Upstream>> = Vec::new();
+    for route in gateway.access.granted(caller, gateway.routes.all()) {
+        let upstream = &route.upstream;
+        if endpoint.served_by(upstream.kind) && !providers.iter().any(|p| p.name == upstream.name) {
+            providers.push(upstream);
+        }
+    }
+    let openai: Vec<&Arc<Upstream>> = providers
+        .iter()
+        .copied()
+        .filter(|p| p.kind == ProviderKind::OpenAi)
+        .collect();
+    let chosen = match (openai.as_slice(), providers.as_slice()) {
+        ([only], _) | ([], [only]) => *only,
+        _ => {
+            let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
+            return Err(refusal::stored::unplaced(caller, id, &names));
+        }
+    };
+    Ok(Route {
+        upstream: Arc::clone(chosen),
+        model: UNKNOWN.into(),
+        qualified: format!("{}/{UNKNOWN}", chosen.name).into(),
+    })
 }

@@ -1,25 +1,30 @@
 //! The one record of a request: built once, when it is over (as its last bytes pass, or in the
 //! `logging` phase), from its context and what it used; counted in the metrics, written as the
 //! access-log line, and handed to the exporters (usage row and span) without waiting.
+//!
+//! A request that creates, retrieves or deletes a stored response also keeps the directory of
+//! stored responses ([`crate::stored`]) up to date, which decides whether a retrieved
+//! background response's usage is this request's to count.
 
-use tailmeter_exporters::RequestEvent;
+use tailmeter_exporters::{RequestEvent, TokenCounts, UsageSource};
 
 use super::RequestCtx;
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, StoredAction};
 use crate::gateway::Gateway;
 use crate::identity::UNIDENTIFIED;
 use crate::meter::Metered;
 use crate::trace_context::genai_provider_name;
 
 /// Label value for a provider or model the request never resolved to.
-const UNKNOWN: &str = "__unknown__";
+pub(super) const UNKNOWN: &str = "__unknown__";
 
 /// Meters the finished request: metrics, the access log, the usage row and the span.
-pub(super) fn record(gateway: &Gateway, ctx: &RequestCtx, status: u16, metered: Metered) {
+pub(super) fn record(gateway: &Gateway, ctx: &RequestCtx, status: u16, mut metered: Metered) {
     let Some(endpoint) = ctx.endpoint.filter(|e| e.is_proxied()) else {
         log_unmetered(ctx, status);
         return;
     };
+    track_stored(gateway, ctx, endpoint, status, &mut metered);
     let trace_id = ctx.trace.map(|t| t.trace_id_hex()).unwrap_or_default();
     let event = build_event(gateway, ctx, endpoint, status, &metered, &trace_id);
     gateway.metrics.record(&event);
@@ -31,6 +36,54 @@ pub(super) fn record(gateway: &Gateway, ctx: &RequestCtx, status: u16, metered: 
     }
     crate::logging::access::write(&event);
     gateway.exporters.export(&event);
+}
+
+/// Remembers a response created stored or in the background, forgets a deleted one, and keeps
+/// a retrieved (or cancelled) response's figures only if this request is the one to count them:
+/// the first to see a background response finished. Any other retrieval reports figures the
+/// create call, or an earlier retrieval, already counted.
+fn track_stored(
+    gateway: &Gateway,
+    ctx: &RequestCtx,
+    endpoint: Endpoint,
+    status: u16,
+    metered: &mut Metered,
+) {
+    let succeeded = (200..300).contains(&status);
+    match endpoint {
+        Endpoint::Responses if succeeded => {
+            let handle = ctx.meter.response_handle();
+            let (Some(handle), Some(route), Some(caller)) =
+                (handle, ctx.route.as_ref(), ctx.caller.as_ref())
+            else {
+                return;
+            };
+            if handle.store || handle.background {
+                let pending = handle.background && metered.source != UsageSource::Provider;
+                let owner = caller.identity.as_str().into();
+                let created_on = std::sync::Arc::clone(&route.qualified);
+                gateway
+                    .stored
+                    .remember(&handle.id, created_on, owner, pending);
+            }
+        }
+        Endpoint::StoredResponse(action) => {
+            let Some(id) = ctx.stored_id.as_deref() else {
+                return;
+            };
+            match action {
+                StoredAction::Delete if succeeded => gateway.stored.forget(id),
+                StoredAction::Retrieve | StoredAction::Cancel
+                    if metered.source == UsageSource::Provider && !gateway.stored.claim(id) =>
+                {
+                    metered.tokens = TokenCounts::default();
+                    metered.source = UsageSource::None;
+                }
+                _ => {}
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The request's event, borrowing from its context, its route and what it used.

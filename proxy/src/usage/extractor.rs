@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use super::bedrock::eventstream::Frame;
 use super::{anthropic, bedrock, gemini, openai_chat, openai_embeddings, openai_responses};
-use super::{Dialect, Tokens, Usage};
+use super::{Dialect, ResponseHandle, Tokens, Usage};
 
 /// The one small trait every dialect implements.
 pub trait Extractor: Send + Sync {
@@ -45,6 +45,8 @@ pub trait Extractor: Send + Sync {
     fn content_bytes(&self) -> u64 {
         0
     }
+    /// The Responses object this response is (OpenAI Responses only).
+    fn response_handle(&self) -> Option<&ResponseHandle>;
 }
 
 /// The extractor for `dialect`.
@@ -71,6 +73,8 @@ pub(super) struct Seen {
     pub(super) content_bytes: u64,
     /// The final usage report was read (see [`Extractor::usage_complete`]).
     pub(super) complete: bool,
+    /// The Responses object, from the first one seen.
+    pub(super) response: Option<ResponseHandle>,
 }
 
 impl Seen {
@@ -166,5 +170,9 @@ impl<W: Wire> Extractor for Reader<W> {
 
     fn content_bytes(&self) -> u64 {
         self.seen.content_bytes
+    }
+
+    fn response_handle(&self) -> Option<&ResponseHandle> {
+        self.seen.response.as_ref()
     }
 }

@@ -356,10 +356,10 @@ pub(super) fn event_kind<'a>(event: &'a str, data: &'a [u8]) -> Cow<'a, str> {
 #[serde(bound(deserialize = "U: Deserialize<'de>"))]
 pub(super) struct Reported<'a, U> {
     #[serde(borrow)]
-    model: Option<Cow<'a, str>>,
-    usage: Option<U>,
+    pub(super) model: Option<Cow<'a, str>>,
+    pub(super) usage: Option<U>,
     #[serde(borrow)]
-    error: Option<WireError<'a>>,
+    pub(super) error: Option<WireError<'a>>,
 }
 
 impl<U> Reported<'_, U> {

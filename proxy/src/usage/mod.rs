@@ -103,6 +103,19 @@ impl Usage {
     }
 }
 
+/// A Responses object as the provider keeps it, from the first object a response shows: its id,
+/// whether it runs in the background (its usage comes later, to a request that retrieves it),
+/// and whether it is stored (retrievable by id at all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHandle {
+    /// The `resp_…` id.
+    pub id: String,
+    /// Created with `background: true`.
+    pub background: bool,
+    /// Kept by the provider (`store`, on unless the request turned it off).
+    pub store: bool,
+}
+
 /// Which wire format a response is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {

@@ -2,13 +2,17 @@
 //! terminal `response.completed` / `response.incomplete` / `response.failed`,
 //! whose `response.usage` has the figures (`cached_tokens` part of
 //! `input_tokens`, `reasoning_tokens` part of `output_tokens`). A
-//! non-streamed body is the response object itself.
+//! non-streamed body is the response object itself (as are the answers to
+//! retrieving or cancelling a stored response). The first object seen also
+//! says which response this is ([`ResponseHandle`]).
+
+use std::borrow::Cow;
 
 use serde::Deserialize;
 
 use super::extractor::{Seen, Wire};
 use super::json::{self, keys, Keys, Reported, WireError};
-use super::Usage;
+use super::{ResponseHandle, Usage};
 
 /// The text of `response.*.delta` events.
 static DELTA: Keys = keys!(b"\"delta\"");
@@ -24,8 +28,39 @@ struct Event<'a> {
     error: Option<WireError<'a>>,
 }
 
-/// A response object.
-type Response<'a> = Reported<'a, WireUsage>;
+/// A response object: what it reports, and which response it is.
+#[derive(Deserialize)]
+struct Response<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    background: Option<bool>,
+    store: Option<bool>,
+    #[serde(borrow)]
+    model: Option<Cow<'a, str>>,
+    usage: Option<WireUsage>,
+    #[serde(borrow)]
+    error: Option<WireError<'a>>,
+}
+
+impl Response<'_> {
+    /// Tells `seen` which response this is (the first object seen says) and what it reports,
+    /// its usage as the final figures.
+    fn tell(self, seen: &mut Seen) {
+        if let (None, Some(id)) = (&seen.response, self.id) {
+            seen.response = Some(ResponseHandle {
+                id: id.into_owned(),
+                background: self.background == Some(true),
+                store: self.store != Some(false),
+            });
+        }
+        let reported = Reported {
+            model: self.model,
+            usage: self.usage,
+            error: self.error,
+        };
+        reported.tell_final(seen);
+    }
+}
 
 #[derive(Deserialize)]
 struct WireUsage {
@@ -78,7 +113,7 @@ impl Wire for Responses {
 
     fn body(&mut self, seen: &mut Seen, body: &[u8]) {
         if let Ok(response) = serde_json::from_slice::<Response<'_>>(body) {
-            response.tell_final(seen);
+            response.tell(seen);
         }
     }
 
@@ -91,7 +126,7 @@ impl Wire for Responses {
 fn read(seen: &mut Seen, data: &[u8]) {
     let event = serde_json::from_slice::<Event<'_>>(data).ok();
     if let Some(response) = event.and_then(|e| e.response) {
-        response.tell_final(seen);
+        response.tell(seen);
     }
 }
 

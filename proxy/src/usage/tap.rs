@@ -168,6 +168,11 @@ impl UsageTap {
         self.extractor.response_model()
     }
 
+    /// The Responses object this response is, once seen.
+    pub fn response_handle(&self) -> Option<&super::ResponseHandle> {
+        self.extractor.response_handle()
+    }
+
     /// An error the provider reported inside the body or stream, if any.
     pub fn provider_error(&self) -> Option<&str> {
         self.extractor.provider_error()

@@ -174,3 +174,24 @@ fn openai_errors_in_bodies_and_streams() {
     let tap = run(Dialect::OpenAiResponses, Framing::Sse, &[error]);
     assert_eq!(tap.provider_error(), Some("rate_limit_exceeded"));
 }
+
+#[test]
+fn openai_responses_say_which_response_they_are() {
+    let stream = fixture("openai_responses_stream_usage_reasoning.sse");
+    let tap = run(Dialect::OpenAiResponses, Framing::Sse, &[&stream]);
+    let handle = tap.response_handle().expect("response.created names it");
+    assert_eq!(
+        handle.id,
+        "resp_0050471a34b36ae60068c97b94a480819587a9d70cf2979b33"
+    );
+    assert!(!handle.background && handle.store);
+    // A background create is answered `queued`, its usage still to come.
+    let queued = br#"{"id":"resp_1","object":"response","status":"queued","background":true,"store":true,"model":"gpt-5","usage":null}"#;
+    let tap = run(Dialect::OpenAiResponses, Framing::Json, &[queued]);
+    assert!(tap.response_handle().is_some_and(|h| h.background));
+    assert_eq!(tap.final_tokens(), None);
+    let unstored = br#"{"id":"resp_2","store":false,"usage":{"input_tokens":3,"output_tokens":4}}"#;
+    let tap = run(Dialect::OpenAiResponses, Framing::Json, &[unstored]);
+    assert!(tap.response_handle().is_some_and(|h| !h.store));
+    assert_eq!(tap.final_tokens(), tokens(3, 4, 0, 0, 0));
+}
