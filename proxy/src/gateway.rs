@@ -104,6 +104,12 @@ impl Gateway {
         self
     }
 
+    /// The same state, with the directory of stored responses kept in `stored`.
+    pub fn with_stored(mut self, stored: StoredResponses) -> Self {
+        self.stored = Arc::new(stored);
+        self
+    }
+
     /// Marks the gateway as shutting down: new requests are refused with 503.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);

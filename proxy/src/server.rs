@@ -26,6 +26,7 @@ use crate::config::{self, Config};
 use crate::gateway::Gateway;
 use crate::reload::ReloadOnHangup;
 use crate::service::Proxy;
+use crate::stored::{self, StoredResponses};
 use crate::timeouts::client::HeaderDeadlineApp;
 
 /// How many times one request is sent at most (Pingora's `max_retries` counts attempts).
@@ -44,7 +45,16 @@ pub fn run(config: &Config, path: &Path) {
                 std::process::exit(1);
             }
         };
-    let gateway = Arc::new(Gateway::new(config, metrics).with_exporters(exporters));
+    let journal = config.events.spool_dir.join(stored::JOURNAL_FILE);
+    let stored = match StoredResponses::open(&journal, stored::CAPACITY) {
+        Ok(stored) => stored,
+        Err(e) => {
+            tracing::error!(path = %journal.display(), error = %e, "cannot open the stored-responses journal");
+            std::process::exit(1);
+        }
+    };
+    let gateway = Gateway::new(config, metrics).with_exporters(exporters);
+    let gateway = Arc::new(gateway.with_stored(stored));
     // Every generation shares the draining flag and the metrics, so the shutdown watch may keep
     // the first one.
     let shared = Arc::new(ArcSwap::new(Arc::clone(&gateway)));

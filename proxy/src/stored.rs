@@ -8,17 +8,30 @@
 //! another's response). And a background response's usage, which its create call could not
 //! report, is counted once: by the first request whose answer shows it finished ([`claim`]).
 //!
-//! Bounded: past [`CAPACITY`] ids the oldest is forgotten. A forgotten or unknown id (one made
-//! before a restart) still reaches the provider when the route to it is unambiguous
-//! ([`crate::service`]), but its usage is not counted again.
+//! Kept on disk ([`journal`], in the spool directory), so a restart forgets neither whose a
+//! response is nor a background response's usage still to count. Bounded: past [`CAPACITY`] ids
+//! the oldest is forgotten. A forgotten or unknown id (made elsewhere) still reaches the provider
+//! when the route to it is unambiguous ([`crate::service`]), but its usage is not counted.
 //!
 //! [`claim`]: StoredResponses::claim
 
+mod journal;
+
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
+
+use self::journal::{Change, Journal};
 
 /// The most ids remembered; at about 200 bytes each, some 10 MiB.
 pub const CAPACITY: usize = 50_000;
+/// The journal's file name, in the spool directory.
+pub const JOURNAL_FILE: &str = "stored-responses.jsonl";
+/// The journal is rewritten once it has this many times more lines than ids remembered (and at
+/// least the capacity's worth).
+const REWRITE_FACTOR: usize = 4;
 
 /// What is remembered of one response.
 #[derive(Debug)]
@@ -54,6 +67,8 @@ struct Entries {
     by_id: HashMap<Box<str>, Entry>,
     /// Ids, oldest first, for forgetting past the capacity.
     order: VecDeque<Box<str>>,
+    /// Where changes are kept, if on disk.
+    journal: Option<Journal>,
 }
 
 impl Default for StoredResponses {
@@ -71,23 +86,47 @@ impl StoredResponses {
         }
     }
 
+    /// A directory kept in the journal at `path`, with what it holds from before.
+    pub fn open(path: &Path, capacity: usize) -> io::Result<Self> {
+        let (journal, changes) = Journal::open(path)?;
+        let stored = Self::with_capacity(capacity);
+        let mut entries = stored.lock();
+        for change in changes {
+            match change {
+                Change::Remember {
+                    id,
+                    route,
+                    owner,
+                    pending,
+                } => entries.insert(&id, route.into(), owner.into(), pending, capacity),
+                Change::Claim { id } => _ = entries.take_pending(&id),
+                Change::Forget { id } => _ = entries.remove(&id),
+            }
+        }
+        entries.journal = Some(journal);
+        entries.rewrite();
+        drop(entries);
+        Ok(stored)
+    }
+
     /// Remembers response `id`, created on `route` by `owner`; `pending` when it runs in the
     /// background and its usage is still to be counted.
     pub fn remember(&self, id: &str, route: Arc<str>, owner: Arc<str>, pending: bool) {
         let mut entries = self.lock();
-        let entry = Entry {
-            route,
-            owner,
+        entries.log(Change::Remember {
+            id: Cow::Borrowed(id),
+            route: Cow::Borrowed(&route),
+            owner: Cow::Borrowed(&owner),
             pending,
-        };
-        if entries.by_id.insert(id.into(), entry).is_some() {
-            return; // already in order
-        }
-        entries.order.push_back(id.into());
-        while entries.order.len() > self.capacity {
-            if let Some(oldest) = entries.order.pop_front() {
-                entries.by_id.remove(&oldest);
-            }
+        });
+        entries.insert(id, route, owner, pending, self.capacity);
+        let rewrite_past = (REWRITE_FACTOR * entries.order.len()).max(self.capacity);
+        if entries
+            .journal
+            .as_ref()
+            .is_some_and(|j| j.lines() > rewrite_past)
+        {
+            entries.rewrite();
         }
     }
 
@@ -104,15 +143,18 @@ impl StoredResponses {
     /// not counted yet.
     pub fn claim(&self, id: &str) -> bool {
         let mut entries = self.lock();
-        let entry = entries.by_id.get_mut(id);
-        entry.is_some_and(|entry| std::mem::take(&mut entry.pending))
+        let claimed = entries.take_pending(id);
+        if claimed {
+            entries.log(Change::Claim { id: id.into() });
+        }
+        claimed
     }
 
     /// Forgets response `id` (deleted at the provider).
     pub fn forget(&self, id: &str) {
         let mut entries = self.lock();
-        if entries.by_id.remove(id).is_some() {
-            entries.order.retain(|kept| &**kept != id);
+        if entries.remove(id) {
+            entries.log(Change::Forget { id: id.into() });
         }
     }
 
@@ -121,8 +163,82 @@ impl StoredResponses {
     }
 }
 
+impl Entries {
+    /// Adds or replaces `id`'s entry, forgetting the oldest past `capacity`.
+    fn insert(
+        &mut self,
+        id: &str,
+        route: Arc<str>,
+        owner: Arc<str>,
+        pending: bool,
+        capacity: usize,
+    ) {
+        let entry = Entry {
+            route,
+            owner,
+            pending,
+        };
+        if self.by_id.insert(id.into(), entry).is_some() {
+            return; // already in order
+        }
+        self.order.push_back(id.into());
+        while self.order.len() > capacity {
+            if let Some(oldest) = self.order.pop_front() {
+                self.by_id.remove(&oldest);
+            }
+        }
+    }
+
+    /// Whether `id` was pending; it is not any more.
+    fn take_pending(&mut self, id: &str) -> bool {
+        let entry = self.by_id.get_mut(id);
+        entry.is_some_and(|entry| std::mem::take(&mut entry.pending))
+    }
+
+    /// Whether `id` was remembered; it is not any more.
+    fn remove(&mut self, id: &str) -> bool {
+        let removed = self.by_id.remove(id).is_some();
+        if removed {
+            self.order.retain(|kept| &**kept != id);
+        }
+        removed
+    }
+
+    /// Keeps `change` in the journal, if there is one. A failed write is logged and the
+    /// directory goes on in memory: it only costs what a restart would forget.
+    fn log(&mut self, change: Change<'_>) {
+        if let Some(journal) = self.journal.as_mut() {
+            if let Err(e) = journal.append(&change) {
+                tracing::warn!(error = %e, "could not write to the stored-responses journal");
+            }
+        }
+    }
+
+    /// Rewrites the journal with what is remembered now, oldest first.
+    fn rewrite(&mut self) {
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        let current = self.order.iter().filter_map(|id| {
+            let entry = self.by_id.get(id)?;
+            Some(Change::Remember {
+                id: Cow::Borrowed(&**id),
+                route: Cow::Borrowed(&*entry.route),
+                owner: Cow::Borrowed(&*entry.owner),
+                pending: entry.pending,
+            })
+        });
+        if let Err(e) = journal.rewrite(current) {
+            tracing::warn!(error = %e, "could not rewrite the stored-responses journal");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::fs::OpenOptions;
+    use std::io::Write;
+
     use super::*;
 
     #[test]
@@ -153,5 +269,52 @@ mod tests {
         assert!(matches!(stored.find("resp_2", "alice"), Lookup::Found(_)));
         assert!(stored.claim("resp_3"), "a repeated id takes the latest");
         assert_eq!(stored.lock().order.len(), 2);
+    }
+
+    #[test]
+    fn a_restart_keeps_owners_and_the_usage_still_to_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spool").join(JOURNAL_FILE);
+        let stored = StoredResponses::open(&path, CAPACITY).unwrap();
+        stored.remember("resp_a", "openai/gpt-5".into(), "alice".into(), true);
+        stored.remember("resp_b", "openai/gpt-5".into(), "bob".into(), true);
+        stored.remember("resp_c", "openai/gpt-5".into(), "bob".into(), false);
+        assert!(stored.claim("resp_b"));
+        stored.forget("resp_c");
+        drop(stored);
+        // A crash can tear the last line.
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(br#"{"op":"forget","id":"resp_"#).unwrap();
+        let reopened = StoredResponses::open(&path, CAPACITY).unwrap();
+        assert_eq!(reopened.find("resp_a", "bob"), Lookup::NotYours);
+        assert_eq!(reopened.find("resp_c", "bob"), Lookup::Unknown);
+        assert!(reopened.claim("resp_a"), "still to count after the restart");
+        assert!(!reopened.claim("resp_b"), "counted before it");
+        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+        assert_eq!(lines, 3, "rewritten at start (two ids), then the claim");
+    }
+
+    #[test]
+    fn the_journal_is_rewritten_once_it_outgrows_what_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let stored = StoredResponses::open(&path, 4).unwrap();
+        for n in 0..100 {
+            stored.remember(
+                &format!("resp_{n}"),
+                "openai/m".into(),
+                "alice".into(),
+                false,
+            );
+        }
+        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+        assert!(lines <= 17, "{lines} lines for 4 ids");
+        drop(stored);
+        let reopened = StoredResponses::open(&path, 4).unwrap();
+        assert!(matches!(
+            reopened.find("resp_99", "alice"),
+            Lookup::Found(_)
+        ));
+        assert_eq!(reopened.find("resp_95", "alice"), Lookup::Unknown);
     }
 }

@@ -11,14 +11,17 @@ does and runs a background one for a few hundred milliseconds.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import openai
 import pytest
 
 from harness import cli_clients as cc
+from harness import config as cfg
 from harness.clients import Tailmeter, assert_upstream_openai_auth, http_client, openai_client
 from harness.config import ALICE, CI_K8S, SRC_ALICE, SRC_CI
 from harness.metrics import TOKEN_TYPES, Expect, Usage
+from harness.procs import free_port, start_tailmeter
 from harness.sim import Sim, new_marker
 
 from conftest import PROVIDER_OPENAI_KEY
@@ -171,3 +174,42 @@ def test_a_response_made_elsewhere_goes_to_the_only_openai_provider(
     unplaced = openai_client(tailmeter_clients, SRC_CI)
     with pytest.raises(openai.NotFoundError, match="granted no model of an OpenAI provider"):
         unplaced.responses.retrieve(made.id)
+
+
+def test_a_killed_gateway_forgets_neither_whose_a_response_is_nor_its_usage(
+    binaries: dict[str, Path], synth_sim: Sim, tmp_path: Path
+) -> None:
+    """The directory is journaled in the spool directory as each change is made: a SIGKILL
+    between a background response's creation and its completion loses neither."""
+
+    def launch() -> Tailmeter:
+        listen, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+        config = tmp_path / "tailmeter.toml"
+        config.write_text(cfg.render(cfg.TailmeterConfig(
+            listen, admin, cfg.clients_providers(synth_sim.base_url), grants=cfg.clients_grants())))
+        keys = {env: "unused" for env in (cfg.ANTHROPIC_KEY_ENV, cfg.GEMINI_KEY_ENV, cfg.BEDROCK_KEY_ENV)}
+        keys[cfg.OPENAI_KEY_ENV] = PROVIDER_OPENAI_KEY
+        proc = start_tailmeter(binaries["tailmeter"], config, tmp_path, keys, ready_at=admin)
+        return Tailmeter(proc, listen, admin)
+
+    first, marker, start_ms = launch(), new_marker(), int(time.time() * 1000)
+    created = openai_client(first, SRC_ALICE).responses.create(
+        model=MODEL, input="Research this slowly", background=True, extra_headers=marker)
+    first.proc.popen.kill()
+    first.proc.popen.wait()
+    second = launch()
+    try:
+        client = openai_client(second, SRC_ALICE)
+        polled = client.responses.retrieve(created.id)
+        while polled.status != "completed":
+            time.sleep(0.05)
+            polled = client.responses.retrieve(created.id)
+        with pytest.raises(openai.NotFoundError, match=f"not created by identity {CI_K8S}"):
+            openai_client(second, SRC_CI).responses.retrieve(created.id)
+        billed = created_usage(synth_sim, marker)
+        rows = response_rows(second, start_ms, 2)
+        counted = [r for r in rows if r["usage_source"] == "provider"]
+        assert len(counted) == 1 and row_usage(counted[0]) == billed, rows
+        assert counted[0]["model"] == MODEL
+    finally:
+        second.proc.stop()

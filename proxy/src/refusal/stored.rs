@@ -31,8 +31,8 @@ pub fn route_gone(id: &str, route: &str) -> ApiError {
     )
 }
 
-/// 404 for a response tailmeter has no record of (made before it started, or elsewhere) when
-/// no single provider the caller may use could hold it.
+/// 404 for a response tailmeter has no record of (made elsewhere, or forgotten) when no single
+/// provider the caller may use could hold it.
 pub fn unplaced(caller: &Caller, id: &str, providers: &[&str]) -> ApiError {
     let why = match providers {
         [] => format!(
@@ -49,8 +49,9 @@ pub fn unplaced(caller: &Caller, id: &str, providers: &[&str]) -> ApiError {
         ErrorKind::NotFound,
         "response_not_found",
         format!(
-            "this gateway has no record of response \"{}\" (created before it last started, or not through it), and {why}",
-            quoted(id)
+            "this gateway has no record of response \"{}\" (not created through it, deleted, or one of more than {} since), and {why}",
+            quoted(id),
+            crate::stored::CAPACITY
         ),
     )
 }
