@@ -45,7 +45,7 @@ pub fn run(config: &Config, path: &Path) {
                 std::process::exit(1);
             }
         };
-    let journal = config.events.spool_dir.join(stored::JOURNAL_FILE);
+    let journal = config.events.dir.join(stored::JOURNAL_FILE);
     let stored = match StoredResponses::open(&journal, stored::CAPACITY) {
         Ok(stored) => stored,
         Err(e) => {

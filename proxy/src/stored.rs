@@ -8,7 +8,7 @@
 //! another's response). And a background response's usage, which its create call could not
 //! report, is counted once: by the first request whose answer shows it finished ([`claim`]).
 //!
-//! Kept on disk ([`journal`], in the spool directory), so a restart forgets neither whose a
+//! Kept on disk ([`journal`], in the `[events] dir`), so a restart forgets neither whose a
 //! response is nor a background response's usage still to count. Bounded: past [`CAPACITY`] ids
 //! the oldest is forgotten. A forgotten or unknown id (made elsewhere) still reaches the provider
 //! when the route to it is unambiguous ([`crate::service`]), but its usage is not counted.
@@ -27,8 +27,9 @@ use self::journal::{Change, Journal};
 
 /// The most ids remembered; at about 200 bytes each, some 10 MiB.
 pub const CAPACITY: usize = 50_000;
-/// The journal's file name, in the spool directory.
-pub const JOURNAL_FILE: &str = "stored-responses.jsonl";
+/// The journal's file name, in the `[events] dir` (not `.jsonl`: it holds no usage rows, and
+/// whoever collects those by that suffix should not find it).
+pub const JOURNAL_FILE: &str = "stored-responses.journal";
 /// The journal is rewritten once it has this many times more lines than ids remembered (and at
 /// least the capacity's worth).
 const REWRITE_FACTOR: usize = 4;
@@ -274,7 +275,7 @@ mod tests {
     #[test]
     fn a_restart_keeps_owners_and_the_usage_still_to_count() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("spool").join(JOURNAL_FILE);
+        let path = dir.path().join("events").join(JOURNAL_FILE);
         let stored = StoredResponses::open(&path, CAPACITY).unwrap();
         stored.remember("resp_a", "openai/gpt-5".into(), "alice".into(), true);
         stored.remember("resp_b", "openai/gpt-5".into(), "bob".into(), true);

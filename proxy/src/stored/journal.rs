@@ -88,7 +88,8 @@ impl Journal {
         &mut self,
         changes: impl Iterator<Item = Change<'c>>,
     ) -> io::Result<()> {
-        let fresh = self.path.with_extension("jsonl.new");
+        let mut fresh = self.path.clone().into_os_string();
+        fresh.push(".new");
         let mut out = io::BufWriter::new(File::create(&fresh)?);
         let mut lines = 0;
         for change in changes {
