@@ -25,6 +25,8 @@ pub enum Endpoint {
     Responses,
     /// POST /v1/responses/input_tokens (proxied, not metered)
     ResponsesInputTokens,
+    /// POST /v1/responses/compact (a compaction pass, metered)
+    ResponsesCompact,
     /// A stored response by id: GET, DELETE /v1/responses/{id}, POST …/cancel, GET …/input_items
     StoredResponse(StoredAction),
     /// POST /v1/embeddings
@@ -99,6 +101,7 @@ impl Endpoint {
             "/v1beta/models" => Endpoint::GeminiListModels,
             "/tailmeter/whoami" => Endpoint::WhoAmI,
             "/v1/responses/input_tokens" => Endpoint::ResponsesInputTokens,
+            "/v1/responses/compact" => Endpoint::ResponsesCompact,
             other if other.starts_with(RESPONSES_PREFIX) => Self::stored_response(method, other)?,
             other => Self::with_model_in_path(other)?.0,
         };
@@ -202,7 +205,9 @@ impl Endpoint {
     pub fn label(self) -> &'static str {
         match self {
             Endpoint::ChatCompletions => "chat_completions",
-            Endpoint::Responses | Endpoint::StoredResponse(_) => "responses",
+            Endpoint::Responses | Endpoint::ResponsesCompact | Endpoint::StoredResponse(_) => {
+                "responses"
+            }
             Endpoint::Embeddings => "embeddings",
             Endpoint::Messages => "messages",
             Endpoint::CountTokens
@@ -233,6 +238,7 @@ impl Endpoint {
             Endpoint::ChatCompletions
             | Endpoint::Responses
             | Endpoint::ResponsesInputTokens
+            | Endpoint::ResponsesCompact
             | Endpoint::StoredResponse(_)
             | Endpoint::Embeddings
             | Endpoint::ListModels
@@ -256,6 +262,7 @@ impl Endpoint {
             Endpoint::ChatCompletions => Some(Dialect::OpenAiChat),
             // A stored response retrieved or cancelled is the response object (or its events).
             Endpoint::Responses
+            | Endpoint::ResponsesCompact
             | Endpoint::StoredResponse(StoredAction::Retrieve | StoredAction::Cancel) => {
                 Some(Dialect::OpenAiResponses)
             }
@@ -381,6 +388,11 @@ mod tests {
             stored(Method::POST, "/v1/responses/input_tokens"),
             Some(Endpoint::ResponsesInputTokens)
         );
+        assert_eq!(
+            stored(Method::POST, "/v1/responses/compact"),
+            Some(Endpoint::ResponsesCompact)
+        );
+        assert_eq!(Endpoint::ResponsesCompact.label(), "responses");
         assert_eq!(stored(Method::POST, "/v1/responses/resp_1"), None);
         assert_eq!(stored(Method::GET, "/v1/responses/resp_1/cancel"), None);
         assert_eq!(stored(Method::GET, "/v1/responses/"), None);

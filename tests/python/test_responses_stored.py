@@ -179,7 +179,7 @@ def test_a_response_made_elsewhere_goes_to_the_only_openai_provider(
 def test_a_killed_gateway_forgets_neither_whose_a_response_is_nor_its_usage(
     binaries: dict[str, Path], synth_sim: Sim, tmp_path: Path
 ) -> None:
-    """The directory is journaled in the spool directory as each change is made: a SIGKILL
+    """The directory is journaled in the `[events] dir` as each change is made: a SIGKILL
     between a background response's creation and its completion loses neither."""
 
     def launch() -> Tailmeter:
@@ -213,3 +213,31 @@ def test_a_killed_gateway_forgets_neither_whose_a_response_is_nor_its_usage(
         assert counted[0]["model"] == MODEL
     finally:
         second.proc.stop()
+
+
+def test_compaction_is_metered_and_its_output_carries_on(tailmeter_clients: Tailmeter, synth_sim: Sim) -> None:
+    """`responses.compact` (POST /v1/responses/compact, as Codex and the Agents SDK compact a long
+    session) is a model call: metered like any other, and its output is the next call's input."""
+    client = openai_client(tailmeter_clients, SRC_ALICE)
+    start_ms, delta, marker = int(time.time() * 1000), tailmeter_clients.metrics.delta(), new_marker()
+    history = [
+        {"role": "user", "content": "Plan a trip to Lisbon " * 200},
+        {"role": "assistant", "content": "Day one: Alfama. " * 200},
+        {"role": "user", "content": "And day two?"},
+    ]
+    compacted = client.responses.compact(model=MODEL, input=history, extra_headers=marker)
+    assert compacted.object == "response.compaction"
+    assert [item.type for item in compacted.output] == ["message", "message", "compaction"]
+    billed = created_usage(synth_sim, marker)
+    assert (compacted.usage.input_tokens, compacted.usage.output_tokens) == (billed.input, billed.output)
+    follow_up = [item.model_dump(exclude_none=True) for item in compacted.output]
+    follow_up.append({"role": "user", "content": "Now day three."})
+    carried_on = client.responses.create(model=MODEL, input=follow_up, store=False)
+    assert carried_on.status == "completed"
+
+    rows = response_rows(tailmeter_clients, start_ms, 2)
+    assert [(r["endpoint"], r["model"], r["usage_source"]) for r in rows] == [
+        ("responses", MODEL, "provider"), ("responses", MODEL, "provider")], rows
+    assert row_usage(rows[0]) == billed
+    expect_tokens(delta, Usage(*(a + b for a, b in zip(row_usage(rows[0]).by_type().values(),
+                                                      row_usage(rows[1]).by_type().values()))))

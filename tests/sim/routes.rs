@@ -17,6 +17,8 @@ pub enum Route {
     Responses,
     /// POST /v1/responses/input_tokens
     ResponsesInputTokens,
+    /// POST /v1/responses/compact
+    ResponsesCompact,
     /// A stored response, by id: retrieved, cancelled, deleted or its input listed.
     Stored {
         /// The response id in the path.
@@ -140,8 +142,12 @@ impl Route {
 
     /// A path under `/v1/responses/`: counting input, or a stored response's actions.
     fn under_responses(method: &Method, rest: &str) -> Option<Self> {
-        if rest == "input_tokens" {
-            return (method == Method::POST).then_some(Self::ResponsesInputTokens);
+        match rest {
+            "input_tokens" => {
+                return (method == Method::POST).then_some(Self::ResponsesInputTokens)
+            }
+            "compact" => return (method == Method::POST).then_some(Self::ResponsesCompact),
+            _ => {}
         }
         let (id, tail) = rest.split_once('/').unwrap_or((rest, ""));
         let action = match (method.as_str(), tail) {
@@ -161,6 +167,7 @@ impl Route {
             Self::ChatCompletions
             | Self::Responses
             | Self::ResponsesInputTokens
+            | Self::ResponsesCompact
             | Self::Stored { .. }
             | Self::Embeddings => Dialect::OpenAi,
             Self::Messages | Self::CountTokens => Dialect::Anthropic,
@@ -208,6 +215,10 @@ impl Route {
             Self::ResponsesInputTokens => Reply::ok(
                 Kind::Json,
                 r#"{"object":"response.input_tokens","input_tokens":20}"#,
+            ),
+            Self::ResponsesCompact => Dialect::OpenAi.error(
+                StatusCode::NOT_IMPLEMENTED,
+                "provider-sim compacts only in faithful mode (--synthesize)",
             ),
             // Recordings are not stored: only faithful mode keeps responses to come back to.
             Self::Stored { id, .. } => Dialect::OpenAi.error(

@@ -67,6 +67,7 @@ impl Synth {
             Route::ChatCompletions => chat::completion(self, request),
             Route::Responses => responses::respond(self, request),
             Route::ResponsesInputTokens => responses::input_tokens(request),
+            Route::ResponsesCompact => responses::compact(self, request),
             Route::Stored { id, action } => Ok(self.stored.answer(id, *action, query)),
             Route::Embeddings => embeddings::embed(request),
             Route::Gemini { model, stream } => {

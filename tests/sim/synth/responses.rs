@@ -68,6 +68,43 @@ pub fn input_tokens(request: &Value) -> Result<Reply, String> {
     Ok(Reply::ok(Kind::Json, body.to_string()))
 }
 
+/// Answers POST /v1/responses/compact: the input's user messages, then one opaque `compaction`
+/// item standing in for the rest; the model reads the whole prompt (cached as Responses caches)
+/// and writes about an eighth of it.
+pub fn compact(synth: &Synth, request: &Value) -> Result<Reply, String> {
+    let (_, prompt) = prompt_of(request)?;
+    let cached = synth.cache.automatic(&prompt);
+    let tokens = Tokens {
+        input: prompt.total(),
+        output: (prompt.total() / 8).max(16),
+        cache_read: cached.read,
+        ..Tokens::default()
+    };
+    let users = request["input"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|item| item.get("role") == Some(&json!("user")))
+        .map(|item| {
+            let content = match &item["content"] {
+                Value::String(text) => json!([{"type": "input_text", "text": text}]),
+                parts => parts.clone(),
+            };
+            json!({"type": "message", "role": "user", "content": content})
+        });
+    let id = synth.id("cmp");
+    let compaction =
+        json!({"id": id, "type": "compaction", "encrypted_content": format!("sim-compacted-{id}")});
+    let body = json!({
+        "id": synth.id("resp"), "object": "response.compaction", "created_at": 1_700_000_000,
+        "output": users.chain([compaction]).collect::<Vec<_>>(),
+        "usage": {"input_tokens": tokens.input, "input_tokens_details": {"cached_tokens": tokens.cache_read},
+            "output_tokens": tokens.output, "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": tokens.input + tokens.output},
+    });
+    Ok(Reply::ok(Kind::Json, body.to_string()).with_usage(tokens))
+}
+
 /// The request's model and its prompt (instructions, tools, input).
 fn prompt_of(request: &Value) -> Result<(&str, Prompt), String> {
     let model = request
