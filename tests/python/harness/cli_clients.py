@@ -17,6 +17,7 @@ import signal
 import subprocess
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -184,9 +185,12 @@ def _row_key(identity: str, provider: str, model: str, endpoint: str, usage: Usa
     return (identity, provider, model, endpoint, *usage.by_type().values(), agent)
 
 
-def expect_events(tm: Tailmeter, since_ms: int, identity: str, provider: str, reqs: list[SimRequest]) -> None:
+def expect_events(tm: Tailmeter, since_ms: int, identity: str, provider: str | Callable[[SimRequest], str],
+                  reqs: list[SimRequest]) -> None:
     """The event rows since `since_ms` are exactly one per request in `reqs`, each with the
-    identity, model, endpoint, token figures and user agent the simulator saw and reported."""
+    identity, provider (`provider`, or `provider(request)`), model, endpoint, token figures and
+    user agent the simulator saw and reported."""
+    provider_of = provider if callable(provider) else lambda _: provider
     rows = event_rows(tm, since_ms, len(reqs))
     got = Counter(
         _row_key(
@@ -198,7 +202,8 @@ def expect_events(tm: Tailmeter, since_ms: int, identity: str, provider: str, re
         for r in rows
     )
     want = Counter(
-        _row_key(identity, provider, req.model or "", endpoint_of(req), sim_usage(req), (req.header("user-agent") or [""])[0])
+        _row_key(identity, provider_of(req), req.model or "", endpoint_of(req), sim_usage(req),
+                 (req.header("user-agent") or [""])[0])
         for req in reqs
     )
     assert got == want, f"event rows in {event_dir(tm)} differ from what the simulator reported:\n  rows: {got}\n  sim:  {want}"
