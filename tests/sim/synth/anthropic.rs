@@ -1,7 +1,8 @@
 //! Anthropic Messages, synthesized: the stream (`message_start` … content
 //! blocks … `message_delta` with the final usage, `message_stop`) or the
 //! Messages object, with a thinking block when thinking is enabled, a
-//! `tool_use` block when a tool is forced, and cache figures from the
+//! `tool_use` block when a tool is forced, JSON text under a schema when
+//! `output_config.format` asks for structured output, and cache figures from the
 //! request's `cache_control` breakpoints. The same answer serves Bedrock's
 //! InvokeModel for Anthropic models, in Bedrock's framing ([`invoke`]).
 
@@ -9,6 +10,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::answer::{generate, pieces, snippet_of, Ask, Generated};
+use super::chat::json_format;
 use super::prompt::{tokens_of, Cached, Prompt};
 use super::{opt_u64, Synth, Tokens};
 use crate::bedrock::invoke::Invoke;
@@ -147,11 +149,16 @@ fn ask(request: &Value, max_tokens: u64) -> Ask {
             tool.get("input_schema").cloned().unwrap_or(json!({})),
         ))
     });
+    // Structured outputs: `output_config.format` (the beta's `output_format` before it).
+    let format = request
+        .pointer("/output_config/format")
+        .or_else(|| request.get("output_format"));
     Ask {
         snippet: snippet_of(request.get("messages")),
         max_tokens: Some(max_tokens),
         thinking,
         forced_tool,
+        json: json_format(format),
         ..Ask::default()
     }
 }

@@ -79,8 +79,9 @@ fn forced_tool(request: &Value) -> Option<(String, Value)> {
     Some((name.to_owned(), parameters))
 }
 
-/// Structured output asked by `response_format` (chat) or `text.format`
-/// (Responses): any JSON object, or one valid under a schema.
+/// Structured output asked by `response_format` (chat), `text.format`
+/// (Responses) or `output_config.format` (Anthropic): any JSON object, or one
+/// valid under a schema.
 pub fn json_format(format: Option<&Value>) -> Option<Option<Value>> {
     match format?.get("type").and_then(Value::as_str)? {
         "json_object" => Some(None),

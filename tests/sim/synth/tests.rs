@@ -120,6 +120,28 @@ fn messages_forced_tool_and_max_tokens() {
 }
 
 #[test]
+fn messages_structured_output_follows_the_schema() {
+    let synth = Synth::default();
+    let schema = json!({"type": "object", "properties": {"greeting": {"type": "string"}},
+        "required": ["greeting"], "additionalProperties": false});
+    for format_at in ["output_config", "output_format"] {
+        let format = json!({"type": "json_schema", "schema": schema});
+        let request = match format_at {
+            "output_config" => json!({"output_config": {"format": format}}),
+            _ => json!({"output_format": format}),
+        };
+        let mut request = request;
+        request["model"] = json!("m");
+        request["max_tokens"] = json!(1000);
+        request["messages"] = json!([{"role": "user", "content": "Say hi"}]);
+        let body = body_json(&answer(&synth, Route::Messages, request));
+        let text = body["content"][0]["text"].as_str().unwrap();
+        let object: Value = serde_json::from_str(text).expect("the text is JSON");
+        assert!(object["greeting"].is_string(), "{format_at}: {object}");
+    }
+}
+
+#[test]
 fn invalid_messages_request_is_400_in_anthropic_shape() {
     let reply = answer(
         &Synth::default(),
