@@ -212,6 +212,7 @@ impl ShutdownSignalWatch for DrainOnSignal {
                 "grace period over; cutting remaining requests"
             );
         }
+        crate::logging::runtimes_stopping();
         ShutdownSignal::GracefulTerminate
     }
 }
