@@ -13,7 +13,7 @@ const require = createRequire(`${prefix}/`);
 const OpenAI = require("openai").default;
 const Anthropic = require("@anthropic-ai/sdk").default;
 const { GoogleGenAI } = require("@google/genai");
-const { generateText, streamText, embed } = require("ai");
+const { generateText, streamText, generateObject, embed, jsonSchema } = require("ai");
 const { createOpenAI } = require("@ai-sdk/openai");
 const { createAnthropic } = require("@ai-sdk/anthropic");
 const { createGoogleGenerativeAI } = require("@ai-sdk/google");
@@ -94,6 +94,20 @@ for (const [name, model] of models) {
     for await (const _ of result.textStream) { /* read it all, as a chat UI does */ }
     if (failure) throw failure;
     return aiSdk(await result.usage);
+  });
+}
+// Structured output, as apps extract data: each provider's own way of asking for JSON.
+const rivers = jsonSchema({
+  type: "object",
+  properties: { rivers: { type: "array", items: { type: "string" } } },
+  required: ["rivers"],
+  additionalProperties: false,
+});
+for (const [name, model] of models) {
+  call(`${name} generateObject`, async () => {
+    const { object, usage } = await generateObject({ model, schema: rivers, prompt: ask, maxRetries: 0 });
+    if (!Array.isArray(object.rivers)) throw new Error(`not the schema's shape: ${JSON.stringify(object)}`);
+    return aiSdk(usage);
   });
 }
 call("ai-sdk embed", async () => {
