@@ -291,6 +291,13 @@ impl Meter {
                 response_model,
             });
         }
+        if !request.estimable {
+            // A retrieval bills nothing of its own: no figures is not usage missing.
+            return Settled::Done(Metered {
+                response_model,
+                ..nothing(None)
+            });
+        }
         let reason = match (ending, fault) {
             (Ending::Complete, _) if tap.provider_error().is_some() => "upstream_error_event",
             (Ending::Complete, Some(fault)) => fault.reason(),
@@ -305,8 +312,7 @@ impl Meter {
                 ..nothing(Some("upstream_error_status"))
             });
         }
-        let runs_on = tap.response_handle().is_some_and(|r| r.background);
-        if !request.estimable || runs_on {
+        if tap.response_handle().is_some_and(|r| r.background) {
             return Settled::Done(Metered {
                 response_model,
                 ..nothing(None)

@@ -411,6 +411,20 @@ fn a_retrieval_reports_what_its_answer_says_and_never_estimates() {
     let metered = done.finish(Ending::Complete);
     assert_eq!(metered.source, UsageSource::Provider);
     assert_eq!((metered.tokens.input, metered.tokens.output), (5, 9));
+    let mut missing = Meter::start();
+    missing.expect_reported_usage(Dialect::OpenAiResponses, Arc::from("gpt-5"));
+    missing.on_response_header(404, &headers("application/json", &[]), false);
+    missing.on_body(
+        &mut Some(Bytes::from_static(
+            br#"{"error":{"message":"Response with id 'resp_x' not found."}}"#,
+        )),
+        true,
+    );
+    let metered = missing.finish(Ending::Complete);
+    assert_eq!(
+        (metered.source, metered.missing_reason),
+        (UsageSource::None, None)
+    );
     let mut gone = Meter::start();
     gone.expect_reported_usage(Dialect::OpenAiResponses, Arc::from("gpt-5"));
     assert_eq!(
