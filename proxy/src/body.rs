@@ -185,6 +185,8 @@ pub struct RequestFields<'a> {
     pub stream: Option<bool>,
     /// Where `stream_options` is, for the `include_usage` rewrite.
     pub stream_options: StreamOptionsAt,
+    /// The stored response a Responses call continues (`previous_response_id`).
+    pub previous_response_id: Option<Cow<'a, str>>,
 }
 
 /// Where a request's top-level `stream_options` is.
@@ -214,17 +216,10 @@ pub fn parse_scanned(body: &[u8], scan: TopLevelScan) -> Result<RequestFields<'_
             format!("the request body is not a JSON object tailmeter can read: {why}"),
         )
     };
-    // The scan accepts only UTF-8 text, so a value it found is text.
     let top = scan.finish(body).map_err(|e| invalid(e.to_string()))?;
-    let model_text = top.model.clone().map(|range| {
-        std::str::from_utf8(&body[range])
-            .map_err(|e| invalid(format!("its `model` is not UTF-8 ({e})")))
-    });
-    let model = match model_text.transpose()? {
-        None | Some("null") => None,
-        Some(quoted) if quoted.starts_with('"') => Some(unquoted(quoted).map_err(invalid)?),
-        Some(_) => return Err(invalid("its `model` is not a string".to_owned())),
-    };
+    let model = string_member(body, top.model.clone(), "model").map_err(invalid)?;
+    let previous_response_id =
+        string_member(body, top.previous_response_id, "previous_response_id").map_err(invalid)?;
     let stream = match top.stream.map(|range| &body[range]) {
         None | Some(b"null") => None,
         Some(b"true") => Some(true),
@@ -240,18 +235,36 @@ pub fn parse_scanned(body: &[u8], scan: TopLevelScan) -> Result<RequestFields<'_
             (1, Some(value)) => StreamOptionsAt::At(value),
             _ => StreamOptionsAt::Unsure,
         },
+        previous_response_id,
     })
 }
 
+/// A top-level member that must be a string or `null`, at `at` (its value's bytes), if given.
+fn string_member<'a>(
+    body: &'a [u8],
+    at: Option<Range<usize>>,
+    name: &str,
+) -> Result<Option<Cow<'a, str>>, String> {
+    // The scan accepts only UTF-8 text, so a value it found is text.
+    let text = at.map(|range| {
+        std::str::from_utf8(&body[range]).map_err(|e| format!("its `{name}` is not UTF-8 ({e})"))
+    });
+    match text.transpose()? {
+        None | Some("null") => Ok(None),
+        Some(quoted) if quoted.starts_with('"') => unquoted(quoted, name).map(Some),
+        Some(_) => Err(format!("its `{name}` is not a string")),
+    }
+}
+
 /// The text of a JSON string the scan passed, borrowed unless it has escapes to decode.
-fn unquoted(quoted: &str) -> Result<Cow<'_, str>, String> {
+fn unquoted<'a>(quoted: &'a str, name: &str) -> Result<Cow<'a, str>, String> {
     let inner = &quoted[1..quoted.len() - 1];
     if !inner.contains('\\') {
         return Ok(Cow::Borrowed(inner));
     }
     serde_json::from_str::<String>(quoted)
         .map(Cow::Owned)
-        .map_err(|e| format!("its `model` cannot be decoded ({e})"))
+        .map_err(|e| format!("its `{name}` cannot be decoded ({e})"))
 }
 
 /// The edit that names `model` in the body's `model` value, at `model_at`

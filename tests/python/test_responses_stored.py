@@ -50,6 +50,19 @@ def expect_tokens(delta, usage: Usage) -> None:
     delta.expect([*expects, missing])
 
 
+def launch_private(binaries: dict[str, Path], sim: Sim, workdir: Path,
+                   grants: list[tuple[list[str], list[str]]]) -> Tailmeter:
+    """An instance of its own in front of `sim` (the client programs' providers), in `workdir`."""
+    listen, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    config = workdir / "tailmeter.toml"
+    config.write_text(cfg.render(cfg.TailmeterConfig(
+        listen, admin, cfg.clients_providers(sim.base_url), grants=grants)))
+    keys = {env: "unused" for env in (cfg.ANTHROPIC_KEY_ENV, cfg.GEMINI_KEY_ENV, cfg.BEDROCK_KEY_ENV)}
+    keys[cfg.OPENAI_KEY_ENV] = PROVIDER_OPENAI_KEY
+    proc = start_tailmeter(binaries["tailmeter"], config, workdir, keys, ready_at=admin)
+    return Tailmeter(proc, listen, admin)
+
+
 def created_usage(sim: Sim, marker: dict[str, str]) -> Usage:
     """What the simulator billed for the one create call carrying `marker`."""
     return cc.sim_usage(sim.one(marker))
@@ -143,18 +156,29 @@ def test_cancel_input_tokens_and_delete(tailmeter_clients: Tailmeter, synth_sim:
     expect_tokens(delta, row_usage(rows[3]))
 
 
-def test_another_identity_cannot_open_a_response(tailmeter_clients: Tailmeter, synth_sim: Sim) -> None:
-    alice = openai_client(tailmeter_clients, SRC_ALICE)
-    created = alice.responses.create(model=MODEL, input="Private notes")
-    mark = len(synth_sim.requests())
-    other = openai_client(tailmeter_clients, SRC_CI)
-    for attempt in (lambda: other.responses.retrieve(created.id), lambda: other.responses.delete(created.id),
-                    lambda: other.responses.input_items.list(created.id)):
-        with pytest.raises(openai.NotFoundError) as refused:
-            attempt()
-        assert f"not created by identity {CI_K8S}" in refused.value.message
-    assert cc.since(synth_sim, mark) == [], "another identity's request reached the provider"
-    assert alice.responses.retrieve(created.id).status == "completed"
+def test_another_identity_cannot_open_a_response(
+    binaries: dict[str, Path], synth_sim: Sim, tmp_path: Path
+) -> None:
+    # Both identities may use the model: only whose the response is keeps the other out.
+    tm = launch_private(binaries, synth_sim, tmp_path, [([ALICE, "tag:ci"], [f"openai/{MODEL}"])])
+    try:
+        alice, other = openai_client(tm, SRC_ALICE), openai_client(tm, SRC_CI)
+        created = alice.responses.create(model=MODEL, input="Private notes")
+        mark = len(synth_sim.requests())
+        # Nor may it continue the conversation, which would show it to the model answering it.
+        continued = lambda: other.responses.create(model=MODEL, input="What did I say?",  # noqa: E731
+                                                   previous_response_id=created.id)
+        for attempt in (lambda: other.responses.retrieve(created.id), lambda: other.responses.delete(created.id),
+                        lambda: other.responses.input_items.list(created.id), continued):
+            with pytest.raises(openai.NotFoundError) as refused:
+                attempt()
+            assert f"not created by identity {CI_K8S}" in refused.value.message
+        assert cc.since(synth_sim, mark) == [], "another identity's request reached the provider"
+        assert alice.responses.retrieve(created.id).status == "completed"
+        assert alice.responses.create(model=MODEL, input="Go on", previous_response_id=created.id).status == "completed"
+        assert other.responses.create(model=MODEL, input="My own").status == "completed"
+    finally:
+        tm.proc.stop()
 
 
 def test_a_response_made_elsewhere_goes_to_the_only_openai_provider(
@@ -183,14 +207,7 @@ def test_a_killed_gateway_forgets_neither_whose_a_response_is_nor_its_usage(
     between a background response's creation and its completion loses neither."""
 
     def launch() -> Tailmeter:
-        listen, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-        config = tmp_path / "tailmeter.toml"
-        config.write_text(cfg.render(cfg.TailmeterConfig(
-            listen, admin, cfg.clients_providers(synth_sim.base_url), grants=cfg.clients_grants())))
-        keys = {env: "unused" for env in (cfg.ANTHROPIC_KEY_ENV, cfg.GEMINI_KEY_ENV, cfg.BEDROCK_KEY_ENV)}
-        keys[cfg.OPENAI_KEY_ENV] = PROVIDER_OPENAI_KEY
-        proc = start_tailmeter(binaries["tailmeter"], config, tmp_path, keys, ready_at=admin)
-        return Tailmeter(proc, listen, admin)
+        return launch_private(binaries, synth_sim, tmp_path, cfg.clients_grants())
 
     first, marker, start_ms = launch(), new_marker(), int(time.time() * 1000)
     created = openai_client(first, SRC_ALICE).responses.create(

@@ -39,6 +39,8 @@ pub struct TopLevel {
     pub stream_options: usize,
     /// The value of a `stream_options` whose name is spelled without escapes (the last one).
     pub stream_options_plain: Option<Range<usize>>,
+    /// The value of `previous_response_id` (Responses): the stored response a call continues.
+    pub previous_response_id: Option<Range<usize>>,
 }
 
 /// Why a body is not a JSON object tailmeter can read, and where it stopped.
@@ -320,12 +322,14 @@ enum Next {
 enum Which {
     Model,
     Stream,
+    PreviousResponseId,
     /// Spelled without escapes; may be given more than once (counted, not refused).
     StreamOptions,
 }
 
 /// Which top-level member the quoted name at `at` is (`None`: one tailmeter does not read), and
-/// whether it is a `stream_options`, in any spelling. A second `model` or `stream` is refused.
+/// whether it is a `stream_options`, in any spelling. A second `model`, `stream` or
+/// `previous_response_id` is refused: which one a provider takes is not tailmeter's to guess.
 fn top_member(
     quoted: &[u8],
     at: usize,
@@ -338,6 +342,7 @@ fn top_member(
     let read = match &*decoded {
         b"model" => (Some(Which::Model), false),
         b"stream" => (Some(Which::Stream), false),
+        b"previous_response_id" => (Some(Which::PreviousResponseId), false),
         b"stream_options" => {
             let plain = matches!(decoded, Cow::Borrowed(_));
             (plain.then_some(Which::StreamOptions), true)
@@ -347,11 +352,12 @@ fn top_member(
     let taken = match read.0 {
         Some(Which::Model) => found.model.is_some(),
         Some(Which::Stream) => found.stream.is_some(),
+        Some(Which::PreviousResponseId) => found.previous_response_id.is_some(),
         _ => false,
     };
     if taken {
         return Err(Malformed {
-            why: "a duplicate member `model` or `stream`",
+            why: "a duplicate member `model`, `stream` or `previous_response_id`",
             at,
         });
     }
@@ -374,6 +380,7 @@ impl TopLevel {
         match which {
             Which::Model => &mut self.model,
             Which::Stream => &mut self.stream,
+            Which::PreviousResponseId => &mut self.previous_response_id,
             Which::StreamOptions => &mut self.stream_options_plain,
         }
     }

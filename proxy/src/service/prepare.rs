@@ -1,7 +1,8 @@
 //! A proxied request made ready for its provider in `request_filter`: its body read whole and
 //! checked, its model resolved to a route the caller may use within budget, and the body the
 //! provider gets (the bare model name, `include_usage` asked for) set aside with the meter
-//! armed for the dialect. A request for a stored response is routed by its id instead.
+//! armed for the dialect. A request for a stored response is routed by its id instead, and only
+//! its creator may use it, or continue it (`previous_response_id`).
 //! Anything wrong is an [`ApiError`] for the caller.
 
 use std::sync::Arc;
@@ -57,6 +58,12 @@ pub(super) async fn upstream_request(
     }
     if gateway.access.check(caller, route).is_none() {
         return Err(refusal::not_granted(gateway, caller, endpoint, route));
+    }
+    // A call continuing another identity's stored response would show it that conversation.
+    if let Some(previous) = fields.previous_response_id.as_deref() {
+        if gateway.stored.find(previous, &caller.identity) == Lookup::NotYours {
+            return Err(refusal::stored::not_yours(caller, previous));
+        }
     }
     let now_ms = crate::budgets::now_ms();
     if let Err(budget) = gateway.budgets.check(caller, now_ms) {

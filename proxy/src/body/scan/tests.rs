@@ -373,3 +373,19 @@ fn a_step_that_stays_unfinished_for_long_is_left_to_the_end() {
         }
     );
 }
+
+#[test]
+fn previous_response_id_is_read_once_in_any_spelling() {
+    let body = br#"{"model":"gpt-5","input":[{"previous_response_id":"inner"}],"previous\u005fresponse_id":"resp_1"}"#;
+    let fields = crate::body::parse_fields(body).unwrap();
+    assert_eq!(fields.previous_response_id.as_deref(), Some("resp_1"));
+    let twice =
+        br#"{"previous_response_id":"resp_mine","model":"m","previous_response_id":"resp_yours"}"#;
+    assert!(
+        top_level(twice).is_err(),
+        "which one the provider takes is not tailmeter's to guess"
+    );
+    assert!(crate::body::parse_fields(br#"{"previous_response_id":7}"#).is_err());
+    let none = crate::body::parse_fields(br#"{"previous_response_id":null}"#).unwrap();
+    assert_eq!(none.previous_response_id, None);
+}
