@@ -231,6 +231,11 @@ impl Summary<'_> {
                 format_size(events.spool_max_bytes)
             )?;
         }
+        writeln!(
+            f,
+            "stored Responses (whose each is, background usage still to count): {}",
+            events.dir.join(crate::stored::JOURNAL_FILE).display()
+        )?;
         match &config.otlp {
             Some(otlp) => {
                 let protocol = match otlp.protocol {

@@ -64,6 +64,7 @@ protocol = "http"
         "database usage_2, rows expire after 400d",
         "batches of 200 rows or 250ms, spool /var/spool/tailmeter up to 2GiB",
         "traces: OTLP http://127.0.0.1:4318 (HTTP)",
+        "stored Responses (whose each is, background usage still to count): /var/lib/tailmeter/stored-responses.journal",
     ] {
         assert!(
             summary.contains(needle),
