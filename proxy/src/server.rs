@@ -46,7 +46,7 @@ pub fn run(config: &Config, path: &Path) {
             }
         };
     let journal = config.events.dir.join(stored::JOURNAL_FILE);
-    let stored = match StoredResponses::open(&journal, stored::CAPACITY) {
+    let stored = match StoredResponses::open(&journal, stored::CAPACITY, metrics.registry()) {
         Ok(stored) => stored,
         Err(e) => {
             tracing::error!(path = %journal.display(), error = %e, "cannot open the stored-responses journal");

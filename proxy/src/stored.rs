@@ -9,7 +9,9 @@
 //! report, is counted once: by the first request whose answer shows it finished ([`claim`]).
 //!
 //! Kept on disk ([`journal`], in the `[events] dir`), so a restart forgets neither whose a
-//! response is nor a background response's usage still to count. Bounded: past [`CAPACITY`] ids
+//! response is nor a background response's usage still to count; how many are still to count is
+//! `tailmeter_stored_responses_pending` (one nobody retrieves is never counted: tailmeter does
+//! not poll the provider itself). Bounded: past [`CAPACITY`] ids
 //! the oldest is forgotten. A forgotten or unknown id (made elsewhere) still reaches the provider
 //! when the route to it is unambiguous ([`crate::service`]), but its usage is not counted.
 //!
@@ -22,6 +24,8 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
+
+use prometheus::{IntGauge, Registry};
 
 use self::journal::{Change, Journal};
 
@@ -61,6 +65,8 @@ pub enum Lookup {
 pub struct StoredResponses {
     entries: Mutex<Entries>,
     capacity: usize,
+    /// Background responses whose usage is still to count (`tailmeter_stored_responses_pending`).
+    pending: IntGauge,
 }
 
 #[derive(Debug, Default)]
@@ -70,6 +76,8 @@ struct Entries {
     order: VecDeque<Box<str>>,
     /// Where changes are kept, if on disk.
     journal: Option<Journal>,
+    /// Entries that are `pending`.
+    pending: usize,
 }
 
 impl Default for StoredResponses {
@@ -81,16 +89,26 @@ impl Default for StoredResponses {
 impl StoredResponses {
     /// A directory that remembers at most `capacity` ids.
     pub fn with_capacity(capacity: usize) -> Self {
+        let pending = IntGauge::new(
+            "tailmeter_stored_responses_pending",
+            "Background Responses created through the gateway whose usage no retrieval has counted yet.",
+        )
+        .expect("valid metric");
         Self {
             entries: Mutex::default(),
             capacity,
+            pending,
         }
     }
 
-    /// A directory kept in the journal at `path`, with what it holds from before.
-    pub fn open(path: &Path, capacity: usize) -> io::Result<Self> {
+    /// A directory kept in the journal at `path`, with what it holds from before; its pending
+    /// gauge is registered on `registry`.
+    pub fn open(path: &Path, capacity: usize, registry: &Registry) -> io::Result<Self> {
         let (journal, changes) = Journal::open(path)?;
         let stored = Self::with_capacity(capacity);
+        registry
+            .register(Box::new(stored.pending.clone()))
+            .map_err(io::Error::other)?;
         let mut entries = stored.lock();
         for change in changes {
             match change {
@@ -106,6 +124,7 @@ impl StoredResponses {
         }
         entries.journal = Some(journal);
         entries.rewrite();
+        stored.pending.set(entries.pending as i64);
         drop(entries);
         Ok(stored)
     }
@@ -121,6 +140,7 @@ impl StoredResponses {
             pending,
         });
         entries.insert(id, route, owner, pending, self.capacity);
+        self.pending.set(entries.pending as i64);
         let rewrite_past = (REWRITE_FACTOR * entries.order.len()).max(self.capacity);
         if entries
             .journal
@@ -147,6 +167,7 @@ impl StoredResponses {
         let claimed = entries.take_pending(id);
         if claimed {
             entries.log(Change::Claim { id: id.into() });
+            self.pending.set(entries.pending as i64);
         }
         claimed
     }
@@ -156,6 +177,7 @@ impl StoredResponses {
         let mut entries = self.lock();
         if entries.remove(id) {
             entries.log(Change::Forget { id: id.into() });
+            self.pending.set(entries.pending as i64);
         }
     }
 
@@ -179,13 +201,16 @@ impl Entries {
             owner,
             pending,
         };
-        if self.by_id.insert(id.into(), entry).is_some() {
+        self.pending += usize::from(pending);
+        if let Some(replaced) = self.by_id.insert(id.into(), entry) {
+            self.pending -= usize::from(replaced.pending);
             return; // already in order
         }
         self.order.push_back(id.into());
         while self.order.len() > capacity {
             if let Some(oldest) = self.order.pop_front() {
-                self.by_id.remove(&oldest);
+                let evicted = self.by_id.remove(&oldest);
+                self.pending -= usize::from(evicted.is_some_and(|e| e.pending));
             }
         }
     }
@@ -193,16 +218,19 @@ impl Entries {
     /// Whether `id` was pending; it is not any more.
     fn take_pending(&mut self, id: &str) -> bool {
         let entry = self.by_id.get_mut(id);
-        entry.is_some_and(|entry| std::mem::take(&mut entry.pending))
+        let taken = entry.is_some_and(|entry| std::mem::take(&mut entry.pending));
+        self.pending -= usize::from(taken);
+        taken
     }
 
     /// Whether `id` was remembered; it is not any more.
     fn remove(&mut self, id: &str) -> bool {
-        let removed = self.by_id.remove(id).is_some();
-        if removed {
-            self.order.retain(|kept| &**kept != id);
-        }
-        removed
+        let Some(removed) = self.by_id.remove(id) else {
+            return false;
+        };
+        self.pending -= usize::from(removed.pending);
+        self.order.retain(|kept| &**kept != id);
+        true
     }
 
     /// Keeps `change` in the journal, if there is one. A failed write is logged and the
@@ -246,6 +274,7 @@ mod tests {
     fn finds_only_the_owners_and_counts_a_background_response_once() {
         let stored = StoredResponses::default();
         stored.remember("resp_a", "openai/gpt-5".into(), "alice".into(), true);
+        assert_eq!(stored.pending.get(), 1);
         assert_eq!(
             stored.find("resp_a", "alice"),
             Lookup::Found("openai/gpt-5".into())
@@ -254,6 +283,7 @@ mod tests {
         assert_eq!(stored.find("resp_b", "alice"), Lookup::Unknown);
         assert!(stored.claim("resp_a"));
         assert!(!stored.claim("resp_a"), "counted once");
+        assert_eq!(stored.pending.get(), 0);
         assert!(!stored.claim("resp_b"));
         stored.forget("resp_a");
         assert_eq!(stored.find("resp_a", "alice"), Lookup::Unknown);
@@ -268,7 +298,14 @@ mod tests {
         stored.remember("resp_3", "openai/m".into(), "alice".into(), true);
         assert_eq!(stored.find("resp_1", "alice"), Lookup::Unknown);
         assert!(matches!(stored.find("resp_2", "alice"), Lookup::Found(_)));
-        assert!(stored.claim("resp_3"), "a repeated id takes the latest");
+        assert_eq!(stored.pending.get(), 1, "a repeated id takes the latest");
+        stored.remember("resp_4", "openai/m".into(), "alice".into(), false);
+        stored.remember("resp_5", "openai/m".into(), "alice".into(), false);
+        assert_eq!(
+            stored.pending.get(),
+            0,
+            "resp_3, pending, forgotten past the capacity"
+        );
         assert_eq!(stored.lock().order.len(), 2);
     }
 
@@ -276,7 +313,7 @@ mod tests {
     fn a_restart_keeps_owners_and_the_usage_still_to_count() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events").join(JOURNAL_FILE);
-        let stored = StoredResponses::open(&path, CAPACITY).unwrap();
+        let stored = StoredResponses::open(&path, CAPACITY, &Registry::new()).unwrap();
         stored.remember("resp_a", "openai/gpt-5".into(), "alice".into(), true);
         stored.remember("resp_b", "openai/gpt-5".into(), "bob".into(), true);
         stored.remember("resp_c", "openai/gpt-5".into(), "bob".into(), false);
@@ -286,9 +323,10 @@ mod tests {
         // A crash can tear the last line.
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(br#"{"op":"forget","id":"resp_"#).unwrap();
-        let reopened = StoredResponses::open(&path, CAPACITY).unwrap();
+        let reopened = StoredResponses::open(&path, CAPACITY, &Registry::new()).unwrap();
         assert_eq!(reopened.find("resp_a", "bob"), Lookup::NotYours);
         assert_eq!(reopened.find("resp_c", "bob"), Lookup::Unknown);
+        assert_eq!(reopened.pending.get(), 1, "resp_a");
         assert!(reopened.claim("resp_a"), "still to count after the restart");
         assert!(!reopened.claim("resp_b"), "counted before it");
         let lines = std::fs::read_to_string(&path).unwrap().lines().count();
@@ -299,7 +337,7 @@ mod tests {
     fn the_journal_is_rewritten_once_it_outgrows_what_it_holds() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(JOURNAL_FILE);
-        let stored = StoredResponses::open(&path, 4).unwrap();
+        let stored = StoredResponses::open(&path, 4, &Registry::new()).unwrap();
         for n in 0..100 {
             stored.remember(
                 &format!("resp_{n}"),
@@ -311,7 +349,7 @@ mod tests {
         let lines = std::fs::read_to_string(&path).unwrap().lines().count();
         assert!(lines <= 17, "{lines} lines for 4 ids");
         drop(stored);
-        let reopened = StoredResponses::open(&path, 4).unwrap();
+        let reopened = StoredResponses::open(&path, 4, &Registry::new()).unwrap();
         assert!(matches!(
             reopened.find("resp_99", "alice"),
             Lookup::Found(_)

@@ -73,9 +73,12 @@ def test_background_response_is_metered_once_when_a_poll_sees_it_finished(
 ) -> None:
     client = openai_client(tailmeter_clients, SRC_ALICE)
     start_ms, delta, marker = int(time.time() * 1000), tailmeter_clients.metrics.delta(), new_marker()
+    pending = lambda: tailmeter_clients.metrics.value("tailmeter_stored_responses_pending")  # noqa: E731
+    before = pending()
     created = client.responses.create(model=MODEL, input="Write a haiku about queues", background=True,
                                       extra_headers=marker)
     assert (created.status, created.usage) == ("queued", None)
+    assert pending() == before + 1, "its usage is still to count"
     polled = created
     polls = 0
     while polled.status in ("queued", "in_progress"):
@@ -83,6 +86,7 @@ def test_background_response_is_metered_once_when_a_poll_sees_it_finished(
         polled = client.responses.retrieve(created.id)
         polls += 1
     assert polled.status == "completed" and polled.output_text
+    assert pending() == before, "counted"
     again = client.responses.retrieve(created.id)
     items = client.responses.input_items.list(created.id)
     assert [i.type for i in items.data] == ["message"]
