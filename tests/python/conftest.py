@@ -50,14 +50,16 @@ def sim(binaries: dict[str, Path], fixtures_dir: Path, tmp_path_factory: pytest.
     proc.stop()
 
 
-def _launch(
-    binary: Path, workdir: Path, providers: list[cfg.Provider], max_body: str,
+def launch_instance(
+    binary: Path, workdir: Path, providers: list[cfg.Provider], max_body: str = "32MiB",
     grants: list[tuple[list[str], list[str]]] | None = None,
-    wrap: Callable[[list[str]], list[str]] | None = None,
+    wrap: Callable[[list[str]], list[str]] | None = None, extra: str = "",
 ) -> Tailmeter:
+    """A tailmeter in `workdir` (its config written there, fresh ports) with every provider key
+    set, ready; `extra` is appended to the config (e.g. `[[budgets]]`)."""
     listen, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     path = workdir / "tailmeter.toml"
-    path.write_text(cfg.render(cfg.TailmeterConfig(listen, admin, providers, max_body, grants)))
+    path.write_text(cfg.render(cfg.TailmeterConfig(listen, admin, providers, max_body, grants, extra)))
     env = {
         cfg.OPENAI_KEY_ENV: PROVIDER_OPENAI_KEY, cfg.ANTHROPIC_KEY_ENV: PROVIDER_ANTHROPIC_KEY,
         cfg.GEMINI_KEY_ENV: PROVIDER_GEMINI_KEY, cfg.BEDROCK_KEY_ENV: PROVIDER_BEDROCK_KEY,
@@ -68,7 +70,7 @@ def _launch(
 
 @pytest.fixture(scope="session")
 def tailmeter(binaries: dict[str, Path], sim: Sim, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tailmeter]:
-    tm = _launch(binaries["tailmeter"], tmp_path_factory.mktemp("tailmeter"), cfg.standard_providers(sim.base_url), "32MiB")
+    tm = launch_instance(binaries["tailmeter"], tmp_path_factory.mktemp("tailmeter"), cfg.standard_providers(sim.base_url), "32MiB")
     yield tm
     tm.proc.stop()
 
@@ -94,7 +96,7 @@ def tailmeter_clients(
     but ungranted model per provider (harness.config.UNGRANTED)."""
     workdir = tmp_path_factory.mktemp("tailmeter-clients")
     providers = cfg.clients_providers(synth_sim.base_url)
-    tm = _launch(binaries["tailmeter"], workdir, providers, "32MiB", cfg.clients_grants())
+    tm = launch_instance(binaries["tailmeter"], workdir, providers, "32MiB", cfg.clients_grants())
     yield tm
     tm.proc.stop()
 
@@ -103,16 +105,11 @@ def tailmeter_clients(
 def spent_budget(binaries: dict[str, Path], synth_sim: Sim, tmp_path: Path) -> Iterator[Tailmeter]:
     """The client programs' instance (`tailmeter_clients`'s providers and grants) where Alice has
     a daily `reject` budget of 1 token: her first request spends it."""
-    listen, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     budget = '\n[[budgets]]\nname = "alice-tiny"\nidentity = "alice@example.com"\ntokens = 1\nwindow = "24h"\non_exceed = "reject"\n'
-    config = tmp_path / "tailmeter.toml"
-    config.write_text(cfg.render(cfg.TailmeterConfig(listen, admin, cfg.clients_providers(synth_sim.base_url),
-                                                     grants=cfg.clients_grants(), extra=budget)))
-    keys = {cfg.OPENAI_KEY_ENV: PROVIDER_OPENAI_KEY, cfg.ANTHROPIC_KEY_ENV: PROVIDER_ANTHROPIC_KEY,
-            cfg.GEMINI_KEY_ENV: PROVIDER_GEMINI_KEY, cfg.BEDROCK_KEY_ENV: PROVIDER_BEDROCK_KEY}
-    proc = start_tailmeter(binaries["tailmeter"], config, tmp_path, keys, ready_at=admin)
-    yield Tailmeter(proc, listen, admin)
-    proc.stop()
+    tm = launch_instance(binaries["tailmeter"], tmp_path, cfg.clients_providers(synth_sim.base_url),
+                         grants=cfg.clients_grants(), extra=budget)
+    yield tm
+    tm.proc.stop()
 
 
 @pytest.fixture(scope="session")
@@ -120,7 +117,7 @@ def tailmeter_metering(binaries: dict[str, Path], sim: Sim, tmp_path_factory: py
     """Every provider kind (Gemini and Bedrock too) in front of `sim`, plus an OpenAI provider
     with a 1 s idle_timeout (harness.config.metering_providers)."""
     workdir = tmp_path_factory.mktemp("tailmeter-metering")
-    tm = _launch(binaries["tailmeter"], workdir, cfg.metering_providers(sim.base_url), "32MiB")
+    tm = launch_instance(binaries["tailmeter"], workdir, cfg.metering_providers(sim.base_url), "32MiB")
     yield tm
     tm.proc.stop()
 
@@ -139,7 +136,7 @@ def tailmeter_limits(
             "blackhole": f"http://127.0.0.1:{blackhole}",
         }
         providers = cfg.standard_providers(sim.base_url) + cfg.fault_providers(base_urls)
-        tm = _launch(binaries["tailmeter"], workdir, providers, cfg.LIMITS_MAX_BODY_TOML)
+        tm = launch_instance(binaries["tailmeter"], workdir, providers, cfg.LIMITS_MAX_BODY_TOML)
         yield tm
         tm.proc.stop()
 
@@ -174,7 +171,7 @@ def tailmeter_resolver(
     with resolver.scripted_resolver(script) as scripted:
         sim_url = f"http://{RESOLVER_SIM_HOST}:{sim_port}"
         providers = cfg.standard_providers(sim_url) + cfg.resolver_providers(sim_port)
-        tm = _launch(binaries["tailmeter"], workdir, providers, "32MiB",
+        tm = launch_instance(binaries["tailmeter"], workdir, providers, "32MiB",
                      wrap=lambda argv: resolver.run_with_resolver(workdir, argv))
         yield tm, scripted
         tm.proc.stop()
@@ -191,7 +188,7 @@ def launch_tailmeter(
     def launch() -> Tailmeter:
         workdir = tmp_path / f"tm{len(started)}"
         workdir.mkdir()
-        tm = _launch(binaries["tailmeter"], workdir, cfg.standard_providers(sim.base_url), "32MiB")
+        tm = launch_instance(binaries["tailmeter"], workdir, cfg.standard_providers(sim.base_url), "32MiB")
         started.append(tm)
         return tm
 

@@ -21,10 +21,9 @@ from harness import config as cfg
 from harness.clients import Tailmeter, assert_upstream_openai_auth, http_client, openai_client
 from harness.config import ALICE, CI_K8S, SRC_ALICE, SRC_CI
 from harness.metrics import TOKEN_TYPES, Expect, Usage
-from harness.procs import free_port, start_tailmeter
 from harness.sim import Sim, new_marker
 
-from conftest import PROVIDER_OPENAI_KEY
+from conftest import PROVIDER_OPENAI_KEY, launch_instance
 
 MODEL = "gpt-5-nano"
 ZERO = Usage(0, 0, 0, 0, 0)
@@ -48,19 +47,6 @@ def expect_tokens(delta, usage: Usage) -> None:
     expects = [Expect("tailmeter_tokens_total", {**who, "type": t}, getattr(usage, t)) for t in TOKEN_TYPES]
     missing = Expect("tailmeter_usage_missing_total", {"endpoint": "responses"}, 0)
     delta.expect([*expects, missing])
-
-
-def launch_private(binaries: dict[str, Path], sim: Sim, workdir: Path,
-                   grants: list[tuple[list[str], list[str]]]) -> Tailmeter:
-    """An instance of its own in front of `sim` (the client programs' providers), in `workdir`."""
-    listen, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-    config = workdir / "tailmeter.toml"
-    config.write_text(cfg.render(cfg.TailmeterConfig(
-        listen, admin, cfg.clients_providers(sim.base_url), grants=grants)))
-    keys = {env: "unused" for env in (cfg.ANTHROPIC_KEY_ENV, cfg.GEMINI_KEY_ENV, cfg.BEDROCK_KEY_ENV)}
-    keys[cfg.OPENAI_KEY_ENV] = PROVIDER_OPENAI_KEY
-    proc = start_tailmeter(binaries["tailmeter"], config, workdir, keys, ready_at=admin)
-    return Tailmeter(proc, listen, admin)
 
 
 def created_usage(sim: Sim, marker: dict[str, str]) -> Usage:
@@ -142,7 +128,8 @@ def test_cancel_input_tokens_and_delete(tailmeter_clients: Tailmeter, synth_sim:
     assert (cancelled.status, cancelled.usage) == ("cancelled", None)
     counted = client.responses.input_tokens.count(model=MODEL, input="How many tokens is this?")
     assert counted.input_tokens > 0
-    stored = client.responses.create(model=MODEL, input="Keep this one")
+    marker = new_marker()
+    stored = client.responses.create(model=MODEL, input="Keep this one", extra_headers=marker)
     client.responses.delete(stored.id)
     with pytest.raises(openai.NotFoundError, match="not found"):
         client.responses.retrieve(stored.id)
@@ -157,14 +144,17 @@ def test_cancel_input_tokens_and_delete(tailmeter_clients: Tailmeter, synth_sim:
         ("responses", 404, "none"),  # retrieve after delete: the provider's 404
     ], rows
     assert rows[-1]["model"] == "__unknown__", "a deleted response is forgotten"
-    expect_tokens(delta, row_usage(rows[3]))
+    billed = created_usage(synth_sim, marker)
+    assert row_usage(rows[3]) == billed
+    expect_tokens(delta, billed)
 
 
 def test_another_identity_cannot_open_a_response(
     binaries: dict[str, Path], synth_sim: Sim, tmp_path: Path
 ) -> None:
     # Both identities may use the model: only whose the response is keeps the other out.
-    tm = launch_private(binaries, synth_sim, tmp_path, [([ALICE, "tag:ci"], [f"openai/{MODEL}"])])
+    tm = launch_instance(binaries["tailmeter"], tmp_path, cfg.clients_providers(synth_sim.base_url),
+                         grants=[([ALICE, "tag:ci"], [f"openai/{MODEL}"])])
     try:
         alice, other = openai_client(tm, SRC_ALICE), openai_client(tm, SRC_CI)
         created = alice.responses.create(model=MODEL, input="Private notes")
@@ -211,7 +201,8 @@ def test_a_killed_gateway_forgets_neither_whose_a_response_is_nor_its_usage(
     between a background response's creation and its completion loses neither."""
 
     def launch() -> Tailmeter:
-        return launch_private(binaries, synth_sim, tmp_path, cfg.clients_grants())
+        return launch_instance(binaries["tailmeter"], tmp_path, cfg.clients_providers(synth_sim.base_url),
+                               grants=cfg.clients_grants())
 
     first, marker, start_ms = launch(), new_marker(), int(time.time() * 1000)
     created = openai_client(first, SRC_ALICE).responses.create(
@@ -253,12 +244,13 @@ def test_compaction_is_metered_and_its_output_carries_on(tailmeter_clients: Tail
     assert (compacted.usage.input_tokens, compacted.usage.output_tokens) == (billed.input, billed.output)
     follow_up = [item.model_dump(exclude_none=True, warnings=False) for item in compacted.output]
     follow_up.append({"role": "user", "content": "Now day three."})
-    carried_on = client.responses.create(model=MODEL, input=follow_up, store=False)
+    follow_up_marker = new_marker()
+    carried_on = client.responses.create(model=MODEL, input=follow_up, store=False, extra_headers=follow_up_marker)
     assert carried_on.status == "completed"
 
     rows = response_rows(tailmeter_clients, start_ms, 2)
     assert [(r["endpoint"], r["model"], r["usage_source"]) for r in rows] == [
         ("responses", MODEL, "provider"), ("responses", MODEL, "provider")], rows
-    assert row_usage(rows[0]) == billed
-    expect_tokens(delta, Usage(*(a + b for a, b in zip(row_usage(rows[0]).by_type().values(),
-                                                      row_usage(rows[1]).by_type().values()))))
+    billed_after = created_usage(synth_sim, follow_up_marker)
+    assert [row_usage(r) for r in rows] == [billed, billed_after]
+    expect_tokens(delta, Usage(*(a + b for a, b in zip(billed.by_type().values(), billed_after.by_type().values()))))
