@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
+use pingora::connectors::http::Connector;
+use pingora::connectors::ConnectorOptions;
 use pingora::listeners::ListenerConfig;
 use pingora::protocols::l4::stream::{L4BufferSettings, DEFAULT_L4_WRITE_BUFFER_SIZE};
 use pingora::server::configuration::ServerConf;
@@ -26,6 +28,7 @@ use crate::config::{self, Config};
 use crate::gateway::Gateway;
 use crate::reload::ReloadOnHangup;
 use crate::service::Proxy;
+use crate::stored::settle::SettleBackgroundResponses;
 use crate::stored::{self, StoredResponses};
 use crate::timeouts::client::HeaderDeadlineApp;
 
@@ -94,6 +97,15 @@ pub fn run(config: &Config, path: &Path) {
     admin.add_tcp(&config.server.admin_listen.to_string());
     server.add_service(proxy);
     server.add_service(admin);
+    server.add_service(background_service(
+        "background responses",
+        SettleBackgroundResponses {
+            gateway: shared.clone(),
+            connector: Arc::new(Connector::new(Some(ConnectorOptions::from_server_conf(
+                &server.configuration,
+            )))),
+        },
+    ));
     server.add_service(background_service(
         "config reload",
         ReloadOnHangup {

@@ -8,26 +8,35 @@
 //! another's response). And a background response's usage, which its create call could not
 //! report, is counted once: by the first request whose answer shows it finished ([`claim`]).
 //!
+//! A background response nobody retrieves through the gateway (the client died, or learns of
+//! the end by webhook) is retrieved by tailmeter itself ([`settle`]), on a schedule that backs
+//! off from [`FIRST_POLL`] to [`MAX_POLL_INTERVAL`], until one answer shows it finished.
+//!
 //! Kept on disk ([`journal`], in the `[events] dir`), so a restart forgets neither whose a
 //! response is nor a background response's usage still to count; how many are still to count is
-//! `tailmeter_stored_responses_pending` (one nobody retrieves is never counted: tailmeter does
-//! not poll the provider itself). Bounded: past [`CAPACITY`] ids
-//! the oldest is forgotten. A forgotten or unknown id (made elsewhere) still reaches the provider
-//! when the route to it is unambiguous ([`crate::service`]), but its usage is not counted.
+//! `tailmeter_stored_responses_pending`. Bounded: past [`CAPACITY`] ids the oldest is forgotten.
+//! A forgotten or unknown id (made elsewhere) still reaches the provider when the route to it is
+//! unambiguous ([`crate::service`]), but its usage is not counted.
 //!
 //! [`claim`]: StoredResponses::claim
 
 mod journal;
+pub mod settle;
+#[cfg(test)]
+mod tests;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::io;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use prometheus::{IntGauge, Registry};
 
 use self::journal::{Change, Journal};
+use crate::identity::Caller;
 
 /// The most ids remembered; at about 200 bytes each, some 10 MiB.
 pub const CAPACITY: usize = 50_000;
@@ -37,16 +46,70 @@ pub const JOURNAL_FILE: &str = "stored-responses.journal";
 /// The journal is rewritten once it has this many times more lines than ids remembered (and at
 /// least the capacity's worth).
 const REWRITE_FACTOR: usize = 4;
+/// How long after its creation (or a restart) a background response is first retrieved by
+/// tailmeter, if no client retrieval has counted it by then.
+pub const FIRST_POLL: Duration = Duration::from_secs(5);
+/// The longest wait between two of tailmeter's retrievals of one background response.
+pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Who created a response: the caller as its usage rows attribute it, and where it called from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Creator {
+    /// Identity, login, tags and node (nothing else of the caller is kept).
+    pub caller: Caller,
+    /// The address it called from, when known.
+    pub src_ip: Option<IpAddr>,
+}
+
+impl Creator {
+    /// The creator of a response made by `caller` from `src_ip`.
+    pub fn new(caller: &Caller, src_ip: Option<IpAddr>) -> Self {
+        let caller = Caller {
+            identity: caller.identity.clone(),
+            login: caller.login.clone(),
+            tags: caller.tags.clone(),
+            node: caller.node.clone(),
+            ..Caller::default()
+        };
+        Self { caller, src_ip }
+    }
+}
 
 /// What is remembered of one response.
 #[derive(Debug)]
 struct Entry {
     /// `provider/model` of the route it was created on.
     route: Arc<str>,
-    /// The identity of the caller who created it.
-    owner: Arc<str>,
-    /// A background response whose usage has not been counted yet.
-    pending: bool,
+    /// The caller who created it.
+    creator: Arc<Creator>,
+}
+
+/// When tailmeter next retrieves a background response whose usage is still to count.
+#[derive(Debug, Clone, Copy)]
+struct Poll {
+    next: Instant,
+    /// The wait after the next retrieval, if it too finds the response running.
+    interval: Duration,
+}
+
+impl Poll {
+    fn first(now: Instant) -> Self {
+        Self {
+            next: now + FIRST_POLL,
+            interval: FIRST_POLL,
+        }
+    }
+}
+
+/// A background response due to be retrieved by tailmeter ([`StoredResponses::due`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    /// The `resp_…` id.
+    pub id: Box<str>,
+    /// `provider/model` of the route it was created on.
+    pub route: Arc<str>,
+    /// Whose it is.
+    pub creator: Arc<Creator>,
 }
 
 /// What the directory says about an id, for one caller.
@@ -76,8 +139,8 @@ struct Entries {
     order: VecDeque<Box<str>>,
     /// Where changes are kept, if on disk.
     journal: Option<Journal>,
-    /// Entries that are `pending`.
-    pending: usize,
+    /// The background responses whose usage is still to count, and when to retrieve each.
+    pending: HashMap<Box<str>, Poll>,
 }
 
 impl Default for StoredResponses {
@@ -91,7 +154,7 @@ impl StoredResponses {
     pub fn with_capacity(capacity: usize) -> Self {
         let pending = IntGauge::new(
             "tailmeter_stored_responses_pending",
-            "Background Responses created through the gateway whose usage no retrieval has counted yet.",
+            "Background Responses created through the gateway whose usage is still to count (retrieved until they finish).",
         )
         .expect("valid metric");
         Self {
@@ -110,37 +173,49 @@ impl StoredResponses {
             .register(Box::new(stored.pending.clone()))
             .map_err(io::Error::other)?;
         let mut entries = stored.lock();
+        let now = Instant::now();
         for change in changes {
             match change {
                 Change::Remember {
                     id,
                     route,
                     owner,
+                    login,
+                    tags,
+                    node,
+                    src_ip,
                     pending,
-                } => entries.insert(&id, route.into(), owner.into(), pending, capacity),
+                } => {
+                    let caller = Caller {
+                        identity: owner.into_owned(),
+                        login: login.map(Cow::into_owned),
+                        tags: tags.into_owned(),
+                        node: node.map(Cow::into_owned),
+                        ..Caller::default()
+                    };
+                    let creator = Arc::new(Creator { caller, src_ip });
+                    let poll = pending.then(|| Poll::first(now));
+                    entries.insert(&id, route.into(), creator, poll, capacity);
+                }
                 Change::Claim { id } => _ = entries.take_pending(&id),
                 Change::Forget { id } => _ = entries.remove(&id),
             }
         }
         entries.journal = Some(journal);
         entries.rewrite();
-        stored.pending.set(entries.pending as i64);
+        stored.pending.set(entries.pending.len() as i64);
         drop(entries);
         Ok(stored)
     }
 
-    /// Remembers response `id`, created on `route` by `owner`; `pending` when it runs in the
+    /// Remembers response `id`, created on `route` by `creator`; `pending` when it runs in the
     /// background and its usage is still to be counted.
-    pub fn remember(&self, id: &str, route: Arc<str>, owner: Arc<str>, pending: bool) {
+    pub fn remember(&self, id: &str, route: Arc<str>, creator: Arc<Creator>, pending: bool) {
         let mut entries = self.lock();
-        entries.log(Change::Remember {
-            id: Cow::Borrowed(id),
-            route: Cow::Borrowed(&route),
-            owner: Cow::Borrowed(&owner),
-            pending,
-        });
-        entries.insert(id, route, owner, pending, self.capacity);
-        self.pending.set(entries.pending as i64);
+        entries.log(remembered(id, &route, &creator, pending));
+        let poll = pending.then(|| Poll::first(Instant::now()));
+        entries.insert(id, route, creator, poll, self.capacity);
+        self.pending.set(entries.pending.len() as i64);
         let rewrite_past = (REWRITE_FACTOR * entries.order.len()).max(self.capacity);
         if entries
             .journal
@@ -154,7 +229,9 @@ impl StoredResponses {
     /// What is known of response `id` for the caller with `identity`.
     pub fn find(&self, id: &str, identity: &str) -> Lookup {
         match self.lock().by_id.get(id) {
-            Some(entry) if &*entry.owner == identity => Lookup::Found(Arc::clone(&entry.route)),
+            Some(entry) if entry.creator.caller.identity == identity => {
+                Lookup::Found(Arc::clone(&entry.route))
+            }
             Some(_) => Lookup::NotYours,
             None => Lookup::Unknown,
         }
@@ -167,7 +244,7 @@ impl StoredResponses {
         let claimed = entries.take_pending(id);
         if claimed {
             entries.log(Change::Claim { id: id.into() });
-            self.pending.set(entries.pending as i64);
+            self.pending.set(entries.pending.len() as i64);
         }
         claimed
     }
@@ -177,8 +254,32 @@ impl StoredResponses {
         let mut entries = self.lock();
         if entries.remove(id) {
             entries.log(Change::Forget { id: id.into() });
-            self.pending.set(entries.pending as i64);
+            self.pending.set(entries.pending.len() as i64);
         }
+    }
+
+    /// The background responses, at most `limit`, whose usage is still to count and which are
+    /// due to be retrieved by tailmeter at `now`. Each is next due after twice the wait it just
+    /// had (up to [`MAX_POLL_INTERVAL`]), unless claimed or forgotten first.
+    pub fn due(&self, now: Instant, limit: usize) -> Vec<Due> {
+        let mut entries = self.lock();
+        let Entries { by_id, pending, .. } = &mut *entries;
+        let mut due = Vec::new();
+        for (id, poll) in pending.iter_mut().filter(|(_, poll)| poll.next <= now) {
+            if due.len() == limit {
+                break;
+            }
+            poll.next = now + poll.interval;
+            poll.interval = (poll.interval * 2).min(MAX_POLL_INTERVAL);
+            if let Some(entry) = by_id.get(id) {
+                due.push(Due {
+                    id: id.clone(),
+                    route: Arc::clone(&entry.route),
+                    creator: Arc::clone(&entry.creator),
+                });
+            }
+        }
+        due
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
@@ -186,49 +287,63 @@ impl StoredResponses {
     }
 }
 
+/// The journal line remembering response `id`.
+fn remembered<'a>(id: &'a str, route: &'a str, creator: &'a Creator, pending: bool) -> Change<'a> {
+    let caller = &creator.caller;
+    Change::Remember {
+        id: Cow::Borrowed(id),
+        route: Cow::Borrowed(route),
+        owner: Cow::Borrowed(&caller.identity),
+        login: caller.login.as_deref().map(Cow::Borrowed),
+        tags: Cow::Borrowed(&caller.tags),
+        node: caller.node.as_deref().map(Cow::Borrowed),
+        src_ip: creator.src_ip,
+        pending,
+    }
+}
+
 impl Entries {
-    /// Adds or replaces `id`'s entry, forgetting the oldest past `capacity`.
+    /// Adds or replaces `id`'s entry (with `poll` when its usage is still to count),
+    /// forgetting the oldest past `capacity`.
     fn insert(
         &mut self,
         id: &str,
         route: Arc<str>,
-        owner: Arc<str>,
-        pending: bool,
+        creator: Arc<Creator>,
+        poll: Option<Poll>,
         capacity: usize,
     ) {
-        let entry = Entry {
-            route,
-            owner,
-            pending,
-        };
-        self.pending += usize::from(pending);
-        if let Some(replaced) = self.by_id.insert(id.into(), entry) {
-            self.pending -= usize::from(replaced.pending);
+        match poll {
+            Some(poll) => _ = self.pending.insert(id.into(), poll),
+            None => _ = self.pending.remove(id),
+        }
+        if self
+            .by_id
+            .insert(id.into(), Entry { route, creator })
+            .is_some()
+        {
             return; // already in order
         }
         self.order.push_back(id.into());
         while self.order.len() > capacity {
             if let Some(oldest) = self.order.pop_front() {
-                let evicted = self.by_id.remove(&oldest);
-                self.pending -= usize::from(evicted.is_some_and(|e| e.pending));
+                self.by_id.remove(&oldest);
+                self.pending.remove(&oldest);
             }
         }
     }
 
     /// Whether `id` was pending; it is not any more.
     fn take_pending(&mut self, id: &str) -> bool {
-        let entry = self.by_id.get_mut(id);
-        let taken = entry.is_some_and(|entry| std::mem::take(&mut entry.pending));
-        self.pending -= usize::from(taken);
-        taken
+        self.pending.remove(id).is_some()
     }
 
     /// Whether `id` was remembered; it is not any more.
     fn remove(&mut self, id: &str) -> bool {
-        let Some(removed) = self.by_id.remove(id) else {
+        if self.by_id.remove(id).is_none() {
             return false;
-        };
-        self.pending -= usize::from(removed.pending);
+        }
+        self.pending.remove(id);
         self.order.retain(|kept| &**kept != id);
         true
     }
@@ -250,110 +365,11 @@ impl Entries {
         };
         let current = self.order.iter().filter_map(|id| {
             let entry = self.by_id.get(id)?;
-            Some(Change::Remember {
-                id: Cow::Borrowed(&**id),
-                route: Cow::Borrowed(&*entry.route),
-                owner: Cow::Borrowed(&*entry.owner),
-                pending: entry.pending,
-            })
+            let pending = self.pending.contains_key(id);
+            Some(remembered(id, &entry.route, &entry.creator, pending))
         });
         if let Err(e) = journal.rewrite(current) {
             tracing::warn!(error = %e, "could not rewrite the stored-responses journal");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::fs::OpenOptions;
-    use std::io::Write;
-
-    use super::*;
-
-    #[test]
-    fn finds_only_the_owners_and_counts_a_background_response_once() {
-        let stored = StoredResponses::default();
-        stored.remember("resp_a", "openai/gpt-5".into(), "alice".into(), true);
-        assert_eq!(stored.pending.get(), 1);
-        assert_eq!(
-            stored.find("resp_a", "alice"),
-            Lookup::Found("openai/gpt-5".into())
-        );
-        assert_eq!(stored.find("resp_a", "bob"), Lookup::NotYours);
-        assert_eq!(stored.find("resp_b", "alice"), Lookup::Unknown);
-        assert!(stored.claim("resp_a"));
-        assert!(!stored.claim("resp_a"), "counted once");
-        assert_eq!(stored.pending.get(), 0);
-        assert!(!stored.claim("resp_b"));
-        stored.forget("resp_a");
-        assert_eq!(stored.find("resp_a", "alice"), Lookup::Unknown);
-    }
-
-    #[test]
-    fn forgets_the_oldest_past_its_capacity() {
-        let stored = StoredResponses::with_capacity(2);
-        for id in ["resp_1", "resp_2", "resp_3"] {
-            stored.remember(id, "openai/m".into(), "alice".into(), false);
-        }
-        stored.remember("resp_3", "openai/m".into(), "alice".into(), true);
-        assert_eq!(stored.find("resp_1", "alice"), Lookup::Unknown);
-        assert!(matches!(stored.find("resp_2", "alice"), Lookup::Found(_)));
-        assert_eq!(stored.pending.get(), 1, "a repeated id takes the latest");
-        stored.remember("resp_4", "openai/m".into(), "alice".into(), false);
-        stored.remember("resp_5", "openai/m".into(), "alice".into(), false);
-        assert_eq!(
-            stored.pending.get(),
-            0,
-            "resp_3, pending, forgotten past the capacity"
-        );
-        assert_eq!(stored.lock().order.len(), 2);
-    }
-
-    #[test]
-    fn a_restart_keeps_owners_and_the_usage_still_to_count() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("events").join(JOURNAL_FILE);
-        let stored = StoredResponses::open(&path, CAPACITY, &Registry::new()).unwrap();
-        stored.remember("resp_a", "openai/gpt-5".into(), "alice".into(), true);
-        stored.remember("resp_b", "openai/gpt-5".into(), "bob".into(), true);
-        stored.remember("resp_c", "openai/gpt-5".into(), "bob".into(), false);
-        assert!(stored.claim("resp_b"));
-        stored.forget("resp_c");
-        drop(stored);
-        // A crash can tear the last line.
-        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
-        file.write_all(br#"{"op":"forget","id":"resp_"#).unwrap();
-        let reopened = StoredResponses::open(&path, CAPACITY, &Registry::new()).unwrap();
-        assert_eq!(reopened.find("resp_a", "bob"), Lookup::NotYours);
-        assert_eq!(reopened.find("resp_c", "bob"), Lookup::Unknown);
-        assert_eq!(reopened.pending.get(), 1, "resp_a");
-        assert!(reopened.claim("resp_a"), "still to count after the restart");
-        assert!(!reopened.claim("resp_b"), "counted before it");
-        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
-        assert_eq!(lines, 3, "rewritten at start (two ids), then the claim");
-    }
-
-    #[test]
-    fn the_journal_is_rewritten_once_it_outgrows_what_it_holds() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(JOURNAL_FILE);
-        let stored = StoredResponses::open(&path, 4, &Registry::new()).unwrap();
-        for n in 0..100 {
-            stored.remember(
-                &format!("resp_{n}"),
-                "openai/m".into(),
-                "alice".into(),
-                false,
-            );
-        }
-        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
-        assert!(lines <= 17, "{lines} lines for 4 ids");
-        drop(stored);
-        let reopened = StoredResponses::open(&path, 4, &Registry::new()).unwrap();
-        assert!(matches!(
-            reopened.find("resp_99", "alice"),
-            Lookup::Found(_)
-        ));
-        assert_eq!(reopened.find("resp_95", "alice"), Lookup::Unknown);
     }
 }

@@ -4,7 +4,7 @@ A response the provider stores is named later by id alone (`retrieve`, `cancel`,
 `input_items.list`), with no model to route by: tailmeter sends it where the response was
 created, for its creator only. A background response's usage is not in its create call's
 answer (`queued`); it is counted once, on the first request whose answer shows it finished
-(a poll, or a resumed stream). The simulator, in faithful mode, keeps responses the way OpenAI
+(a poll, or a resumed stream), or, if no client asks, by tailmeter's own retrieval. The simulator, in faithful mode, keeps responses the way OpenAI
 does and runs a background one for a few hundred milliseconds.
 """
 
@@ -123,9 +123,12 @@ def test_background_stream_cut_then_resumed_is_metered_once(tailmeter_clients: T
 def test_cancel_input_tokens_and_delete(tailmeter_clients: Tailmeter, synth_sim: Sim) -> None:
     client = openai_client(tailmeter_clients, SRC_ALICE)
     start_ms, delta = int(time.time() * 1000), tailmeter_clients.metrics.delta()
+    pending = lambda: tailmeter_clients.metrics.value("tailmeter_stored_responses_pending")  # noqa: E731
+    before = pending()
     running = client.responses.create(model=MODEL, input="Think for a long time", background=True)
     cancelled = client.responses.cancel(running.id)
     assert (cancelled.status, cancelled.usage) == ("cancelled", None)
+    assert pending() == before, "cancelled with nothing to count: no longer waited for"
     counted = client.responses.input_tokens.count(model=MODEL, input="How many tokens is this?")
     assert counted.input_tokens > 0
     marker = new_marker()
@@ -223,6 +226,90 @@ def test_a_killed_gateway_forgets_neither_whose_a_response_is_nor_its_usage(
         counted = [r for r in rows if r["usage_source"] == "provider"]
         assert len(counted) == 1 and row_usage(counted[0]) == billed, rows
         assert counted[0]["model"] == MODEL
+    finally:
+        second.proc.stop()
+
+
+def settled_rows(tm: Tailmeter, since_ms: int, timeout_s: float = 20.0) -> list[dict]:
+    """The rows of tailmeter's own retrievals since `since_ms`, waiting (bounded) for the first:
+    the first comes some seconds after the background response was created."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rows = [r for r in response_rows(tm, since_ms, 0) if r["user_agent"].startswith("tailmeter/")]
+        if rows or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
+
+
+def test_a_background_response_nobody_retrieves_is_counted_by_tailmeter(
+    tailmeter_clients: Tailmeter, synth_sim: Sim
+) -> None:
+    """The client created it and went away (or waits for a webhook): tailmeter retrieves it
+    itself once it has waited a few seconds, with the provider's key, and counts its usage once,
+    for its creator."""
+    client = openai_client(tailmeter_clients, SRC_ALICE)
+    start_ms, delta, marker = int(time.time() * 1000), tailmeter_clients.metrics.delta(), new_marker()
+    pending = lambda: tailmeter_clients.metrics.value("tailmeter_stored_responses_pending")  # noqa: E731
+    before = pending()
+    mark = len(synth_sim.requests())
+    created = client.responses.create(model=MODEL, input="Research this while I am away", background=True,
+                                      extra_headers=marker)
+    assert created.status == "queued" and pending() == before + 1
+
+    settled = settled_rows(tailmeter_clients, start_ms)
+    billed = created_usage(synth_sim, marker)
+    assert len(settled) == 1, settled
+    row = settled[0]
+    assert row_usage(row) == billed, row
+    assert (row["identity"], row["src_ip"], row["model"], row["status"], row["usage_source"]) == (
+        ALICE, SRC_ALICE, MODEL, 200, "provider"), row
+    assert row["response_model"] and row["stream"] == 0
+    expect_tokens(delta, billed)
+    assert pending() == before, "counted"
+    retrievals = [r for r in cc.since(synth_sim, mark) if r.target.startswith(f"/v1/responses/{created.id}")]
+    assert retrievals, "tailmeter retrieved it from the provider"
+    for req in retrievals:
+        assert_upstream_openai_auth(req, PROVIDER_OPENAI_KEY)
+
+    # The client comes back later: its retrieval sees the figures, and counts nothing again.
+    again = client.responses.retrieve(created.id)
+    assert (again.status, again.usage.output_tokens) == ("completed", billed.output)
+    rows = response_rows(tailmeter_clients, start_ms, 3)
+    assert [(r["usage_source"], r["user_agent"].startswith("tailmeter/")) for r in rows] == [
+        ("none", False), ("provider", True), ("none", False)], rows
+    expect_tokens(delta, billed)
+
+
+def test_a_restarted_gateway_counts_a_background_response_for_its_tagged_creator(
+    binaries: dict[str, Path], synth_sim: Sim, tmp_path: Path
+) -> None:
+    """SIGKILLed after a tagged node created a background response; nobody retrieves it. The
+    restarted gateway counts it from its journal, attributed to the node (its tags, its
+    address), so the tags' budgets and series see it."""
+
+    def launch() -> Tailmeter:
+        return launch_instance(binaries["tailmeter"], tmp_path, cfg.clients_providers(synth_sim.base_url),
+                               grants=[([ALICE, "tag:ci"], [f"openai/{MODEL}"])])
+
+    first, marker, start_ms = launch(), new_marker(), int(time.time() * 1000)
+    created = openai_client(first, SRC_CI).responses.create(
+        model=MODEL, input="Summarize the build logs", background=True, extra_headers=marker)
+    first.proc.popen.kill()
+    first.proc.popen.wait()
+    second = launch()
+    try:
+        delta = second.metrics.delta()
+        settled = settled_rows(second, start_ms)
+        billed = created_usage(synth_sim, marker)
+        assert len(settled) == 1 and row_usage(settled[0]) == billed, settled
+        row = settled[0]
+        assert (row["identity"], row["tags"], row["src_ip"]) == (CI_K8S, ["tag:ci", "tag:k8s"], SRC_CI), row
+        delta.expect([
+            Expect("tailmeter_tag_tokens_total", {"tag": tag, "model": MODEL, "type": "output"}, billed.output)
+            for tag in ("tag:ci", "tag:k8s")
+        ])
+        assert second.metrics.value("tailmeter_stored_responses_pending") == 0
+        assert openai_client(second, SRC_CI).responses.retrieve(created.id).status == "completed"
     finally:
         second.proc.stop()
 

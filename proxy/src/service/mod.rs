@@ -30,6 +30,8 @@ use crate::{local, refusal};
 mod prepare;
 mod record;
 
+pub(crate) use record::record_settled;
+
 /// The header carrying tailmeter's request id on every response.
 pub const REQUEST_ID_HEADER: &str = "x-tailmeter-request-id";
 /// The longest `retry-after` the OpenAI and Anthropic SDKs wait out before retrying; past it

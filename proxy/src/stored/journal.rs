@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -15,11 +16,21 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub(super) enum Change<'a> {
-    /// A response seen created.
+    /// A response seen created. The creator's attribution (`login`, `tags`, `node`, `src_ip`,
+    /// for the row of usage tailmeter counts for it) is left out when empty, and absent from
+    /// journals written before it was kept.
     Remember {
         id: Cow<'a, str>,
         route: Cow<'a, str>,
         owner: Cow<'a, str>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        login: Option<Cow<'a, str>>,
+        #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
+        tags: Cow<'a, [String]>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<Cow<'a, str>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        src_ip: Option<IpAddr>,
         pending: bool,
     },
     /// A background response's usage counted.

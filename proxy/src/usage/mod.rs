@@ -114,6 +114,9 @@ pub struct ResponseHandle {
     pub background: bool,
     /// Kept by the provider (`store`, on unless the request turned it off).
     pub store: bool,
+    /// Said to be over (completed, incomplete, failed or cancelled): its usage, if any, is all
+    /// there will be.
+    pub finished: bool,
 }
 
 /// Which wire format a response is in.

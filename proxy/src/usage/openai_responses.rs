@@ -36,6 +36,8 @@ struct Response<'a> {
     background: Option<bool>,
     store: Option<bool>,
     #[serde(borrow)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
     model: Option<Cow<'a, str>>,
     usage: Option<WireUsage>,
     #[serde(borrow)]
@@ -51,6 +53,7 @@ impl Response<'_> {
                 id: id.into_owned(),
                 background: self.background == Some(true),
                 store: self.store != Some(false),
+                finished: self.status.as_deref().is_some_and(is_finished),
             });
         }
         let reported = Reported {
@@ -60,6 +63,11 @@ impl Response<'_> {
         };
         reported.tell_final(seen);
     }
+}
+
+/// Whether a response's `status` is one it ends in (`queued` and `in_progress` are not).
+fn is_finished(status: &str) -> bool {
+    matches!(status, "completed" | "incomplete" | "failed" | "cancelled")
 }
 
 #[derive(Deserialize)]

@@ -188,8 +188,14 @@ fn openai_responses_say_which_response_they_are() {
     // A background create is answered `queued`, its usage still to come.
     let queued = br#"{"id":"resp_1","object":"response","status":"queued","background":true,"store":true,"model":"gpt-5","usage":null}"#;
     let tap = run(Dialect::OpenAiResponses, Framing::Json, &[queued]);
-    assert!(tap.response_handle().is_some_and(|h| h.background));
+    assert!(tap
+        .response_handle()
+        .is_some_and(|h| h.background && !h.finished));
     assert_eq!(tap.final_tokens(), None);
+    // Cancelled, with no usage: there is nothing more to wait for.
+    let cancelled = br#"{"id":"resp_1","status":"cancelled","background":true,"usage":null}"#;
+    let tap = run(Dialect::OpenAiResponses, Framing::Json, &[cancelled]);
+    assert!(tap.response_handle().is_some_and(|h| h.finished));
     let unstored = br#"{"id":"resp_2","store":false,"usage":{"input_tokens":3,"output_tokens":4}}"#;
     let tap = run(Dialect::OpenAiResponses, Framing::Json, &[unstored]);
     assert!(tap.response_handle().is_some_and(|h| !h.store));

@@ -1,0 +1,160 @@
+//! tailmeter's own retrievals of background responses whose usage is still to count.
+//!
+//! A background response's usage comes only in an answer that shows it finished, and a client
+//! need not ask through the gateway: it may have died, or learn of the end by webhook. So once
+//! a background response has waited [`super::FIRST_POLL`] with its usage uncounted, tailmeter
+//! retrieves it from its provider (`GET /v1/responses/{id}`, with the provider's key), then
+//! again after waits that double up to [`super::MAX_POLL_INTERVAL`]. The first answer that shows
+//! it finished claims it, as a client's retrieval would ([`super::StoredResponses::claim`]), and
+//! its figures are recorded in its creator's name; a provider that no longer has it (404) ends
+//! the wait. A claim is made only with the answer in hand and recorded at once, so a shutdown
+//! between two retrievals loses nothing: the journal keeps it pending for the next start.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora::connectors::http::Connector;
+use pingora::http::RequestHeader;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tailmeter_exporters::UsageSource;
+use tokio::task::JoinSet;
+
+use super::Due;
+use crate::gateway::{Gateway, SharedGateway};
+use crate::meter::{Ending, Meter, Metered};
+use crate::routing::Route;
+use crate::upstream::ConnectAttempts;
+use crate::usage::Dialect;
+
+/// How often the directory is looked at for responses due.
+const TICK: Duration = Duration::from_secs(1);
+/// The most retrievals started in one tick (the rest wait for the next).
+const RETRIEVALS_PER_TICK: usize = 16;
+/// The longest one retrieval may take, connection included.
+const RETRIEVAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an idle connection to a provider is kept for the next retrieval.
+const IDLE_CONNECTION: Duration = Duration::from_secs(60);
+
+/// The background service that retrieves background responses due (see the module docs).
+pub struct SettleBackgroundResponses {
+    /// The gateway generation requests read: its routes and directory.
+    pub gateway: SharedGateway,
+    /// Connections to the providers, Pingora's as for proxied requests.
+    pub connector: Arc<Connector>,
+}
+
+#[async_trait]
+impl BackgroundService for SettleBackgroundResponses {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let gateway = self.gateway.load_full();
+            let mut retrievals = JoinSet::new();
+            for due in gateway.stored.due(Instant::now(), RETRIEVALS_PER_TICK) {
+                let (gateway, connector) = (Arc::clone(&gateway), Arc::clone(&self.connector));
+                retrievals.spawn(async move { settle(&gateway, &connector, &due).await });
+            }
+            tokio::select! {
+                _ = retrievals.join_all() => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Retrieves one due response and counts its usage if the answer shows it finished.
+async fn settle(gateway: &Gateway, connector: &Connector, due: &Due) {
+    let Some(route) = gateway.routes.resolve(&due.route) else {
+        tracing::debug!(id = %due.id, route = %due.route, "background response's route no longer configured; retrying later");
+        return;
+    };
+    let started_ms = crate::budgets::now_ms();
+    let started = Instant::now();
+    let answer = tokio::time::timeout(RETRIEVAL_TIMEOUT, retrieve(connector, route, &due.id)).await;
+    let (status, metered, finished) = match answer {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(e)) => {
+            tracing::warn!(id = %due.id, provider = %route.upstream.name, error = %e, "could not retrieve a background response to count its usage; retrying later");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(id = %due.id, provider = %route.upstream.name, "retrieving a background response to count its usage timed out; retrying later");
+            return;
+        }
+    };
+    match status {
+        200 if finished && gateway.stored.claim(&due.id) => {
+            if metered.source == UsageSource::Provider {
+                let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+                crate::service::record_settled(
+                    gateway,
+                    &due.creator,
+                    route,
+                    started_ms,
+                    status,
+                    &metered,
+                    duration_ms,
+                );
+            }
+        }
+        404 => {
+            tracing::info!(id = %due.id, provider = %route.upstream.name, "the provider no longer has a background response whose usage was not counted");
+            gateway.stored.forget(&due.id);
+        }
+        200 => {}
+        status => {
+            tracing::warn!(id = %due.id, provider = %route.upstream.name, status, "the provider refused to retrieve a background response; retrying later");
+        }
+    }
+}
+
+/// `GET /v1/responses/{id}` on `route`'s provider: the status, what the answer reports, and
+/// whether it shows the response finished.
+async fn retrieve(
+    connector: &Connector,
+    route: &Route,
+    id: &str,
+) -> pingora::Result<(u16, Metered, bool)> {
+    let upstream = &route.upstream;
+    let mut request = RequestHeader::build("GET", format!("/v1/responses/{id}").as_bytes(), None)?;
+    upstream.rewrite_request(&mut request, 0)?;
+    let peer = upstream
+        .peer(&mut ConnectAttempts::default())
+        .await
+        .map_err(|e| pingora::Error::because(pingora::ErrorType::ConnectError, "lookup", e))?;
+    let (mut session, _reused) = connector.get_http_session(&*peer).await?;
+    session.write_request_header(Box::new(request)).await?;
+    session.finish_request_body().await?;
+    session.read_response_header().await?;
+    let mut meter = Meter::start();
+    meter.expect_reported_usage(Dialect::OpenAiResponses, Arc::clone(&route.model));
+    let status = match session.response_header() {
+        Some(header) => {
+            meter.on_response_header(header.status.as_u16(), &header.headers, false);
+            header.status.as_u16()
+        }
+        None => return pingora::Error::e_explain(pingora::ErrorType::InvalidHTTPHeader, "none"),
+    };
+    loop {
+        let mut piece = session.read_response_body().await?;
+        let end = piece.is_none();
+        meter.on_body(&mut piece, end);
+        if end {
+            break;
+        }
+    }
+    connector
+        .release_http_session(session, &*peer, Some(IDLE_CONNECTION))
+        .await;
+    let said_finished = meter.response_handle().is_some_and(|h| h.finished);
+    let metered = meter.finish(Ending::Complete);
+    let finished = said_finished || metered.source == UsageSource::Provider;
+    Ok((status, metered, finished))
+}

@@ -1,0 +1,164 @@
+//! The directory: owners, claims, the poll schedule, capacity and the journal.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+
+use super::*;
+
+/// A creator known by identity alone.
+fn by(identity: &str) -> Arc<Creator> {
+    let caller = Caller {
+        identity: identity.to_owned(),
+        ..Caller::default()
+    };
+    Arc::new(Creator {
+        caller,
+        src_ip: None,
+    })
+}
+
+#[test]
+fn finds_only_the_owners_and_counts_a_background_response_once() {
+    let stored = StoredResponses::default();
+    stored.remember("resp_a", "openai/gpt-5".into(), by("alice"), true);
+    assert_eq!(stored.pending.get(), 1);
+    assert_eq!(
+        stored.find("resp_a", "alice"),
+        Lookup::Found("openai/gpt-5".into())
+    );
+    assert_eq!(stored.find("resp_a", "bob"), Lookup::NotYours);
+    assert_eq!(stored.find("resp_b", "alice"), Lookup::Unknown);
+    assert!(stored.claim("resp_a"));
+    assert!(!stored.claim("resp_a"), "counted once");
+    assert_eq!(stored.pending.get(), 0);
+    assert!(!stored.claim("resp_b"));
+    stored.forget("resp_a");
+    assert_eq!(stored.find("resp_a", "alice"), Lookup::Unknown);
+}
+
+#[test]
+fn forgets_the_oldest_past_its_capacity() {
+    let stored = StoredResponses::with_capacity(2);
+    for id in ["resp_1", "resp_2", "resp_3"] {
+        stored.remember(id, "openai/m".into(), by("alice"), false);
+    }
+    stored.remember("resp_3", "openai/m".into(), by("alice"), true);
+    assert_eq!(stored.find("resp_1", "alice"), Lookup::Unknown);
+    assert!(matches!(stored.find("resp_2", "alice"), Lookup::Found(_)));
+    assert_eq!(stored.pending.get(), 1, "a repeated id takes the latest");
+    stored.remember("resp_4", "openai/m".into(), by("alice"), false);
+    stored.remember("resp_5", "openai/m".into(), by("alice"), false);
+    assert_eq!(
+        stored.pending.get(),
+        0,
+        "resp_3, pending, forgotten past the capacity"
+    );
+    assert_eq!(stored.lock().order.len(), 2);
+}
+
+#[test]
+fn a_restart_keeps_owners_and_the_usage_still_to_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events").join(JOURNAL_FILE);
+    let stored = StoredResponses::open(&path, CAPACITY, &Registry::new()).unwrap();
+    stored.remember("resp_a", "openai/gpt-5".into(), by("alice"), true);
+    stored.remember("resp_b", "openai/gpt-5".into(), by("bob"), true);
+    stored.remember("resp_c", "openai/gpt-5".into(), by("bob"), false);
+    assert!(stored.claim("resp_b"));
+    stored.forget("resp_c");
+    drop(stored);
+    // A crash can tear the last line.
+    let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+    file.write_all(br#"{"op":"forget","id":"resp_"#).unwrap();
+    let reopened = StoredResponses::open(&path, CAPACITY, &Registry::new()).unwrap();
+    assert_eq!(reopened.find("resp_a", "bob"), Lookup::NotYours);
+    assert_eq!(reopened.find("resp_c", "bob"), Lookup::Unknown);
+    assert_eq!(reopened.pending.get(), 1, "resp_a");
+    assert!(reopened.claim("resp_a"), "still to count after the restart");
+    assert!(!reopened.claim("resp_b"), "counted before it");
+    let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+    assert_eq!(lines, 3, "rewritten at start (two ids), then the claim");
+}
+
+#[test]
+fn the_journal_is_rewritten_once_it_outgrows_what_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(JOURNAL_FILE);
+    let stored = StoredResponses::open(&path, 4, &Registry::new()).unwrap();
+    for n in 0..100 {
+        stored.remember(&format!("resp_{n}"), "openai/m".into(), by("alice"), false);
+    }
+    let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+    assert!(lines <= 17, "{lines} lines for 4 ids");
+    drop(stored);
+    let reopened = StoredResponses::open(&path, 4, &Registry::new()).unwrap();
+    assert!(matches!(
+        reopened.find("resp_99", "alice"),
+        Lookup::Found(_)
+    ));
+    assert_eq!(reopened.find("resp_95", "alice"), Lookup::Unknown);
+}
+
+#[test]
+fn a_pending_response_is_due_after_a_wait_that_doubles_until_claimed() {
+    let stored = StoredResponses::default();
+    stored.remember("resp_a", "openai/gpt-5".into(), by("alice"), true);
+    stored.remember("resp_b", "openai/gpt-5".into(), by("alice"), false);
+    let start = Instant::now();
+    assert!(stored.due(start, 8).is_empty(), "not before FIRST_POLL");
+    let first = start + FIRST_POLL;
+    let due = stored.due(first, 8);
+    assert_eq!(due.len(), 1, "only the background one");
+    assert_eq!((&*due[0].id, &*due[0].route), ("resp_a", "openai/gpt-5"));
+    assert_eq!(due[0].creator.caller.identity, "alice");
+    assert!(stored.due(first, 8).is_empty(), "taken until its next turn");
+    let second = first + FIRST_POLL;
+    assert_eq!(stored.due(second, 8).len(), 1);
+    assert!(
+        stored.due(second + FIRST_POLL, 8).is_empty(),
+        "the wait doubled"
+    );
+    let mut at = second + 2 * FIRST_POLL;
+    for _ in 0..10 {
+        assert_eq!(stored.due(at, 8).len(), 1);
+        at += MAX_POLL_INTERVAL;
+    }
+    assert!(stored.claim("resp_a"));
+    assert!(stored.due(at + MAX_POLL_INTERVAL, 8).is_empty());
+}
+
+#[test]
+fn due_hands_out_at_most_the_limit() {
+    let stored = StoredResponses::default();
+    for n in 0..5 {
+        stored.remember(&format!("resp_{n}"), "openai/m".into(), by("alice"), true);
+    }
+    let later = Instant::now() + FIRST_POLL;
+    assert_eq!(stored.due(later, 3).len(), 3);
+    assert_eq!(stored.due(later, 3).len(), 2, "the rest");
+}
+
+#[test]
+fn the_journal_keeps_the_creators_attribution() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(JOURNAL_FILE);
+    let caller = Caller {
+        identity: "tag:ci,tag:k8s".to_owned(),
+        tags: vec!["tag:ci".to_owned(), "tag:k8s".to_owned()],
+        node: Some("runner-1".to_owned()),
+        ..Caller::default()
+    };
+    let creator = Arc::new(Creator::new(&caller, Some([100, 64, 0, 7].into())));
+    let stored = StoredResponses::open(&path, CAPACITY, &Registry::new()).unwrap();
+    stored.remember("resp_a", "openai/gpt-5".into(), Arc::clone(&creator), true);
+    drop(stored);
+    // A line from before the attribution was kept still reads.
+    let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+    file.write_all(b"{\"op\":\"remember\",\"id\":\"resp_b\",\"route\":\"openai/m\",\"owner\":\"bob\",\"pending\":true}\n")
+        .unwrap();
+    let reopened = StoredResponses::open(&path, CAPACITY, &Registry::new()).unwrap();
+    let due = reopened.due(Instant::now() + FIRST_POLL, 8);
+    let creators: HashMap<&str, &Creator> = due.iter().map(|d| (&*d.id, &*d.creator)).collect();
+    assert_eq!(creators["resp_a"], &*creator);
+    assert_eq!(creators["resp_b"], &*by("bob"));
+}
