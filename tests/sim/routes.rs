@@ -26,6 +26,15 @@ pub enum Route {
         /// What is asked of it.
         action: StoredAction,
     },
+    /// A conversation (`/v1/conversations`, `…/{id}`, `…/{id}/items`, `…/{id}/items/{item}`).
+    Conversation {
+        /// The conversation id in the path (none: creating one).
+        id: Option<String>,
+        /// The item id in the path.
+        item: Option<String>,
+        /// What is asked.
+        action: ConversationAction,
+    },
     /// POST /v1/embeddings
     Embeddings,
     /// POST /v1/messages
@@ -79,11 +88,31 @@ pub enum StoredAction {
     InputItems,
 }
 
+/// What a request under `/v1/conversations` asks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ConversationAction {
+    /// POST /v1/conversations
+    Create,
+    /// GET a conversation or one of its items
+    Retrieve,
+    /// POST /v1/conversations/{id}: new metadata
+    Update,
+    /// DELETE a conversation or one of its items
+    Delete,
+    /// POST /v1/conversations/{id}/items
+    AddItems,
+    /// GET /v1/conversations/{id}/items
+    ListItems,
+}
+
 impl Route {
     /// The endpoint for a method and path (without query), if simulated.
     pub fn resolve(method: &Method, path: &str) -> Option<Self> {
         if let Some(rest) = path.strip_prefix("/v1/responses/") {
             return Self::under_responses(method, rest);
+        }
+        if let Some(rest) = path.strip_prefix("/v1/conversations") {
+            return Self::under_conversations(method, rest);
         }
         if method != Method::POST {
             return None;
@@ -161,6 +190,30 @@ impl Route {
         (!id.is_empty()).then_some(Self::Stored { id, action })
     }
 
+    /// A path under `/v1/conversations` (`rest` after it).
+    fn under_conversations(method: &Method, rest: &str) -> Option<Self> {
+        let parts: Vec<&str> = rest.split('/').skip(1).collect();
+        let (id, item, action) = match (method.as_str(), parts.as_slice()) {
+            ("POST", []) => (None, None, ConversationAction::Create),
+            ("GET", [id]) => (Some(id), None, ConversationAction::Retrieve),
+            ("POST", [id]) => (Some(id), None, ConversationAction::Update),
+            ("DELETE", [id]) => (Some(id), None, ConversationAction::Delete),
+            ("POST", [id, "items"]) => (Some(id), None, ConversationAction::AddItems),
+            ("GET", [id, "items"]) => (Some(id), None, ConversationAction::ListItems),
+            ("GET", [id, "items", item]) => (Some(id), Some(item), ConversationAction::Retrieve),
+            ("DELETE", [id, "items", item]) => (Some(id), Some(item), ConversationAction::Delete),
+            _ => return None,
+        };
+        if id.is_some_and(|id| id.is_empty()) || item.is_some_and(|item| item.is_empty()) {
+            return None;
+        }
+        Some(Self::Conversation {
+            id: id.map(|id| (*id).to_owned()),
+            item: item.map(|item| (*item).to_owned()),
+            action,
+        })
+    }
+
     /// The provider dialect of this endpoint.
     pub fn dialect(&self) -> Dialect {
         match self {
@@ -169,6 +222,7 @@ impl Route {
             | Self::ResponsesInputTokens
             | Self::ResponsesCompact
             | Self::Stored { .. }
+            | Self::Conversation { .. }
             | Self::Embeddings => Dialect::OpenAi,
             Self::Messages | Self::CountTokens => Dialect::Anthropic,
             Self::Gemini { .. } | Self::GeminiCountTokens { .. } => Dialect::Gemini,
@@ -224,6 +278,10 @@ impl Route {
             Self::Stored { id, .. } => Dialect::OpenAi.error(
                 StatusCode::NOT_FOUND,
                 &format!("Response with id '{id}' not found."),
+            ),
+            Self::Conversation { .. } => Dialect::OpenAi.error(
+                StatusCode::NOT_IMPLEMENTED,
+                "provider-sim keeps conversations only in faithful mode (--synthesize)",
             ),
             Self::Embeddings => Reply::ok(Kind::Json, fixtures.embeddings_json.clone()),
             Self::Messages => pick(&fixtures.messages_stream, &fixtures.messages_json),

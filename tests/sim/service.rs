@@ -161,9 +161,10 @@ fn answer(
             .and_then(|name| state.fixtures.named(name));
         return named.unwrap_or_else(|message| dialect.error(StatusCode::BAD_REQUEST, &message));
     }
-    // A stored response is asked for by path alone (GET, DELETE, a bodiless cancel).
-    let request_json =
-        request_json.or(matches!(route, Route::Stored { .. }).then_some(&Value::Null));
+    // A stored response or a conversation is asked for by path alone (GET, DELETE, a bodiless
+    // cancel).
+    let by_path = matches!(route, Route::Stored { .. } | Route::Conversation { .. });
+    let request_json = request_json.or(by_path.then_some(&Value::Null));
     let synthesized = state.synth.as_ref().zip(request_json);
     if let Some(reply) =
         synthesized.and_then(|(synth, json)| synth.answer(route, json, parts.uri.query()))

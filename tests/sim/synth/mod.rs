@@ -12,6 +12,7 @@
 mod answer;
 mod anthropic;
 mod chat;
+mod conversations;
 mod embeddings;
 mod gemini;
 mod prompt;
@@ -55,6 +56,7 @@ pub struct Synth {
     cache: PrefixCache,
     next_id: AtomicU64,
     stored: stored::Stored,
+    conversations: conversations::Conversations,
 }
 
 impl Synth {
@@ -69,6 +71,14 @@ impl Synth {
             Route::ResponsesInputTokens => responses::input_tokens(request),
             Route::ResponsesCompact => responses::compact(self, request),
             Route::Stored { id, action } => Ok(self.stored.answer(id, *action, query)),
+            Route::Conversation { id, item, action } => Ok(self.conversations.answer(
+                self,
+                id.as_deref(),
+                item.as_deref(),
+                *action,
+                request,
+                query,
+            )),
             Route::Embeddings => embeddings::embed(request),
             Route::Gemini { model, stream } => {
                 let sse = query.is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));

@@ -9,15 +9,23 @@ use serde_json::{json, Value};
 
 use super::answer::{pieces, reasoning_for, snippet_of, Ask, Generated};
 use super::chat::json_format;
+use super::conversations;
 use super::prompt::Prompt;
 use super::{opt_u64, Synth, Tokens};
 use crate::deliver::{Kind, Reply};
 
 /// Answers POST /v1/responses. A stored response (`store`, on by default) is kept to be
 /// retrieved later; a `background` one is answered `queued` at once unless streamed, and runs
-/// for a while on its own (see [`super::stored`]).
+/// for a while on its own (see [`super::stored`]). One that names a `conversation` reads its
+/// items first, then adds its input and output to it ([`super::conversations`]).
 pub fn respond(synth: &Synth, request: &Value) -> Result<Reply, String> {
-    let (model, prompt) = prompt_of(request)?;
+    let conversation = conversations::named_in(request);
+    let history = match conversation.map(|id| (id, synth.conversations.items(id))) {
+        Some((id, None)) => return Ok(conversations::not_found("Conversation", id)),
+        Some((_, Some(items))) => items,
+        None => Vec::new(),
+    };
+    let (model, prompt) = prompt_of(request, &history)?;
     let input = &request["input"];
     let ask = Ask {
         snippet: snippet_of(Some(input)),
@@ -58,12 +66,17 @@ pub fn respond(synth: &Synth, request: &Value) -> Result<Reply, String> {
     if request.get("store") != Some(&Value::Bool(false)) {
         synth.stored.keep(&response, synth);
     }
+    if let Some(id) = conversation {
+        let mut items = response.input_items(synth);
+        items.extend(response.output());
+        synth.conversations.extend(synth, id, items);
+    }
     Ok(reply.with_usage(tokens))
 }
 
 /// Answers POST /v1/responses/input_tokens: what the same body would count as input.
 pub fn input_tokens(request: &Value) -> Result<Reply, String> {
-    let (_, prompt) = prompt_of(request)?;
+    let (_, prompt) = prompt_of(request, &[])?;
     let body = json!({"object": "response.input_tokens", "input_tokens": prompt.total()});
     Ok(Reply::ok(Kind::Json, body.to_string()))
 }
@@ -72,7 +85,7 @@ pub fn input_tokens(request: &Value) -> Result<Reply, String> {
 /// item standing in for the rest; the model reads the whole prompt (cached as Responses caches)
 /// and writes about an eighth of it.
 pub fn compact(synth: &Synth, request: &Value) -> Result<Reply, String> {
-    let (_, prompt) = prompt_of(request)?;
+    let (_, prompt) = prompt_of(request, &[])?;
     let cached = synth.cache.automatic(&prompt);
     let tokens = Tokens {
         input: prompt.total(),
@@ -105,8 +118,9 @@ pub fn compact(synth: &Synth, request: &Value) -> Result<Reply, String> {
     Ok(Reply::ok(Kind::Json, body.to_string()).with_usage(tokens))
 }
 
-/// The request's model and its prompt (instructions, tools, input).
-fn prompt_of(request: &Value) -> Result<(&str, Prompt), String> {
+/// The request's model and its prompt (instructions, tools, the `history` of its conversation,
+/// input).
+fn prompt_of<'a>(request: &'a Value, history: &[Value]) -> Result<(&'a str, Prompt), String> {
     let model = request
         .get("model")
         .and_then(Value::as_str)
@@ -117,6 +131,9 @@ fn prompt_of(request: &Value) -> Result<(&str, Prompt), String> {
         prompt.push("instructions", instructions, false);
     }
     prompt.push_tools(request);
+    for item in history {
+        prompt.push("input", item, false);
+    }
     match input {
         Value::Array(items) => items
             .iter()
@@ -179,7 +196,7 @@ pub struct Response<'a> {
 
 impl Response<'_> {
     /// The output items, complete.
-    fn output(&self) -> Vec<Value> {
+    pub fn output(&self) -> Vec<Value> {
         let mut items = Vec::new();
         if self.generated.reasoning > 0 {
             let mut reasoning =

@@ -147,7 +147,7 @@ fn replay(kept: &Kept, query: Option<&str>) -> Reply {
 }
 
 /// The value of `name` in a query string.
-fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+pub fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
     query?
         .split('&')
         .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))

@@ -4,6 +4,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::deliver::Kind;
+use crate::routes::ConversationAction;
 use crate::sse::{field, split_events};
 
 fn answer(synth: &Synth, route: Route, request: Value) -> Reply {
@@ -488,4 +489,130 @@ fn cancelled_background_response_has_no_usage_and_unstored_ones_are_not_found() 
         json!({"model": "m", "input": "x"}),
     );
     assert!(body_json(&count)["input_tokens"].as_u64().unwrap() > 0);
+}
+
+fn conversation(id: Option<&str>, item: Option<&str>, action: ConversationAction) -> Route {
+    Route::Conversation {
+        id: id.map(str::to_owned),
+        item: item.map(str::to_owned),
+        action,
+    }
+}
+
+#[test]
+fn a_conversation_keeps_what_responses_calls_add_and_they_read_it_back() {
+    let synth = Synth::default();
+    let create = conversation(None, None, ConversationAction::Create);
+    let made = body_json(&answer(
+        &synth,
+        create,
+        json!({"items": [{"role": "user", "content": "My name is Ada."}], "metadata": {"topic": "intro"}}),
+    ));
+    let id = made["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("conv_") && made["object"] == "conversation");
+    let ask = |text: &str| {
+        let request =
+            json!({"model": "gpt-5-nano", "input": text, "conversation": id, "store": false});
+        body_json(&answer(&synth, Route::Responses, request))
+    };
+    let first = ask("What is my name?");
+    let alone = body_json(&answer(
+        &synth,
+        Route::Responses,
+        json!({"model": "gpt-5-nano", "input": "What is my name?", "store": false}),
+    ));
+    let input = |r: &Value| r["usage"]["input_tokens"].as_u64().unwrap();
+    assert!(
+        input(&first) > input(&alone),
+        "the conversation's items are read first"
+    );
+    let second = ask("And again?");
+    assert!(
+        input(&second) > input(&first),
+        "the first exchange was added"
+    );
+
+    let list = |query| {
+        let route = conversation(Some(&id), None, ConversationAction::ListItems);
+        body_json(&synth.answer(&route, &Value::Null, query).unwrap())
+    };
+    // Each answer is a reasoning item, then the message.
+    let roles: Vec<Value> = list(Some("order=asc"))["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "message")
+        .map(|i| i["role"].clone())
+        .collect();
+    assert_eq!(
+        roles,
+        ["user", "user", "assistant", "user", "assistant"].map(|r| json!(r))
+    );
+    let newest = &list(None)["data"][0];
+    assert_eq!(newest["role"], "assistant", "newest first by default");
+    let item = newest["id"].as_str().unwrap().to_owned();
+    let one = conversation(Some(&id), Some(&item), ConversationAction::Retrieve);
+    assert_eq!(
+        body_json(&answer(&synth, one, Value::Null))["id"],
+        json!(item)
+    );
+    let gone = conversation(Some(&id), Some(&item), ConversationAction::Delete);
+    assert_eq!(
+        body_json(&answer(&synth, gone, Value::Null))["id"],
+        json!(id)
+    );
+    assert_eq!(list(None)["data"].as_array().unwrap().len(), 6);
+
+    let update = conversation(Some(&id), None, ConversationAction::Update);
+    let updated = body_json(&answer(
+        &synth,
+        update,
+        json!({"metadata": {"topic": "names"}}),
+    ));
+    assert_eq!(updated["metadata"]["topic"], "names");
+    let delete = conversation(Some(&id), None, ConversationAction::Delete);
+    assert_eq!(
+        body_json(&answer(&synth, delete, Value::Null))["deleted"],
+        true
+    );
+    let after = answer(
+        &synth,
+        conversation(Some(&id), None, ConversationAction::Retrieve),
+        Value::Null,
+    );
+    assert_eq!(after.status, http::StatusCode::NOT_FOUND);
+    let continued = answer(
+        &synth,
+        Route::Responses,
+        json!({"model": "gpt-5-nano", "input": "Still there?", "conversation": {"id": id}}),
+    );
+    assert_eq!(continued.status, http::StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn conversation_paths_resolve() {
+    use http::Method;
+    let resolve = |method: Method, path| Route::resolve(&method, path);
+    assert_eq!(
+        resolve(Method::POST, "/v1/conversations"),
+        Some(conversation(None, None, ConversationAction::Create))
+    );
+    assert_eq!(
+        resolve(Method::POST, "/v1/conversations/conv_1/items"),
+        Some(conversation(
+            Some("conv_1"),
+            None,
+            ConversationAction::AddItems
+        ))
+    );
+    assert_eq!(
+        resolve(Method::DELETE, "/v1/conversations/conv_1/items/msg_2"),
+        Some(conversation(
+            Some("conv_1"),
+            Some("msg_2"),
+            ConversationAction::Delete
+        ))
+    );
+    assert_eq!(resolve(Method::GET, "/v1/conversations"), None);
+    assert_eq!(resolve(Method::GET, "/v1/conversations/"), None);
 }
