@@ -187,6 +187,9 @@ pub struct RequestFields<'a> {
     pub stream_options: StreamOptionsAt,
     /// The stored response a Responses call continues (`previous_response_id`).
     pub previous_response_id: Option<Cow<'a, str>>,
+    /// The conversation a Responses call continues (`conversation`: its id, or an object with
+    /// it).
+    pub conversation: Option<Cow<'a, str>>,
 }
 
 /// Where a request's top-level `stream_options` is.
@@ -220,6 +223,7 @@ pub fn parse_scanned(body: &[u8], scan: TopLevelScan) -> Result<RequestFields<'_
     let model = string_member(body, top.model.clone(), "model").map_err(invalid)?;
     let previous_response_id =
         string_member(body, top.previous_response_id, "previous_response_id").map_err(invalid)?;
+    let conversation = conversation_member(body, top.conversation).map_err(invalid)?;
     let stream = match top.stream.map(|range| &body[range]) {
         None | Some(b"null") => None,
         Some(b"true") => Some(true),
@@ -236,7 +240,31 @@ pub fn parse_scanned(body: &[u8], scan: TopLevelScan) -> Result<RequestFields<'_
             _ => StreamOptionsAt::Unsure,
         },
         previous_response_id,
+        conversation,
     })
+}
+
+/// The conversation id a `conversation` member (at `at`) names: a string, or an object whose
+/// `id` is one.
+fn conversation_member(
+    body: &[u8],
+    at: Option<Range<usize>>,
+) -> Result<Option<Cow<'_, str>>, String> {
+    /// `{"id": "conv_…", …}`
+    #[derive(serde::Deserialize)]
+    struct Named<'a> {
+        #[serde(borrow)]
+        id: Cow<'a, str>,
+    }
+    match at.clone().map(|range| body[range.start]) {
+        Some(b'{') => {
+            let value = &body[at.unwrap_or_default()];
+            let named = serde_json::from_slice::<Named<'_>>(value)
+                .map_err(|_| "its `conversation` object has no string `id`".to_owned())?;
+            Ok(Some(named.id))
+        }
+        _ => string_member(body, at, "conversation"),
+    }
 }
 
 /// A top-level member that must be a string or `null`, at `at` (its value's bytes), if given.

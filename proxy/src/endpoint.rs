@@ -8,7 +8,8 @@
 //! [`Endpoint::path_with_model`] puts the provider's bare name back in its place.
 //!
 //! A stored OpenAI response is named by its id in the path (`/v1/responses/{id}`), with no model
-//! at all: [`Endpoint::stored_response_id`] reads it, and [`crate::stored`] knows its route.
+//! at all: [`Endpoint::stored_response_id`] reads it, and [`crate::stored`] knows its route. So
+//! is a conversation (`/v1/conversations/{id}`, [`Endpoint::conversation_id`]).
 
 use http::Method;
 
@@ -29,6 +30,9 @@ pub enum Endpoint {
     ResponsesCompact,
     /// A stored response by id: GET, DELETE /v1/responses/{id}, POST …/cancel, GET …/input_items
     StoredResponse(StoredAction),
+    /// A conversation (OpenAI's Conversations API, where a Responses session keeps its items;
+    /// proxied, not metered)
+    Conversation(ConversationAction),
     /// POST /v1/embeddings
     Embeddings,
     /// POST /v1/messages
@@ -72,6 +76,21 @@ pub enum StoredAction {
     InputItems,
 }
 
+/// What a request under `/v1/conversations` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversationAction {
+    /// POST /v1/conversations: a new one, whose id is in the answer.
+    Create,
+    /// DELETE /v1/conversations/{id}
+    Delete,
+    /// Any other use of one: GET or POST (update) /v1/conversations/{id}, GET or POST …/items,
+    /// GET or DELETE …/items/{item}.
+    Use,
+}
+
+/// Where the Conversations API's paths start.
+const CONVERSATIONS: &str = "/v1/conversations";
+
 /// Where the Responses API's paths after `POST /v1/responses` start.
 const RESPONSES_PREFIX: &str = "/v1/responses/";
 
@@ -103,6 +122,8 @@ impl Endpoint {
             "/v1/responses/input_tokens" => Endpoint::ResponsesInputTokens,
             "/v1/responses/compact" => Endpoint::ResponsesCompact,
             other if other.starts_with(RESPONSES_PREFIX) => Self::stored_response(method, other)?,
+            // Several methods on one path: checked there.
+            other if other.starts_with(CONVERSATIONS) => return Self::conversation(method, other),
             other => Self::with_model_in_path(other)?.0,
         };
         let expected = match endpoint {
@@ -142,6 +163,42 @@ impl Endpoint {
             None => rest,
         };
         (!id.is_empty()).then_some(id)
+    }
+
+    /// A Conversations API path, for the methods it takes.
+    fn conversation(method: &Method, path: &str) -> Option<Endpoint> {
+        let action = if path == CONVERSATIONS {
+            (*method == Method::POST).then_some(ConversationAction::Create)?
+        } else {
+            let id = Self::conversation_id(path)?;
+            let under = &path[CONVERSATIONS.len() + 1 + id.len()..];
+            let item = under.strip_prefix("/items/");
+            match (method.as_str(), under, item) {
+                ("DELETE", "", _) => ConversationAction::Delete,
+                ("GET" | "POST", "" | "/items", _) | ("GET" | "DELETE", _, Some(_)) => {
+                    ConversationAction::Use
+                }
+                _ => return None,
+            }
+        };
+        Some(Endpoint::Conversation(action))
+    }
+
+    /// The conversation id in a Conversations API path: one non-empty segment after
+    /// `/v1/conversations/`, followed by nothing, `/items` or `/items/{item}`.
+    pub fn conversation_id(path: &str) -> Option<&str> {
+        let rest = path.strip_prefix(CONVERSATIONS)?.strip_prefix('/')?;
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let (id, under) = rest.split_once('/').unwrap_or((rest, ""));
+        let well_formed = match under.strip_prefix("items") {
+            _ if under.is_empty() => true,
+            Some("") => true,
+            Some(item) => item
+                .strip_prefix('/')
+                .is_some_and(|i| !i.is_empty() && !i.contains('/')),
+            None => false,
+        };
+        (!id.is_empty() && well_formed).then_some(id)
     }
 
     /// A Gemini or Bedrock path: the endpoint and the byte range of the (raw) model in it.
@@ -205,9 +262,10 @@ impl Endpoint {
     pub fn label(self) -> &'static str {
         match self {
             Endpoint::ChatCompletions => "chat_completions",
-            Endpoint::Responses | Endpoint::ResponsesCompact | Endpoint::StoredResponse(_) => {
-                "responses"
-            }
+            Endpoint::Responses
+            | Endpoint::ResponsesCompact
+            | Endpoint::StoredResponse(_)
+            | Endpoint::Conversation(_) => "responses",
             Endpoint::Embeddings => "embeddings",
             Endpoint::Messages => "messages",
             Endpoint::CountTokens
@@ -240,6 +298,7 @@ impl Endpoint {
             | Endpoint::ResponsesInputTokens
             | Endpoint::ResponsesCompact
             | Endpoint::StoredResponse(_)
+            | Endpoint::Conversation(_)
             | Endpoint::Embeddings
             | Endpoint::ListModels
             | Endpoint::WhoAmI => Family::OpenAi,
@@ -260,12 +319,12 @@ impl Endpoint {
     pub fn dialect(self) -> Option<Dialect> {
         match self {
             Endpoint::ChatCompletions => Some(Dialect::OpenAiChat),
-            // A stored response retrieved or cancelled is the response object (or its events).
+            // A stored response retrieved or cancelled is the response object (or its events); a
+            // new conversation names its id as a response object does (and reports no usage).
             Endpoint::Responses
             | Endpoint::ResponsesCompact
-            | Endpoint::StoredResponse(StoredAction::Retrieve | StoredAction::Cancel) => {
-                Some(Dialect::OpenAiResponses)
-            }
+            | Endpoint::StoredResponse(StoredAction::Retrieve | StoredAction::Cancel)
+            | Endpoint::Conversation(ConversationAction::Create) => Some(Dialect::OpenAiResponses),
             Endpoint::Embeddings => Some(Dialect::OpenAiEmbeddings),
             Endpoint::Messages => Some(Dialect::AnthropicMessages),
             Endpoint::GenerateContent | Endpoint::StreamGenerateContent => Some(Dialect::Gemini),
@@ -274,6 +333,7 @@ impl Endpoint {
             Endpoint::CountTokens
             | Endpoint::ResponsesInputTokens
             | Endpoint::StoredResponse(StoredAction::Delete | StoredAction::InputItems)
+            | Endpoint::Conversation(ConversationAction::Delete | ConversationAction::Use)
             | Endpoint::GeminiCountTokens
             | Endpoint::BedrockCountTokens
             | Endpoint::ListModels
@@ -364,6 +424,55 @@ mod tests {
             Some(Endpoint::ListModels)
         );
         assert_eq!(Endpoint::classify(&post, "/v1/v1/chat/completions"), None);
+    }
+
+    #[test]
+    fn conversations_are_named_by_id_with_the_methods_each_path_takes() {
+        let classify = |method: Method, path| Endpoint::classify(&method, path);
+        let conversation = |action| Some(Endpoint::Conversation(action));
+        let (create, delete, using) = (
+            conversation(ConversationAction::Create),
+            conversation(ConversationAction::Delete),
+            conversation(ConversationAction::Use),
+        );
+        assert_eq!(classify(Method::POST, "/v1/conversations"), create);
+        assert_eq!(classify(Method::GET, "/v1/conversations"), None);
+        assert_eq!(classify(Method::GET, "/v1/conversations/conv_1"), using);
+        assert_eq!(classify(Method::POST, "/v1/conversations/conv_1"), using);
+        assert_eq!(
+            classify(Method::DELETE, "/v1/conversations/conv_1/"),
+            delete
+        );
+        assert_eq!(
+            classify(Method::GET, "/v1/conversations/conv_1/items"),
+            using
+        );
+        assert_eq!(
+            classify(Method::POST, "/v1/conversations/conv_1/items"),
+            using
+        );
+        assert_eq!(
+            classify(Method::DELETE, "/v1/conversations/conv_1/items"),
+            None
+        );
+        let item = "/v1/conversations/conv_1/items/msg_2";
+        assert_eq!(classify(Method::GET, item), using);
+        assert_eq!(classify(Method::DELETE, item), using);
+        assert_eq!(classify(Method::POST, item), None);
+        for bad in [
+            "/v1/conversations/conv_1/other",
+            "/v1/conversations/conv_1/items/msg_2/x",
+            "/v1/conversationsX",
+            "/v1/conversations//items",
+        ] {
+            assert_eq!(classify(Method::GET, bad), None, "{bad}");
+        }
+        assert_eq!(Endpoint::conversation_id(item), Some("conv_1"));
+        let create = Endpoint::Conversation(ConversationAction::Create);
+        assert_eq!(create.label(), "responses");
+        assert_eq!(create.error_format(), ErrorFormat::OpenAi);
+        let delete = Endpoint::Conversation(ConversationAction::Delete);
+        assert!(delete.is_proxied() && delete.dialect().is_none());
     }
 
     #[test]

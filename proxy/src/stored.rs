@@ -8,6 +8,10 @@
 //! another's response). And a background response's usage, which its create call could not
 //! report, is counted once: by the first request whose answer shows it finished ([`claim`]).
 //!
+//! A conversation (`/v1/conversations/{id}…`, where a Responses session keeps its items) is kept
+//! the same way ([`Kept`]): it names no model either, so it is made on the caller's one OpenAI
+//! provider (its route is `provider/__unknown__`) and open to its creator alone.
+//!
 //! A background response nobody retrieves through the gateway (the client died, or learns of
 //! the end by webhook) is retrieved by tailmeter itself ([`settle`]), on a schedule that backs
 //! off from [`FIRST_POLL`] to [`MAX_POLL_INTERVAL`], until one answer shows it finished.
@@ -110,6 +114,33 @@ pub struct Due {
     pub route: Arc<str>,
     /// Whose it is.
     pub creator: Arc<Creator>,
+}
+
+/// What an id names: the directory keeps both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// A stored response (`resp_…`).
+    Response,
+    /// A conversation (`conv_…`).
+    Conversation,
+}
+
+impl Kept {
+    /// The word for it in an error message.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kept::Response => "response",
+            Kept::Conversation => "conversation",
+        }
+    }
+
+    /// The error code of a 404 for it.
+    pub fn not_found_code(self) -> &'static str {
+        match self {
+            Kept::Response => "response_not_found",
+            Kept::Conversation => "conversation_not_found",
+        }
+    }
 }
 
 /// What the directory says about an id, for one caller.

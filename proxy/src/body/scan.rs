@@ -41,6 +41,8 @@ pub struct TopLevel {
     pub stream_options_plain: Option<Range<usize>>,
     /// The value of `previous_response_id` (Responses): the stored response a call continues.
     pub previous_response_id: Option<Range<usize>>,
+    /// The value of `conversation` (Responses): the conversation a call continues.
+    pub conversation: Option<Range<usize>>,
 }
 
 /// Why a body is not a JSON object tailmeter can read, and where it stopped.
@@ -323,13 +325,15 @@ enum Which {
     Model,
     Stream,
     PreviousResponseId,
+    Conversation,
     /// Spelled without escapes; may be given more than once (counted, not refused).
     StreamOptions,
 }
 
 /// Which top-level member the quoted name at `at` is (`None`: one tailmeter does not read), and
-/// whether it is a `stream_options`, in any spelling. A second `model`, `stream` or
-/// `previous_response_id` is refused: which one a provider takes is not tailmeter's to guess.
+/// whether it is a `stream_options`, in any spelling. A second `model`, `stream`,
+/// `previous_response_id` or `conversation` is refused: which one a provider takes is not
+/// tailmeter's to guess.
 fn top_member(
     quoted: &[u8],
     at: usize,
@@ -343,6 +347,7 @@ fn top_member(
         b"model" => (Some(Which::Model), false),
         b"stream" => (Some(Which::Stream), false),
         b"previous_response_id" => (Some(Which::PreviousResponseId), false),
+        b"conversation" => (Some(Which::Conversation), false),
         b"stream_options" => {
             let plain = matches!(decoded, Cow::Borrowed(_));
             (plain.then_some(Which::StreamOptions), true)
@@ -353,11 +358,12 @@ fn top_member(
         Some(Which::Model) => found.model.is_some(),
         Some(Which::Stream) => found.stream.is_some(),
         Some(Which::PreviousResponseId) => found.previous_response_id.is_some(),
+        Some(Which::Conversation) => found.conversation.is_some(),
         _ => false,
     };
     if taken {
         return Err(Malformed {
-            why: "a duplicate member `model`, `stream` or `previous_response_id`",
+            why: "a duplicate member `model`, `stream`, `previous_response_id` or `conversation`",
             at,
         });
     }
@@ -381,6 +387,7 @@ impl TopLevel {
             Which::Model => &mut self.model,
             Which::Stream => &mut self.stream,
             Which::PreviousResponseId => &mut self.previous_response_id,
+            Which::Conversation => &mut self.conversation,
             Which::StreamOptions => &mut self.stream_options_plain,
         }
     }

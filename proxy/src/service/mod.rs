@@ -66,7 +66,8 @@ pub struct RequestCtx {
     upstream_body: Option<Bytes>,
     /// The client's path with the provider's bare model in it (Gemini, Bedrock).
     upstream_path: Option<String>,
-    /// The id of the stored response the request names (`/v1/responses/{id}…`).
+    /// The id of the stored response or conversation the request names (`/v1/responses/{id}…`,
+    /// `/v1/conversations/{id}…`).
     stored_id: Option<String>,
     strip_injected_usage: bool,
     user_agent: String,
@@ -213,8 +214,8 @@ impl ProxyHttp for Proxy {
             }
             _ => {
                 let prepared = match endpoint {
-                    Endpoint::StoredResponse(_) => {
-                        prepare::stored_response(session, ctx, endpoint, &caller).await
+                    Endpoint::StoredResponse(_) | Endpoint::Conversation(_) => {
+                        prepare::by_id(session, ctx, endpoint, &caller).await
                     }
                     _ => prepare::upstream_request(session, ctx, endpoint, &caller).await,
                 };

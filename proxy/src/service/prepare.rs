@@ -1,8 +1,9 @@
 //! A proxied request made ready for its provider in `request_filter`: its body read whole and
 //! checked, its model resolved to a route the caller may use within budget, and the body the
 //! provider gets (the bare model name, `include_usage` asked for) set aside with the meter
-//! armed for the dialect. A request for a stored response is routed by its id instead, and only
-//! its creator may use it, or continue it (`previous_response_id`).
+//! armed for the dialect. A request for a stored response or a conversation is routed by its id
+//! instead, and only its creator may use it, or continue it (`previous_response_id`,
+//! `conversation`).
 //! Anything wrong is an [`ApiError`] for the caller.
 
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use crate::gateway::Gateway;
 use crate::identity::Caller;
 use crate::refusal;
 use crate::routing::Route;
-use crate::stored::Lookup;
+use crate::stored::{Kept, Lookup};
 use crate::upstream::Upstream;
 
 /// Reads and checks the request for a proxied endpoint and chooses its route.
@@ -59,10 +60,17 @@ pub(super) async fn upstream_request(
     if gateway.access.check(caller, route).is_none() {
         return Err(refusal::not_granted(gateway, caller, endpoint, route));
     }
-    // A call continuing another identity's stored response would show it that conversation.
-    if let Some(previous) = fields.previous_response_id.as_deref() {
-        if gateway.stored.find(previous, &caller.identity) == Lookup::NotYours {
-            return Err(refusal::stored::not_yours(caller, previous));
+    // A call continuing another identity's stored response or conversation would show it
+    // what that identity said.
+    let continued = [
+        (Kept::Response, fields.previous_response_id.as_deref()),
+        (Kept::Conversation, fields.conversation.as_deref()),
+    ];
+    for (kept, id) in continued {
+        if let Some(id) = id {
+            if gateway.stored.find(id, &caller.identity) == Lookup::NotYours {
+                return Err(refusal::stored::not_yours(caller, kept, id));
+            }
         }
     }
     let now_ms = crate::budgets::now_ms();
@@ -100,11 +108,11 @@ pub(super) async fn upstream_request(
     Ok(())
 }
 
-/// Reads a request for a stored response (named by id in the path, with no model) and routes it
-/// to where the response was created, for its creator only; a response tailmeter has no record
-/// of goes to the one OpenAI provider the caller may use, if there is just one
-/// ([`crate::stored`]). No budget is checked: nothing new is generated.
-pub(super) async fn stored_response(
+/// Reads a request for a stored response or a conversation (named by id in the path, with no
+/// model) and routes it to where it was created, for its creator only; one tailmeter has no
+/// record of, or a conversation to create, goes to the one OpenAI provider the caller may use,
+/// if there is just one ([`crate::stored`]). No budget is checked: nothing new is generated.
+pub(super) async fn by_id(
     session: &mut Session,
     ctx: &mut RequestCtx,
     endpoint: Endpoint,
@@ -112,21 +120,37 @@ pub(super) async fn stored_response(
 ) -> std::result::Result<(), ApiError> {
     let gateway = Arc::clone(&ctx.gateway);
     let path = session.req_header().uri.path();
-    let id = Endpoint::stored_response_id(path)
-        .unwrap_or_default()
-        .to_owned();
-    let (route, recorded) = match gateway.stored.find(&id, &caller.identity) {
-        Lookup::Found(created_on) => {
-            let route = gateway.routes.resolve(&created_on).cloned();
-            let route = route.ok_or_else(|| refusal::stored::route_gone(&id, &created_on))?;
-            (route, true)
+    let (kept, id) = match endpoint {
+        Endpoint::Conversation(_) => (Kept::Conversation, Endpoint::conversation_id(path)),
+        _ => (Kept::Response, Endpoint::stored_response_id(path)),
+    };
+    let id = id.map(str::to_owned);
+    let lookup = id
+        .as_deref()
+        .map(|id| gateway.stored.find(id, &caller.identity));
+    let (route, recorded) = match lookup {
+        Some(Lookup::Found(created_on)) => {
+            let route = created_route(&gateway, &created_on);
+            let gone = || {
+                refusal::stored::route_gone(kept, id.as_deref().unwrap_or_default(), &created_on)
+            };
+            (route.ok_or_else(gone)?, true)
         }
-        Lookup::NotYours => return Err(refusal::stored::not_yours(caller, &id)),
-        Lookup::Unknown => (unrecorded_route(&gateway, caller, endpoint, &id)?, false),
+        Some(Lookup::NotYours) => {
+            return Err(refusal::stored::not_yours(
+                caller,
+                kept,
+                id.as_deref().unwrap_or_default(),
+            ))
+        }
+        Some(Lookup::Unknown) | None => {
+            let route = unrecorded_route(&gateway, caller, endpoint, kept, id.as_deref())?;
+            (route, false)
+        }
     };
     ctx.route = Some(route.clone());
-    // An unrecorded response's route is one the caller is granted a model of already.
-    if recorded && gateway.access.check(caller, &route).is_none() {
+    // An unrecorded route is one the caller is granted a model of already.
+    if recorded && !may_use(&gateway, caller, &route) {
         return Err(refusal::not_granted(&gateway, caller, endpoint, &route));
     }
     let (limit, timeout) = (gateway.max_request_body, gateway.client_body_timeout);
@@ -135,20 +159,48 @@ pub(super) async fn stored_response(
         ctx.meter
             .expect_reported_usage(dialect, route.model.clone());
     }
-    ctx.stored_id = Some(id);
+    ctx.stored_id = id;
     ctx.upstream_body = Some(body.bytes);
     ctx._inflight = Some(InflightGuard::new(&gateway.metrics.inflight));
     Ok(())
 }
 
-/// The route for a response tailmeter has no record of: the one OpenAI provider (or, without
-/// one, the one OpenAI-compatible provider) among those the caller is granted a model of,
-/// under the model `__unknown__`.
+/// The route a response or conversation was created on (`provider/model`), as configured now:
+/// a conversation's names no model (`provider/__unknown__`), only its provider.
+fn created_route(gateway: &Gateway, created_on: &str) -> Option<Route> {
+    if let Some(route) = gateway.routes.resolve(created_on) {
+        return Some(route.clone());
+    }
+    let provider = created_on.strip_suffix(UNKNOWN)?.strip_suffix('/')?;
+    let route = gateway.routes.all().iter();
+    route
+        .map(|route| &route.upstream)
+        .find(|upstream| upstream.name == provider)
+        .map(provider_route)
+}
+
+/// Whether `caller` may still use `route`: its model, or for a provider's route (`__unknown__`)
+/// any model of that provider.
+fn may_use(gateway: &Gateway, caller: &Caller, route: &Route) -> bool {
+    if &*route.model != UNKNOWN {
+        return gateway.access.check(caller, route).is_some();
+    }
+    let routes = gateway.routes.all().iter();
+    routes
+        .filter(|r| r.upstream.name == route.upstream.name)
+        .any(|r| gateway.access.check(caller, r).is_some())
+}
+
+/// The route for a response or conversation tailmeter has no record of (`id`), or for a
+/// conversation to create (no `id`): the one OpenAI provider (or, without one, the one
+/// OpenAI-compatible provider) among those the caller is granted a model of, under the model
+/// `__unknown__`.
 fn unrecorded_route(
     gateway: &Gateway,
     caller: &Caller,
     endpoint: Endpoint,
-    id: &str,
+    kept: Kept,
+    id: Option<&str>,
 ) -> std::result::Result<Route, ApiError> {
     let mut providers: Vec<&Arc<Upstream>> = Vec::new();
     for route in gateway.access.granted(caller, gateway.routes.all()) {
@@ -166,12 +218,17 @@ fn unrecorded_route(
         ([only], _) | ([], [only]) => *only,
         _ => {
             let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
-            return Err(refusal::stored::unplaced(caller, id, &names));
+            return Err(refusal::stored::unplaced(caller, kept, id, &names));
         }
     };
-    Ok(Route {
-        upstream: Arc::clone(chosen),
+    Ok(provider_route(chosen))
+}
+
+/// A route to `upstream` for no model in particular (`provider/__unknown__`).
+fn provider_route(upstream: &Arc<Upstream>) -> Route {
+    Route {
+        upstream: Arc::clone(upstream),
         model: UNKNOWN.into(),
-        qualified: format!("{}/{UNKNOWN}", chosen.name).into(),
-    })
+        qualified: format!("{}/{UNKNOWN}", upstream.name).into(),
+    }
 }

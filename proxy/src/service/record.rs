@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tailmeter_exporters::{RequestEvent, TokenCounts, UsageSource};
 
 use super::RequestCtx;
-use crate::endpoint::{Endpoint, StoredAction};
+use crate::endpoint::{ConversationAction, Endpoint, StoredAction};
 use crate::gateway::Gateway;
 use crate::identity::{Caller, UNIDENTIFIED};
 use crate::meter::Metered;
@@ -126,7 +126,8 @@ impl<'a> RouteLabels<'a> {
     }
 }
 
-/// Remembers a response created stored or in the background, forgets a deleted one, and keeps
+/// Remembers a response created stored or in the background (or a conversation created),
+/// forgets a deleted one, and keeps
 /// a retrieved (or cancelled) response's figures only if this request is the one to count them:
 /// the first to see a background response finished. Any other retrieval reports figures the
 /// create call, or an earlier retrieval, already counted.
@@ -171,6 +172,26 @@ fn track_stored(
                     metered.tokens = TokenCounts::default();
                     metered.source = UsageSource::None;
                 }
+                _ => {}
+            }
+        }
+        Endpoint::Conversation(action) if succeeded => {
+            let (Some(route), Some(caller)) = (ctx.route.as_ref(), ctx.caller.as_ref()) else {
+                return;
+            };
+            match (
+                action,
+                ctx.meter.response_handle(),
+                ctx.stored_id.as_deref(),
+            ) {
+                (ConversationAction::Create, Some(made), _) => {
+                    let creator = Arc::new(Creator::new(caller, ctx.src_ip));
+                    let created_on = Arc::clone(&route.qualified);
+                    gateway
+                        .stored
+                        .remember(&made.id, created_on, creator, false);
+                }
+                (ConversationAction::Delete, _, Some(id)) => gateway.stored.forget(id),
                 _ => {}
             }
         }

@@ -36,6 +36,9 @@ class Usage:
     def by_type(self) -> dict[str, int]:
         return {t: getattr(self, t) for t in TOKEN_TYPES}
 
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(*(getattr(self, t) + getattr(other, t) for t in TOKEN_TYPES))
+
 
 def parse(text: str) -> Series:
     """Every sample of a Prometheus text exposition, keyed by sample name and label set."""

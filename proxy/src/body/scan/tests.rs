@@ -389,3 +389,26 @@ fn previous_response_id_is_read_once_in_any_spelling() {
     let none = crate::body::parse_fields(br#"{"previous_response_id":null}"#).unwrap();
     assert_eq!(none.previous_response_id, None);
 }
+
+#[test]
+fn conversation_is_read_once_as_an_id_or_an_object_with_one() {
+    let named = |body: &[u8]| {
+        crate::body::parse_fields(body)
+            .map(|f| f.conversation.map(|c| c.into_owned()))
+            .map_err(|e| e.message)
+    };
+    let as_id = br#"{"model":"m","input":[{"conversation":"inner"}],"conversation":"conv_1"}"#;
+    assert_eq!(named(as_id), Ok(Some("conv_1".to_owned())));
+    let as_object = br#"{"model":"m","conversation":{"metadata":{"id":"x"},"id":"conv_\u0032"}}"#;
+    assert_eq!(named(as_object), Ok(Some("conv_2".to_owned())));
+    assert_eq!(named(br#"{"conversation":null}"#), Ok(None));
+    for bad in [
+        &br#"{"conversation":7}"#[..],
+        br#"{"conversation":{"name":"conv_1"}}"#,
+        br#"{"conversation":{"id":7}}"#,
+    ] {
+        assert!(named(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+    }
+    let twice = br#"{"conversation":"conv_mine","model":"m","conv\u0065rsation":"conv_yours"}"#;
+    assert!(top_level(twice).is_err());
+}
