@@ -124,30 +124,20 @@ pub(super) async fn by_id(
         Endpoint::Conversation(_) => (Kept::Conversation, Endpoint::conversation_id(path)),
         _ => (Kept::Response, Endpoint::stored_response_id(path)),
     };
-    let id = id.map(str::to_owned);
-    let lookup = id
-        .as_deref()
-        .map(|id| gateway.stored.find(id, &caller.identity));
-    let (route, recorded) = match lookup {
-        Some(Lookup::Found(created_on)) => {
+    let found = id.map(|id| (id, gateway.stored.find(id, &caller.identity)));
+    let (route, recorded) = match found {
+        Some((id, Lookup::Found(created_on))) => {
             let route = created_route(&gateway, &created_on);
-            let gone = || {
-                refusal::stored::route_gone(kept, id.as_deref().unwrap_or_default(), &created_on)
-            };
+            let gone = || refusal::stored::route_gone(kept, id, &created_on);
             (route.ok_or_else(gone)?, true)
         }
-        Some(Lookup::NotYours) => {
-            return Err(refusal::stored::not_yours(
-                caller,
-                kept,
-                id.as_deref().unwrap_or_default(),
-            ))
-        }
-        Some(Lookup::Unknown) | None => {
-            let route = unrecorded_route(&gateway, caller, endpoint, kept, id.as_deref())?;
-            (route, false)
-        }
+        Some((id, Lookup::NotYours)) => return Err(refusal::stored::not_yours(caller, kept, id)),
+        _ => (
+            unrecorded_route(&gateway, caller, endpoint, kept, id)?,
+            false,
+        ),
     };
+    let id = id.map(str::to_owned);
     ctx.route = Some(route.clone());
     // An unrecorded route is one the caller is granted a model of already.
     if recorded && !may_use(&gateway, caller, &route) {
@@ -172,9 +162,8 @@ fn created_route(gateway: &Gateway, created_on: &str) -> Option<Route> {
         return Some(route.clone());
     }
     let provider = created_on.strip_suffix(UNKNOWN)?.strip_suffix('/')?;
-    let route = gateway.routes.all().iter();
-    route
-        .map(|route| &route.upstream)
+    let mut upstreams = gateway.routes.all().iter().map(|route| &route.upstream);
+    upstreams
         .find(|upstream| upstream.name == provider)
         .map(provider_route)
 }
