@@ -428,44 +428,36 @@ mod tests {
 
     #[test]
     fn conversations_are_named_by_id_with_the_methods_each_path_takes() {
-        let classify = |method: Method, path| Endpoint::classify(&method, path);
-        let conversation = |action| Some(Endpoint::Conversation(action));
-        let (create, delete, using) = (
-            conversation(ConversationAction::Create),
-            conversation(ConversationAction::Delete),
-            conversation(ConversationAction::Use),
+        use ConversationAction::{Create, Delete, Use};
+        let (one, items, item) = (
+            "/v1/conversations/conv_1",
+            "/v1/conversations/conv_1/items",
+            "/v1/conversations/conv_1/items/msg_2",
         );
-        assert_eq!(classify(Method::POST, "/v1/conversations"), create);
-        assert_eq!(classify(Method::GET, "/v1/conversations"), None);
-        assert_eq!(classify(Method::GET, "/v1/conversations/conv_1"), using);
-        assert_eq!(classify(Method::POST, "/v1/conversations/conv_1"), using);
-        assert_eq!(
-            classify(Method::DELETE, "/v1/conversations/conv_1/"),
-            delete
-        );
-        assert_eq!(
-            classify(Method::GET, "/v1/conversations/conv_1/items"),
-            using
-        );
-        assert_eq!(
-            classify(Method::POST, "/v1/conversations/conv_1/items"),
-            using
-        );
-        assert_eq!(
-            classify(Method::DELETE, "/v1/conversations/conv_1/items"),
-            None
-        );
-        let item = "/v1/conversations/conv_1/items/msg_2";
-        assert_eq!(classify(Method::GET, item), using);
-        assert_eq!(classify(Method::DELETE, item), using);
-        assert_eq!(classify(Method::POST, item), None);
-        for bad in [
-            "/v1/conversations/conv_1/other",
-            "/v1/conversations/conv_1/items/msg_2/x",
-            "/v1/conversationsX",
-            "/v1/conversations//items",
-        ] {
-            assert_eq!(classify(Method::GET, bad), None, "{bad}");
+        let cases = [
+            (Method::POST, "/v1/conversations", Some(Create)),
+            (Method::GET, "/v1/conversations", None),
+            (Method::GET, one, Some(Use)),
+            (Method::POST, one, Some(Use)),
+            (Method::DELETE, "/v1/conversations/conv_1/", Some(Delete)),
+            (Method::GET, items, Some(Use)),
+            (Method::POST, items, Some(Use)),
+            (Method::DELETE, items, None),
+            (Method::GET, item, Some(Use)),
+            (Method::DELETE, item, Some(Use)),
+            (Method::POST, item, None),
+            (Method::GET, "/v1/conversations/conv_1/other", None),
+            (Method::GET, "/v1/conversations/conv_1/items/msg_2/x", None),
+            (Method::GET, "/v1/conversationsX", None),
+            (Method::GET, "/v1/conversations//items", None),
+        ];
+        for (method, path, action) in cases {
+            let expected = action.map(Endpoint::Conversation);
+            assert_eq!(
+                Endpoint::classify(&method, path),
+                expected,
+                "{method} {path}"
+            );
         }
         assert_eq!(Endpoint::conversation_id(item), Some("conv_1"));
         let create = Endpoint::Conversation(ConversationAction::Create);

@@ -197,22 +197,29 @@ def test_a_response_made_elsewhere_goes_to_the_only_openai_provider(
         unplaced.responses.retrieve(made.id)
 
 
+def restarted_after_a_background_create(binary: Path, synth_sim: Sim, workdir: Path, grants, src: str):
+    """An instance SIGKILLed right after `src` created a background response through it, and
+    another started in its place on the same files: (the new instance, the response, the marker
+    its create call carried, when it was made in ms)."""
+
+    def launch() -> Tailmeter:
+        return launch_instance(binary, workdir, cfg.clients_providers(synth_sim.base_url), grants=grants)
+
+    first, marker, start_ms = launch(), new_marker(), int(time.time() * 1000)
+    created = openai_client(first, src).responses.create(
+        model=MODEL, input="Research this slowly", background=True, extra_headers=marker)
+    first.proc.popen.kill()
+    first.proc.popen.wait()
+    return launch(), created, marker, start_ms
+
+
 def test_a_killed_gateway_forgets_neither_whose_a_response_is_nor_its_usage(
     binaries: dict[str, Path], synth_sim: Sim, tmp_path: Path
 ) -> None:
     """The directory is journaled in the `[events] dir` as each change is made: a SIGKILL
     between a background response's creation and its completion loses neither."""
-
-    def launch() -> Tailmeter:
-        return launch_instance(binaries["tailmeter"], tmp_path, cfg.clients_providers(synth_sim.base_url),
-                               grants=cfg.clients_grants())
-
-    first, marker, start_ms = launch(), new_marker(), int(time.time() * 1000)
-    created = openai_client(first, SRC_ALICE).responses.create(
-        model=MODEL, input="Research this slowly", background=True, extra_headers=marker)
-    first.proc.popen.kill()
-    first.proc.popen.wait()
-    second = launch()
+    second, created, marker, start_ms = restarted_after_a_background_create(
+        binaries["tailmeter"], synth_sim, tmp_path, cfg.clients_grants(), SRC_ALICE)
     try:
         client = openai_client(second, SRC_ALICE)
         polled = client.responses.retrieve(created.id)
@@ -286,17 +293,8 @@ def test_a_restarted_gateway_counts_a_background_response_for_its_tagged_creator
     """SIGKILLed after a tagged node created a background response; nobody retrieves it. The
     restarted gateway counts it from its journal, attributed to the node (its tags, its
     address), so the tags' budgets and series see it."""
-
-    def launch() -> Tailmeter:
-        return launch_instance(binaries["tailmeter"], tmp_path, cfg.clients_providers(synth_sim.base_url),
-                               grants=[([ALICE, "tag:ci"], [f"openai/{MODEL}"])])
-
-    first, marker, start_ms = launch(), new_marker(), int(time.time() * 1000)
-    created = openai_client(first, SRC_CI).responses.create(
-        model=MODEL, input="Summarize the build logs", background=True, extra_headers=marker)
-    first.proc.popen.kill()
-    first.proc.popen.wait()
-    second = launch()
+    second, created, marker, start_ms = restarted_after_a_background_create(
+        binaries["tailmeter"], synth_sim, tmp_path, [([ALICE, "tag:ci"], [f"openai/{MODEL}"])], SRC_CI)
     try:
         delta = second.metrics.delta()
         settled = settled_rows(second, start_ms)
