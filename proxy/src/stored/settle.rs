@@ -61,8 +61,16 @@ impl BackgroundService for SettleBackgroundResponses {
                 let (gateway, connector) = (Arc::clone(&gateway), Arc::clone(&self.connector));
                 retrievals.spawn(async move { settle(&gateway, &connector, &due).await });
             }
+            // One retrieval failing, even by a panic, leaves the others and the next ticks be.
+            let finished = async {
+                while let Some(done) = retrievals.join_next().await {
+                    if let Err(e) = done {
+                        tracing::error!(error = %e, "a background response's retrieval failed");
+                    }
+                }
+            };
             tokio::select! {
-                _ = retrievals.join_all() => {}
+                () = finished => {}
                 _ = shutdown.changed() => return,
             }
         }
