@@ -97,15 +97,13 @@ pub fn run(config: &Config, path: &Path) {
     admin.add_tcp(&config.server.admin_listen.to_string());
     server.add_service(proxy);
     server.add_service(admin);
-    server.add_service(background_service(
-        "background responses",
-        SettleBackgroundResponses {
-            gateway: shared.clone(),
-            connector: Arc::new(Connector::new(Some(ConnectorOptions::from_server_conf(
-                &server.configuration,
-            )))),
-        },
-    ));
+    let connector = Connector::new(Some(ConnectorOptions::from_server_conf(
+        &server.configuration,
+    )));
+    let settle =
+        SettleBackgroundResponses::new(shared.clone(), connector, gateway.metrics.registry())
+            .expect("the retrievals counter registers once");
+    server.add_service(background_service("background responses", settle));
     server.add_service(background_service(
         "config reload",
         ReloadOnHangup {

@@ -21,11 +21,13 @@ from harness import config as cfg
 from harness.clients import Tailmeter, assert_upstream_openai_auth, http_client, openai_client
 from harness.config import ALICE, CI_K8S, SRC_ALICE, SRC_CI
 from harness.metrics import TOKEN_TYPES, Expect, Usage
+from harness.procs import start_sim
 from harness.sim import Sim, new_marker
 
-from conftest import PROVIDER_OPENAI_KEY, launch_instance
+from conftest import PROVIDER_ANTHROPIC_KEY, PROVIDER_OPENAI_KEY, launch_instance
 
 MODEL = "gpt-5-nano"
+RETRIEVALS = "tailmeter_stored_responses_retrievals_total"
 ZERO = Usage(0, 0, 0, 0, 0)
 
 
@@ -272,6 +274,7 @@ def test_a_background_response_nobody_retrieves_is_counted_by_tailmeter(
         ALICE, SRC_ALICE, MODEL, 200, "provider"), row
     assert row["response_model"] and row["stream"] == 0
     expect_tokens(delta, billed)
+    delta.expect([Expect(RETRIEVALS, {"provider": "openai", "result": "counted"}, 1)])
     assert pending() == before, "counted"
     retrievals = [r for r in cc.since(synth_sim, mark) if r.target.startswith(f"/v1/responses/{created.id}")]
     assert retrievals, "tailmeter retrieved it from the provider"
@@ -285,6 +288,45 @@ def test_a_background_response_nobody_retrieves_is_counted_by_tailmeter(
     assert [(r["usage_source"], r["user_agent"].startswith("tailmeter/")) for r in rows] == [
         ("none", False), ("provider", True), ("none", False)], rows
     expect_tokens(delta, billed)
+
+
+def test_a_background_response_the_provider_lost_or_that_cannot_be_retrieved(
+    binaries: dict[str, Path], fixtures_dir: Path, synth_sim: Sim, tmp_path: Path
+) -> None:
+    """Deleted at the provider behind tailmeter's back: its first retrieval gets the provider's
+    404 and the wait ends. A provider that cannot be reached: the retrievals fail, are counted as
+    failed (the alert's input), and the usage stays pending, to be counted once it answers."""
+    for name in ("gone", "lone", "lone-sim"):
+        (tmp_path / name).mkdir()
+    tm = launch_instance(binaries["tailmeter"], tmp_path / "gone", cfg.clients_providers(synth_sim.base_url),
+                         grants=cfg.clients_grants())
+    try:
+        delta, start_ms = tm.metrics.delta(), int(time.time() * 1000)
+        created = openai_client(tm, SRC_ALICE).responses.create(model=MODEL, input="Delete me elsewhere",
+                                                                background=True)
+        direct = openai.OpenAI(base_url=f"{synth_sim.base_url}/v1", api_key=PROVIDER_OPENAI_KEY,
+                               http_client=http_client("127.0.0.1"), max_retries=0)
+        direct.responses.delete(created.id)
+        delta.expect([Expect(RETRIEVALS, {"provider": "openai", "result": "gone"}, 1)], timeout_s=20)
+        assert tm.metrics.value("tailmeter_stored_responses_pending") == 0
+        assert settled_rows(tm, start_ms, timeout_s=0) == []
+    finally:
+        tm.proc.stop()
+
+    # A provider of its own, stopped once the response is created.
+    sim_proc, sim_port = start_sim(binaries["sim"], fixtures_dir, PROVIDER_OPENAI_KEY, PROVIDER_ANTHROPIC_KEY,
+                                   tmp_path / "lone-sim", ("--synthesize",))
+    lone = launch_instance(binaries["tailmeter"], tmp_path / "lone", cfg.clients_providers(f"http://127.0.0.1:{sim_port}"),
+                           grants=cfg.clients_grants())
+    try:
+        delta = lone.metrics.delta()
+        openai_client(lone, SRC_ALICE).responses.create(model=MODEL, input="Nobody will answer", background=True)
+        sim_proc.stop()
+        delta.expect([Expect(RETRIEVALS, {"provider": "openai", "result": "failed"}, 1)], timeout_s=20)
+        assert lone.metrics.value("tailmeter_stored_responses_pending") == 1, "still to count"
+    finally:
+        lone.proc.stop()
+        sim_proc.stop()
 
 
 def test_a_restarted_gateway_counts_a_background_response_for_its_tagged_creator(

@@ -9,6 +9,10 @@
 //! its figures are recorded in its creator's name; a provider that no longer has it (404) ends
 //! the wait. A claim is made only with the answer in hand and recorded at once, so a shutdown
 //! between two retrievals loses nothing: the journal keeps it pending for the next start.
+//!
+//! Each retrieval is counted in `tailmeter_stored_responses_retrievals_total{provider,result}`:
+//! a provider that keeps refusing them (a key not allowed to read responses) or cannot be
+//! reached leaves usage uncounted, and the alert on it says so.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +22,7 @@ use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
+use prometheus::{IntCounterVec, Opts, Registry};
 use tailmeter_exporters::UsageSource;
 use tokio::task::JoinSet;
 
@@ -40,9 +45,65 @@ const IDLE_CONNECTION: Duration = Duration::from_secs(60);
 /// The background service that retrieves background responses due (see the module docs).
 pub struct SettleBackgroundResponses {
     /// The gateway generation requests read: its routes and directory.
-    pub gateway: SharedGateway,
+    gateway: SharedGateway,
     /// Connections to the providers, Pingora's as for proxied requests.
-    pub connector: Arc<Connector>,
+    connector: Arc<Connector>,
+    /// `tailmeter_stored_responses_retrievals_total`.
+    retrievals: IntCounterVec,
+}
+
+/// How one of tailmeter's retrievals went (the `result` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Finished, and its usage counted by this retrieval.
+    Counted,
+    /// Finished, with nothing left to count (none reported, or a client's retrieval counted it).
+    Finished,
+    /// Still queued or in progress.
+    Running,
+    /// The provider no longer has it (404): waited for no more.
+    Gone,
+    /// The provider answered another error status.
+    Refused,
+    /// No answer: the connection failed or timed out, or the route is no longer configured.
+    Failed,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Counted => "counted",
+            Outcome::Finished => "finished",
+            Outcome::Running => "running",
+            Outcome::Gone => "gone",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+impl SettleBackgroundResponses {
+    /// The service for `gateway`, connecting with `connector`; its counter is registered on
+    /// `registry`.
+    pub fn new(
+        gateway: SharedGateway,
+        connector: Connector,
+        registry: &Registry,
+    ) -> prometheus::Result<Self> {
+        let retrievals = IntCounterVec::new(
+            Opts::new(
+                "tailmeter_stored_responses_retrievals_total",
+                "tailmeter's own retrievals of background Responses whose usage is still to count, by result.",
+            ),
+            &["provider", "result"],
+        )?;
+        registry.register(Box::new(retrievals.clone()))?;
+        Ok(Self {
+            gateway,
+            connector: Arc::new(connector),
+            retrievals,
+        })
+    }
 }
 
 #[async_trait]
@@ -59,7 +120,14 @@ impl BackgroundService for SettleBackgroundResponses {
             let mut retrievals = JoinSet::new();
             for due in gateway.stored.due(Instant::now(), RETRIEVALS_PER_TICK) {
                 let (gateway, connector) = (Arc::clone(&gateway), Arc::clone(&self.connector));
-                retrievals.spawn(async move { settle(&gateway, &connector, &due).await });
+                let counter = self.retrievals.clone();
+                retrievals.spawn(async move {
+                    let outcome = settle(&gateway, &connector, &due).await;
+                    let provider = due.route.split_once('/').map_or(&*due.route, |(p, _)| p);
+                    counter
+                        .with_label_values(&[provider, outcome.label()])
+                        .inc();
+                });
             }
             // One retrieval failing, even by a panic, leaves the others and the next ticks be.
             let finished = async {
@@ -78,10 +146,10 @@ impl BackgroundService for SettleBackgroundResponses {
 }
 
 /// Retrieves one due response and counts its usage if the answer shows it finished.
-async fn settle(gateway: &Gateway, connector: &Connector, due: &Due) {
+async fn settle(gateway: &Gateway, connector: &Connector, due: &Due) -> Outcome {
     let Some(route) = gateway.routes.resolve(&due.route) else {
-        tracing::debug!(id = %due.id, route = %due.route, "background response's route no longer configured; retrying later");
-        return;
+        tracing::warn!(id = %due.id, route = %due.route, "a background response's route is no longer configured: its usage cannot be retrieved; retrying later");
+        return Outcome::Failed;
     };
     let started_ms = crate::budgets::now_ms();
     let started = Instant::now();
@@ -90,35 +158,37 @@ async fn settle(gateway: &Gateway, connector: &Connector, due: &Due) {
         Ok(Ok(answer)) => answer,
         Ok(Err(e)) => {
             tracing::warn!(id = %due.id, provider = %route.upstream.name, error = %e, "could not retrieve a background response to count its usage; retrying later");
-            return;
+            return Outcome::Failed;
         }
         Err(_) => {
             tracing::warn!(id = %due.id, provider = %route.upstream.name, "retrieving a background response to count its usage timed out; retrying later");
-            return;
+            return Outcome::Failed;
         }
     };
     match status {
-        200 if finished && gateway.stored.claim(&due.id) => {
-            if metered.source == UsageSource::Provider {
-                let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-                crate::service::record_settled(
-                    gateway,
-                    &due.creator,
-                    route,
-                    started_ms,
-                    status,
-                    &metered,
-                    duration_ms,
-                );
-            }
+        200 if !finished => Outcome::Running,
+        200 if gateway.stored.claim(&due.id) && metered.source == UsageSource::Provider => {
+            let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+            crate::service::record_settled(
+                gateway,
+                &due.creator,
+                route,
+                started_ms,
+                status,
+                &metered,
+                duration_ms,
+            );
+            Outcome::Counted
         }
+        200 => Outcome::Finished,
         404 => {
             tracing::info!(id = %due.id, provider = %route.upstream.name, "the provider no longer has a background response whose usage was not counted");
             gateway.stored.forget(&due.id);
+            Outcome::Gone
         }
-        200 => {}
         status => {
             tracing::warn!(id = %due.id, provider = %route.upstream.name, status, "the provider refused to retrieve a background response; retrying later");
+            Outcome::Refused
         }
     }
 }

@@ -116,11 +116,11 @@ class Delta:
                 bad.append(f"{e.describe()}: expected delta {e.delta:g}, got {got:g}")
         return bad
 
-    def expect(self, expects: list[Expect]) -> None:
-        """Assert every expected delta, waiting (bounded) for the usage record to land."""
+    def expect(self, expects: list[Expect], timeout_s: float = POLL_TIMEOUT_S) -> None:
+        """Assert every expected delta, waiting (at most `timeout_s`) for the usage record to land."""
         if all(e.delta == 0 for e in expects):
             time.sleep(self.QUIET_S)
-        deadline = time.monotonic() + self.POLL_TIMEOUT_S
+        deadline = time.monotonic() + timeout_s
         bad = self._mismatches(expects)
         while bad and time.monotonic() < deadline:
             time.sleep(0.1)
