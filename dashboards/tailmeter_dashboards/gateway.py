@@ -59,8 +59,12 @@ def build() -> db.Dashboard:
                          "{{provider}} {{endpoint}} {{reason}}")))
         .with_panel(single("Unpriced requests", "short",
                            "Requests for models without a [prices] entry (counted at cost 0) over the range.",
-                           qi(f'sum(increase(tailmeter_unpriced_requests_total{{{BY_ROUTE}}}[$__range])) or vector(0)'), w=6))
+                           qi(f'sum(increase(tailmeter_unpriced_requests_total{{{BY_ROUTE}}}[$__range])) or vector(0)'), w=4))
+        .with_panel(single("Background usage to count", "short",
+                           "Background Responses whose usage is still to count: tailmeter retrieves each "
+                           "until it finishes (alert TailmeterBackgroundUsageUnreadable if it cannot).",
+                           qi("sum(tailmeter_stored_responses_pending)"), w=4))
         .with_panel(single("In flight", "short", "Requests being proxied right now.",
-                           qi("sum(tailmeter_inflight_requests)"), w=6))
+                           qi("sum(tailmeter_inflight_requests)"), w=4))
     )
     return d
