@@ -13,6 +13,8 @@ use crate::fixtures::Fixtures;
 pub enum Route {
     /// POST /v1/chat/completions
     ChatCompletions,
+    /// POST /v1/completions (legacy completions)
+    Completions,
     /// POST /v1/responses
     Responses,
     /// POST /v1/responses/input_tokens
@@ -119,6 +121,7 @@ impl Route {
         }
         match path {
             "/v1/chat/completions" => Some(Self::ChatCompletions),
+            "/v1/completions" => Some(Self::Completions),
             "/v1/responses" => Some(Self::Responses),
             "/v1/embeddings" => Some(Self::Embeddings),
             "/v1/messages" => Some(Self::Messages),
@@ -218,6 +221,7 @@ impl Route {
     pub fn dialect(&self) -> Dialect {
         match self {
             Self::ChatCompletions
+            | Self::Completions
             | Self::Responses
             | Self::ResponsesInputTokens
             | Self::ResponsesCompact
@@ -269,6 +273,10 @@ impl Route {
             Self::ResponsesInputTokens => Reply::ok(
                 Kind::Json,
                 r#"{"object":"response.input_tokens","input_tokens":20}"#,
+            ),
+            Self::Completions => Dialect::OpenAi.error(
+                StatusCode::NOT_IMPLEMENTED,
+                "provider-sim answers legacy completions only in faithful mode (--synthesize)",
             ),
             Self::ResponsesCompact => Dialect::OpenAi.error(
                 StatusCode::NOT_IMPLEMENTED,

@@ -12,6 +12,7 @@
 mod answer;
 mod anthropic;
 mod chat;
+mod completions;
 mod conversations;
 mod embeddings;
 mod gemini;
@@ -67,6 +68,7 @@ impl Synth {
             Route::Messages => anthropic::messages(self, request),
             Route::CountTokens => anthropic::count_tokens(request),
             Route::ChatCompletions => chat::completion(self, request),
+            Route::Completions => completions::complete(self, request),
             Route::Responses => responses::respond(self, request),
             Route::ResponsesInputTokens => responses::input_tokens(request),
             Route::ResponsesCompact => responses::compact(self, request),

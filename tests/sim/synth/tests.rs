@@ -616,3 +616,37 @@ fn conversation_paths_resolve() {
     assert_eq!(resolve(Method::GET, "/v1/conversations"), None);
     assert_eq!(resolve(Method::GET, "/v1/conversations/"), None);
 }
+
+#[test]
+fn legacy_completions_stop_at_max_tokens_and_stream_usage_only_when_asked() {
+    let synth = Synth::default();
+    let request = json!({"model": "qwen2.5-coder", "prompt": "def fibonacci(n):", "suffix": "\n\nprint(fibonacci(10))"});
+    let whole = body_json(&answer(&synth, Route::Completions, request.clone()));
+    assert_eq!(whole["object"], "text_completion");
+    assert_eq!(
+        whole["usage"]["completion_tokens"], 16,
+        "OpenAI's default max_tokens"
+    );
+    assert_eq!(whole["choices"][0]["finish_reason"], "length");
+    let text = whole["choices"][0]["text"].as_str().unwrap().to_owned();
+
+    let mut streamed = request.clone();
+    streamed["stream"] = json!(true);
+    streamed["max_tokens"] = json!(500);
+    let plain = payloads(&answer(&synth, Route::Completions, streamed.clone()));
+    assert!(plain.iter().all(|chunk| chunk.get("usage").is_none()));
+    assert_eq!(plain.last().unwrap()["choices"][0]["finish_reason"], "stop");
+    streamed["stream_options"] = json!({"include_usage": true});
+    let reply = answer(&synth, Route::Completions, streamed);
+    let chunks = payloads(&reply);
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"], json!([]));
+    let usage = reply.usage.expect("synthesized usage");
+    assert_eq!(last["usage"]["completion_tokens"], usage.output);
+    assert_eq!(last["usage"]["prompt_tokens"], usage.input);
+    let streamed_text: String = chunks
+        .iter()
+        .filter_map(|c| c.pointer("/choices/0/text").and_then(Value::as_str))
+        .collect();
+    assert!(streamed_text.starts_with(&text), "{streamed_text} / {text}");
+}
