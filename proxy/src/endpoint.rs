@@ -22,6 +22,8 @@ use crate::usage::Dialect;
 pub enum Endpoint {
     /// POST /v1/chat/completions
     ChatCompletions,
+    /// POST /v1/completions (legacy completions: code completion on OpenAI-compatible servers)
+    Completions,
     /// POST /v1/responses
     Responses,
     /// POST /v1/responses/input_tokens (proxied, not metered)
@@ -112,6 +114,7 @@ impl Endpoint {
     pub fn classify(method: &Method, path: &str) -> Option<Endpoint> {
         let endpoint = match path.strip_suffix('/').unwrap_or(path) {
             "/v1/chat/completions" => Endpoint::ChatCompletions,
+            "/v1/completions" => Endpoint::Completions,
             "/v1/responses" => Endpoint::Responses,
             "/v1/embeddings" => Endpoint::Embeddings,
             "/v1/messages" => Endpoint::Messages,
@@ -250,6 +253,12 @@ impl Endpoint {
         ))
     }
 
+    /// Whether a stream of this endpoint reports usage only when asked
+    /// (`stream_options.include_usage`), which tailmeter then asks for on the client's behalf.
+    pub fn asks_for_stream_usage(self) -> bool {
+        matches!(self, Endpoint::ChatCompletions | Endpoint::Completions)
+    }
+
     /// Whether the endpoint always answers with a stream (whatever the body says).
     pub fn always_streams(self) -> bool {
         matches!(
@@ -262,6 +271,7 @@ impl Endpoint {
     pub fn label(self) -> &'static str {
         match self {
             Endpoint::ChatCompletions => "chat_completions",
+            Endpoint::Completions => "completions",
             Endpoint::Responses
             | Endpoint::ResponsesCompact
             | Endpoint::StoredResponse(_)
@@ -294,6 +304,7 @@ impl Endpoint {
             | Endpoint::InvokeStream
             | Endpoint::BedrockCountTokens => Family::Bedrock,
             Endpoint::ChatCompletions
+            | Endpoint::Completions
             | Endpoint::Responses
             | Endpoint::ResponsesInputTokens
             | Endpoint::ResponsesCompact
@@ -319,6 +330,7 @@ impl Endpoint {
     pub fn dialect(self) -> Option<Dialect> {
         match self {
             Endpoint::ChatCompletions => Some(Dialect::OpenAiChat),
+            Endpoint::Completions => Some(Dialect::OpenAiCompletions),
             // A stored response retrieved or cancelled is the response object (or its events); a
             // new conversation names its id as a response object does (and reports no usage).
             Endpoint::Responses

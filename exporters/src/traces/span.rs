@@ -21,6 +21,7 @@ pub fn operation_name(endpoint: &str) -> &'static str {
     match endpoint {
         "embeddings" => "embeddings",
         "generate_content" => "generate_content",
+        "completions" => "text_completion",
         _ => "chat",
     }
 }
@@ -226,5 +227,6 @@ mod tests {
         assert_eq!(error_type(&e).as_deref(), Some("_OTHER"));
         assert_eq!(operation_name("embeddings"), "embeddings");
         assert_eq!(operation_name("messages"), "chat");
+        assert_eq!(operation_name("completions"), "text_completion");
     }
 }

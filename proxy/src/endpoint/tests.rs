@@ -19,6 +19,15 @@ fn classifies_by_method_and_path() {
         Some(Endpoint::ListModels)
     );
     assert_eq!(Endpoint::classify(&post, "/v1/v1/chat/completions"), None);
+    let completions = Endpoint::classify(&post, "/v1/completions");
+    assert_eq!(completions, Some(Endpoint::Completions));
+    assert_eq!(Endpoint::Completions.label(), "completions");
+    assert_eq!(
+        Endpoint::Completions.dialect(),
+        Some(Dialect::OpenAiCompletions)
+    );
+    assert!(Endpoint::Completions.asks_for_stream_usage());
+    assert!(!Endpoint::Responses.asks_for_stream_usage());
 }
 
 #[test]

@@ -49,7 +49,7 @@ pub fn unknown_path(method: &str, path: &str) -> (ApiError, ErrorFormat) {
             ErrorKind::NotFound,
             "unknown_path",
             format!(
-                "tailmeter does not serve {method} {}. Endpoints: POST /v1/chat/completions, /v1/responses, /v1/responses/compact, /v1/responses/input_tokens, /v1/embeddings, /v1/messages, /v1/messages/count_tokens, /v1beta/models/{{model}}:generateContent (and :streamGenerateContent, :countTokens), /model/{{model}}/converse (and /converse-stream, /invoke, /invoke-with-response-stream, /count-tokens); GET /v1/models, /tailmeter/whoami; a stored response: GET and DELETE /v1/responses/{{id}}, POST /v1/responses/{{id}}/cancel, GET /v1/responses/{{id}}/input_items; a conversation: POST /v1/conversations, GET, POST and DELETE /v1/conversations/{{id}}, GET and POST /v1/conversations/{{id}}/items, GET and DELETE /v1/conversations/{{id}}/items/{{item}}",
+                "tailmeter does not serve {method} {}. Endpoints: POST /v1/chat/completions, /v1/completions, /v1/responses, /v1/responses/compact, /v1/responses/input_tokens, /v1/embeddings, /v1/messages, /v1/messages/count_tokens, /v1beta/models/{{model}}:generateContent (and :streamGenerateContent, :countTokens), /model/{{model}}/converse (and /converse-stream, /invoke, /invoke-with-response-stream, /count-tokens); GET /v1/models, /tailmeter/whoami; a stored response: GET and DELETE /v1/responses/{{id}}, POST /v1/responses/{{id}}/cancel, GET /v1/responses/{{id}}/input_items; a conversation: POST /v1/conversations, GET, POST and DELETE /v1/conversations/{{id}}, GET and POST /v1/conversations/{{id}}/items, GET and DELETE /v1/conversations/{{id}}/items/{{item}}",
                 quoted(path)
             ),
         );

@@ -92,7 +92,7 @@ pub(super) async fn upstream_request(
         edits.push(crate::body::model_edit(at, &route.model));
     }
     ctx.stream = fields.stream == Some(true) || endpoint.always_streams();
-    if endpoint == Endpoint::ChatCompletions && ctx.stream {
+    if endpoint.asks_for_stream_usage() && ctx.stream {
         if let Some(ask) = crate::usage::openai_chat::include_usage_edit(&body, &fields) {
             edits.push(ask);
             ctx.strip_injected_usage = true;

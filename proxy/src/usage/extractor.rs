@@ -53,6 +53,7 @@ pub trait Extractor: Send + Sync {
 pub fn extractor(dialect: Dialect) -> Box<dyn Extractor> {
     match dialect {
         Dialect::OpenAiChat => Box::<Reader<openai_chat::Chat>>::default(),
+        Dialect::OpenAiCompletions => Box::<Reader<openai_chat::Completions>>::default(),
         Dialect::OpenAiResponses => Box::<Reader<openai_responses::Responses>>::default(),
         Dialect::OpenAiEmbeddings => Box::<Reader<openai_embeddings::Embeddings>>::default(),
         Dialect::AnthropicMessages => Box::<Reader<anthropic::Messages>>::default(),

@@ -124,6 +124,9 @@ pub struct ResponseHandle {
 pub enum Dialect {
     /// `POST /v1/chat/completions` (also OpenAI-compatible servers).
     OpenAiChat,
+    /// `POST /v1/completions` (legacy completions; OpenAI-compatible servers serve them for code
+    /// completion).
+    OpenAiCompletions,
     /// `POST /v1/responses`.
     OpenAiResponses,
     /// `POST /v1/embeddings`.

@@ -1,4 +1,6 @@
-//! OpenAI chat completions, and the OpenAI-compatible servers that copy it.
+//! OpenAI chat completions, and the OpenAI-compatible servers that copy it; and the legacy
+//! completions (`POST /v1/completions`, code completion on such servers), which report usage
+//! the same way and differ only in where the text is (each choice's `text`).
 //!
 //! Streams carry `"usage":null` in every chunk except a final usage-only
 //! chunk (`"choices":[]`), sent only when the request asked for
@@ -86,13 +88,7 @@ impl Wire for Chat {
         seen.content_bytes += json::values(data, &DELTA)
             .map(|at| json::text_within(data, at, TEXT))
             .sum::<u64>();
-        let worth_parsing = !seen.has_model()
-            || event == "error"
-            || json::has_object(data, &USAGE)
-            || json::has_object(data, &ERROR);
-        if worth_parsing {
-            read(seen, data);
-        }
+        read_chunk(seen, event, data);
     }
 
     fn body(&mut self, seen: &mut Seen, body: &[u8]) {
@@ -101,6 +97,44 @@ impl Wire for Chat {
 
     fn body_text(&self, body: &[u8]) -> u64 {
         json::text_within(body, json::skip_ws(body, 0), TEXT)
+    }
+}
+
+/// Members whose strings are the generated text of a legacy completion.
+const COMPLETION_TEXT: &[&[u8]] = &[b"text"];
+
+/// Reads legacy completions.
+#[derive(Default)]
+pub(super) struct Completions;
+
+impl Wire for Completions {
+    fn event(&mut self, seen: &mut Seen, event: &str, data: &[u8]) {
+        if data == b"[DONE]" {
+            return;
+        }
+        seen.content_bytes += json::values(data, &CHOICES)
+            .map(|at| json::text_within(data, at, COMPLETION_TEXT))
+            .sum::<u64>();
+        read_chunk(seen, event, data);
+    }
+
+    fn body(&mut self, seen: &mut Seen, body: &[u8]) {
+        read(seen, body);
+    }
+
+    fn body_text(&self, body: &[u8]) -> u64 {
+        json::text_within(body, json::skip_ws(body, 0), COMPLETION_TEXT)
+    }
+}
+
+/// Reads a stream chunk worth parsing: the first (for the model), an error, or one with usage.
+fn read_chunk(seen: &mut Seen, event: &str, data: &[u8]) {
+    let worth_parsing = !seen.has_model()
+        || event == "error"
+        || json::has_object(data, &USAGE)
+        || json::has_object(data, &ERROR);
+    if worth_parsing {
+        read(seen, data);
     }
 }
 

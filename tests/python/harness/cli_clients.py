@@ -102,6 +102,7 @@ def run(argv: list[str], env: dict[str, str], cwd: Path, timeout_s: float = RUN_
 # Bedrock's name the model before their action).
 ENDPOINTS = {
     "/v1/chat/completions": "chat_completions",
+    "/v1/completions": "completions",
     "/v1/responses": "responses",
     "/v1/embeddings": "embeddings",
     "/v1/messages": "messages",

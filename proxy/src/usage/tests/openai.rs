@@ -1,6 +1,6 @@
 //! OpenAI chat, Responses and embeddings, and the OpenAI-compatible servers.
 
-use super::{check, fixture, run, tokens, Expected};
+use super::{check, check_bytes, fixture, run, tokens, Expected};
 use crate::usage::{Dialect, Framing};
 
 #[test]
@@ -200,4 +200,47 @@ fn openai_responses_say_which_response_they_are() {
     let tap = run(Dialect::OpenAiResponses, Framing::Json, &[unstored]);
     assert!(tap.response_handle().is_some_and(|h| !h.store));
     assert_eq!(tap.final_tokens(), tokens(3, 4, 0, 0, 0));
+}
+
+/// Legacy completions, as OpenAI-compatible servers stream them for code completion. The shared
+/// fixtures hold no recording of them: the chunks follow OpenAI's API reference and vLLM's
+/// `/v1/completions` with `stream_options.include_usage`.
+#[test]
+fn openai_legacy_completions_report_usage_as_chat_does_with_the_text_in_choices() {
+    let chunk = |choices: &str, usage: &str| {
+        format!("data: {{\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"created\":1,\"model\":\"qwen2.5-coder\",\"choices\":{choices},\"usage\":{usage}}}\n\n")
+    };
+    let stream = [
+        chunk(r#"[{"index":0,"text":"def add(a, b):","logprobs":null,"finish_reason":null}]"#, "null"),
+        chunk(r#"[{"index":0,"text":"\n    return a + b","logprobs":null,"finish_reason":"stop"}]"#, "null"),
+        chunk("[]", r#"{"prompt_tokens":12,"total_tokens":22,"completion_tokens":10,"prompt_tokens_details":null}"#),
+        "data: [DONE]\n\n".to_owned(),
+    ]
+    .concat();
+    let expected = || Expected {
+        tokens: tokens(12, 10, 0, 0, 0),
+        model: Some("qwen2.5-coder"),
+        error: None,
+    };
+    let text = check_bytes(
+        stream.as_bytes(),
+        Dialect::OpenAiCompletions,
+        Framing::Sse,
+        expected(),
+    );
+    assert_eq!(
+        text,
+        ("def add(a, b):".len() + r"\n    return a + b".len()) as u64
+    );
+    let body = r#"{"id":"cmpl-2","object":"text_completion","created":1,"model":"qwen2.5-coder","choices":[{"index":0,"text":"return a + b","logprobs":null,"finish_reason":"length"}],"usage":{"prompt_tokens":12,"completion_tokens":10,"total_tokens":22}}"#;
+    check_bytes(
+        body.as_bytes(),
+        Dialect::OpenAiCompletions,
+        Framing::Json,
+        expected(),
+    );
+    // A stream cut before its usage: the text that passed is what an estimate is made from.
+    let cut = &stream.as_bytes()[..stream.find("\"choices\":[]").unwrap()];
+    let tap = run(Dialect::OpenAiCompletions, Framing::Sse, &[cut]);
+    assert_eq!((tap.final_tokens(), tap.content_bytes()), (None, text));
 }
