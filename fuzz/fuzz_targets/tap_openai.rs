@@ -1,4 +1,4 @@
-//! The OpenAI chat, Responses and embeddings extractors, fed through `UsageTap` in every framing: never panic, and learn the same
+//! The OpenAI chat, legacy completions, Responses and embeddings extractors, fed through `UsageTap` in every framing: never panic, and learn the same
 //! however the body is chunked (see `tailmeter_fuzz::tap_is_chunking_invariant`).
 #![no_main]
 
@@ -7,6 +7,7 @@ use tailmeter::usage::Dialect;
 
 const DIALECTS: &[Dialect] = &[
     Dialect::OpenAiChat,
+    Dialect::OpenAiCompletions,
     Dialect::OpenAiResponses,
     Dialect::OpenAiEmbeddings,
 ];
