@@ -1,5 +1,6 @@
-//! Responses the provider keeps, as tailmeter saw them created (OpenAI's Responses API stores a
-//! response unless told not to, and a `background` one runs on after its creation is answered).
+//! Responses (and conversations) the provider keeps, as tailmeter saw them created (OpenAI's
+//! Responses API stores a response unless told not to, and a `background` one runs on after its
+//! creation is answered).
 //!
 //! A later request names such a response by id alone (`GET /v1/responses/{id}`, `…/cancel`,
 //! `DELETE`, `…/input_items`), with no model to route by. The directory remembers, per id, the
@@ -42,7 +43,8 @@ use prometheus::{IntGauge, Registry};
 use self::journal::{Change, Journal};
 use crate::identity::Caller;
 
-/// The most ids remembered; at about 200 bytes each, some 10 MiB.
+/// The most ids remembered (responses and conversations); at a few hundred bytes each (the id,
+/// and who made it from where), some 15 MiB.
 pub const CAPACITY: usize = 50_000;
 /// The journal's file name, in the `[events] dir` (not `.jsonl`: it holds no usage rows, and
 /// whoever collects those by that suffix should not find it).

@@ -19,10 +19,10 @@ from harness import cli_clients as cc
 from harness import config as cfg
 from harness.clients import Tailmeter, assert_upstream_openai_auth, openai_client
 from harness.config import ALICE, CI_K8S, SRC_ALICE, SRC_CI
+from harness.responses import MODEL, ZERO, created_usage, expect_tokens, response_rows, row_usage
 from harness.sim import Sim, new_marker
 
 from conftest import PROVIDER_OPENAI_KEY, launch_instance
-from test_responses_stored import MODEL, ZERO, created_usage, expect_tokens, response_rows, row_usage
 
 
 def test_a_conversation_carries_a_session_and_only_its_calls_are_metered(

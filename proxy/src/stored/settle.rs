@@ -167,7 +167,12 @@ async fn settle(gateway: &Gateway, connector: &Connector, due: &Due) -> Outcome 
     };
     match status {
         200 if !finished => Outcome::Running,
-        200 if gateway.stored.claim(&due.id) && metered.source == UsageSource::Provider => {
+        200 => {
+            // Over: the wait ends, whoever counts it (a client's retrieval may have, meanwhile).
+            let ours = gateway.stored.claim(&due.id);
+            if !ours || metered.source != UsageSource::Provider {
+                return Outcome::Finished;
+            }
             let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
             crate::service::record_settled(
                 gateway,
@@ -180,7 +185,6 @@ async fn settle(gateway: &Gateway, connector: &Connector, due: &Due) -> Outcome 
             );
             Outcome::Counted
         }
-        200 => Outcome::Finished,
         404 => {
             tracing::info!(id = %due.id, provider = %route.upstream.name, "the provider no longer has a background response whose usage was not counted");
             gateway.stored.forget(&due.id);
