@@ -43,8 +43,9 @@ use prometheus::{IntGauge, Registry};
 use self::journal::{Change, Journal};
 use crate::identity::Caller;
 
-/// The most ids remembered (responses and conversations); at a few hundred bytes each (the id,
-/// and who made it from where), some 15 MiB.
+/// The most ids remembered of each kind ([`Kept`]): a flood of stored responses (one per call)
+/// never pushes out a conversation (one per session, and long-lived). At a few hundred bytes each
+/// (the id, and who made it from where), some 30 MiB for both.
 pub const CAPACITY: usize = 50_000;
 /// The journal's file name, in the `[events] dir` (not `.jsonl`: it holds no usage rows, and
 /// whoever collects those by that suffix should not find it).
@@ -81,9 +82,11 @@ impl Creator {
     }
 }
 
-/// What is remembered of one response.
+/// What is remembered of one response or conversation.
 #[derive(Debug)]
 struct Entry {
+    /// Which it is.
+    kept: Kept,
     /// `provider/model` of the route it was created on.
     route: Arc<str>,
     /// The caller who created it.
@@ -128,6 +131,14 @@ pub enum Kept {
 }
 
 impl Kept {
+    /// Its place among the directory's queues.
+    fn index(self) -> usize {
+        match self {
+            Kept::Response => 0,
+            Kept::Conversation => 1,
+        }
+    }
+
     /// The word for it in an error message.
     pub fn noun(self) -> &'static str {
         match self {
@@ -168,8 +179,8 @@ pub struct StoredResponses {
 #[derive(Debug, Default)]
 struct Entries {
     by_id: HashMap<Box<str>, Entry>,
-    /// Ids, oldest first, for forgetting past the capacity.
-    order: VecDeque<Box<str>>,
+    /// Ids of each kind ([`Kept::index`]), oldest first, for forgetting past the capacity.
+    order: [VecDeque<Box<str>>; 2],
     /// Where changes are kept, if on disk.
     journal: Option<Journal>,
     /// The background responses whose usage is still to count, and when to retrieve each.
@@ -183,7 +194,7 @@ impl Default for StoredResponses {
 }
 
 impl StoredResponses {
-    /// A directory that remembers at most `capacity` ids.
+    /// A directory that remembers at most `capacity` ids of each kind.
     pub fn with_capacity(capacity: usize) -> Self {
         let pending = IntGauge::new(
             "tailmeter_stored_responses_pending",
@@ -211,6 +222,7 @@ impl StoredResponses {
             match change {
                 Change::Remember {
                     id,
+                    conversation,
                     route,
                     owner,
                     login,
@@ -219,6 +231,10 @@ impl StoredResponses {
                     src_ip,
                     pending,
                 } => {
+                    let kept = match conversation {
+                        true => Kept::Conversation,
+                        false => Kept::Response,
+                    };
                     let caller = Caller {
                         identity: owner.into_owned(),
                         login: login.map(Cow::into_owned),
@@ -228,7 +244,7 @@ impl StoredResponses {
                     };
                     let creator = Arc::new(Creator { caller, src_ip });
                     let poll = pending.then(|| Poll::first(now));
-                    entries.insert(&id, route.into(), creator, poll, capacity);
+                    entries.insert(&id, kept, route.into(), creator, poll, capacity);
                 }
                 Change::Claim { id } => _ = entries.take_pending(&id),
                 Change::Forget { id } => _ = entries.remove(&id),
@@ -241,15 +257,22 @@ impl StoredResponses {
         Ok(stored)
     }
 
-    /// Remembers response `id`, created on `route` by `creator`; `pending` when it runs in the
-    /// background and its usage is still to be counted.
-    pub fn remember(&self, id: &str, route: Arc<str>, creator: Arc<Creator>, pending: bool) {
+    /// Remembers response or conversation `id`, created on `route` by `creator`; `pending` when
+    /// it is a response running in the background whose usage is still to be counted.
+    pub fn remember(
+        &self,
+        id: &str,
+        kept: Kept,
+        route: Arc<str>,
+        creator: Arc<Creator>,
+        pending: bool,
+    ) {
         let mut entries = self.lock();
-        entries.log(remembered(id, &route, &creator, pending));
+        entries.log(remembered(id, kept, &route, &creator, pending));
         let poll = pending.then(|| Poll::first(Instant::now()));
-        entries.insert(id, route, creator, poll, self.capacity);
+        entries.insert(id, kept, route, creator, poll, self.capacity);
         self.pending.set(entries.pending.len() as i64);
-        let rewrite_past = (REWRITE_FACTOR * entries.order.len()).max(self.capacity);
+        let rewrite_past = (REWRITE_FACTOR * entries.by_id.len()).max(self.capacity);
         if entries
             .journal
             .as_ref()
@@ -320,11 +343,18 @@ impl StoredResponses {
     }
 }
 
-/// The journal line remembering response `id`.
-fn remembered<'a>(id: &'a str, route: &'a str, creator: &'a Creator, pending: bool) -> Change<'a> {
+/// The journal line remembering `id`.
+fn remembered<'a>(
+    id: &'a str,
+    kept: Kept,
+    route: &'a str,
+    creator: &'a Creator,
+    pending: bool,
+) -> Change<'a> {
     let caller = &creator.caller;
     Change::Remember {
         id: Cow::Borrowed(id),
+        conversation: kept == Kept::Conversation,
         route: Cow::Borrowed(route),
         owner: Cow::Borrowed(&caller.identity),
         login: caller.login.as_deref().map(Cow::Borrowed),
@@ -337,10 +367,11 @@ fn remembered<'a>(id: &'a str, route: &'a str, creator: &'a Creator, pending: bo
 
 impl Entries {
     /// Adds or replaces `id`'s entry (with `poll` when its usage is still to count),
-    /// forgetting the oldest past `capacity`.
+    /// forgetting the oldest of its kind past `capacity`.
     fn insert(
         &mut self,
         id: &str,
+        kept: Kept,
         route: Arc<str>,
         creator: Arc<Creator>,
         poll: Option<Poll>,
@@ -350,16 +381,21 @@ impl Entries {
             Some(poll) => _ = self.pending.insert(id.into(), poll),
             None => _ = self.pending.remove(id),
         }
-        if self
-            .by_id
-            .insert(id.into(), Entry { route, creator })
-            .is_some()
-        {
-            return; // already in order
+        let entry = Entry {
+            kept,
+            route,
+            creator,
+        };
+        if let Some(replaced) = self.by_id.insert(id.into(), entry) {
+            if replaced.kept == kept {
+                return; // already in order
+            }
+            self.order[replaced.kept.index()].retain(|queued| &**queued != id);
         }
-        self.order.push_back(id.into());
-        while self.order.len() > capacity {
-            if let Some(oldest) = self.order.pop_front() {
+        let order = &mut self.order[kept.index()];
+        order.push_back(id.into());
+        while order.len() > capacity {
+            if let Some(oldest) = order.pop_front() {
                 self.by_id.remove(&oldest);
                 self.pending.remove(&oldest);
             }
@@ -373,11 +409,11 @@ impl Entries {
 
     /// Whether `id` was remembered; it is not any more.
     fn remove(&mut self, id: &str) -> bool {
-        if self.by_id.remove(id).is_none() {
+        let Some(removed) = self.by_id.remove(id) else {
             return false;
-        }
+        };
         self.pending.remove(id);
-        self.order.retain(|kept| &**kept != id);
+        self.order[removed.kept.index()].retain(|queued| &**queued != id);
         true
     }
 
@@ -391,15 +427,21 @@ impl Entries {
         }
     }
 
-    /// Rewrites the journal with what is remembered now, oldest first.
+    /// Rewrites the journal with what is remembered now, oldest first (of each kind).
     fn rewrite(&mut self) {
         let Some(journal) = self.journal.as_mut() else {
             return;
         };
-        let current = self.order.iter().filter_map(|id| {
+        let current = self.order.iter().flatten().filter_map(|id| {
             let entry = self.by_id.get(id)?;
             let pending = self.pending.contains_key(id);
-            Some(remembered(id, &entry.route, &entry.creator, pending))
+            Some(remembered(
+                id,
+                entry.kept,
+                &entry.route,
+                &entry.creator,
+                pending,
+            ))
         });
         if let Err(e) = journal.rewrite(current) {
             tracing::warn!(error = %e, "could not rewrite the stored-responses journal");

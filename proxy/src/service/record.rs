@@ -18,7 +18,7 @@ use crate::gateway::Gateway;
 use crate::identity::{Caller, UNIDENTIFIED};
 use crate::meter::Metered;
 use crate::routing::Route;
-use crate::stored::Creator;
+use crate::stored::{Creator, Kept};
 use crate::trace_context::genai_provider_name;
 
 /// Label value for a provider or model the request never resolved to.
@@ -153,7 +153,7 @@ fn track_stored(
                 let created_on = Arc::clone(&route.qualified);
                 gateway
                     .stored
-                    .remember(&handle.id, created_on, creator, pending);
+                    .remember(&handle.id, Kept::Response, created_on, creator, pending);
             }
         }
         Endpoint::StoredResponse(action) => {
@@ -187,9 +187,13 @@ fn track_stored(
                 (ConversationAction::Create, Some(made), _) => {
                     let creator = Arc::new(Creator::new(caller, ctx.src_ip));
                     let created_on = Arc::clone(&route.qualified);
-                    gateway
-                        .stored
-                        .remember(&made.id, created_on, creator, false);
+                    gateway.stored.remember(
+                        &made.id,
+                        Kept::Conversation,
+                        created_on,
+                        creator,
+                        false,
+                    );
                 }
                 (ConversationAction::Delete, _, Some(id)) => gateway.stored.forget(id),
                 _ => {}

@@ -21,6 +21,9 @@ pub(super) enum Change<'a> {
     /// journals written before it was kept.
     Remember {
         id: Cow<'a, str>,
+        /// A conversation, not a response (absent: a response).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        conversation: bool,
         route: Cow<'a, str>,
         owner: Cow<'a, str>,
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -20,7 +20,13 @@ fn by(identity: &str) -> Arc<Creator> {
 #[test]
 fn finds_only_the_owners_and_counts_a_background_response_once() {
     let stored = StoredResponses::default();
-    stored.remember("resp_a", "openai/gpt-5".into(), by("alice"), true);
+    stored.remember(
+        "resp_a",
+        Kept::Response,
+        "openai/gpt-5".into(),
+        by("alice"),
+        true,
+    );
     assert_eq!(stored.pending.get(), 1);
     assert_eq!(
         stored.find("resp_a", "alice"),
@@ -40,20 +46,38 @@ fn finds_only_the_owners_and_counts_a_background_response_once() {
 fn forgets_the_oldest_past_its_capacity() {
     let stored = StoredResponses::with_capacity(2);
     for id in ["resp_1", "resp_2", "resp_3"] {
-        stored.remember(id, "openai/m".into(), by("alice"), false);
+        stored.remember(id, Kept::Response, "openai/m".into(), by("alice"), false);
     }
-    stored.remember("resp_3", "openai/m".into(), by("alice"), true);
+    stored.remember(
+        "resp_3",
+        Kept::Response,
+        "openai/m".into(),
+        by("alice"),
+        true,
+    );
     assert_eq!(stored.find("resp_1", "alice"), Lookup::Unknown);
     assert!(matches!(stored.find("resp_2", "alice"), Lookup::Found(_)));
     assert_eq!(stored.pending.get(), 1, "a repeated id takes the latest");
-    stored.remember("resp_4", "openai/m".into(), by("alice"), false);
-    stored.remember("resp_5", "openai/m".into(), by("alice"), false);
+    stored.remember(
+        "resp_4",
+        Kept::Response,
+        "openai/m".into(),
+        by("alice"),
+        false,
+    );
+    stored.remember(
+        "resp_5",
+        Kept::Response,
+        "openai/m".into(),
+        by("alice"),
+        false,
+    );
     assert_eq!(
         stored.pending.get(),
         0,
         "resp_3, pending, forgotten past the capacity"
     );
-    assert_eq!(stored.lock().order.len(), 2);
+    assert_eq!(stored.lock().order[0].len(), 2);
 }
 
 #[test]
@@ -61,9 +85,27 @@ fn a_restart_keeps_owners_and_the_usage_still_to_count() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events").join(JOURNAL_FILE);
     let stored = StoredResponses::open(&path, CAPACITY, &Registry::new()).unwrap();
-    stored.remember("resp_a", "openai/gpt-5".into(), by("alice"), true);
-    stored.remember("resp_b", "openai/gpt-5".into(), by("bob"), true);
-    stored.remember("resp_c", "openai/gpt-5".into(), by("bob"), false);
+    stored.remember(
+        "resp_a",
+        Kept::Response,
+        "openai/gpt-5".into(),
+        by("alice"),
+        true,
+    );
+    stored.remember(
+        "resp_b",
+        Kept::Response,
+        "openai/gpt-5".into(),
+        by("bob"),
+        true,
+    );
+    stored.remember(
+        "resp_c",
+        Kept::Response,
+        "openai/gpt-5".into(),
+        by("bob"),
+        false,
+    );
     assert!(stored.claim("resp_b"));
     stored.forget("resp_c");
     drop(stored);
@@ -86,7 +128,13 @@ fn the_journal_is_rewritten_once_it_outgrows_what_it_holds() {
     let path = dir.path().join(JOURNAL_FILE);
     let stored = StoredResponses::open(&path, 4, &Registry::new()).unwrap();
     for n in 0..100 {
-        stored.remember(&format!("resp_{n}"), "openai/m".into(), by("alice"), false);
+        stored.remember(
+            &format!("resp_{n}"),
+            Kept::Response,
+            "openai/m".into(),
+            by("alice"),
+            false,
+        );
     }
     let lines = std::fs::read_to_string(&path).unwrap().lines().count();
     assert!(lines <= 17, "{lines} lines for 4 ids");
@@ -102,8 +150,20 @@ fn the_journal_is_rewritten_once_it_outgrows_what_it_holds() {
 #[test]
 fn a_pending_response_is_due_after_a_wait_that_doubles_until_claimed() {
     let stored = StoredResponses::default();
-    stored.remember("resp_a", "openai/gpt-5".into(), by("alice"), true);
-    stored.remember("resp_b", "openai/gpt-5".into(), by("alice"), false);
+    stored.remember(
+        "resp_a",
+        Kept::Response,
+        "openai/gpt-5".into(),
+        by("alice"),
+        true,
+    );
+    stored.remember(
+        "resp_b",
+        Kept::Response,
+        "openai/gpt-5".into(),
+        by("alice"),
+        false,
+    );
     let start = Instant::now();
     assert!(stored.due(start, 8).is_empty(), "not before FIRST_POLL");
     let first = start + FIRST_POLL;
@@ -131,7 +191,13 @@ fn a_pending_response_is_due_after_a_wait_that_doubles_until_claimed() {
 fn due_hands_out_at_most_the_limit() {
     let stored = StoredResponses::default();
     for n in 0..5 {
-        stored.remember(&format!("resp_{n}"), "openai/m".into(), by("alice"), true);
+        stored.remember(
+            &format!("resp_{n}"),
+            Kept::Response,
+            "openai/m".into(),
+            by("alice"),
+            true,
+        );
     }
     let later = Instant::now() + FIRST_POLL;
     assert_eq!(stored.due(later, 3).len(), 3);
@@ -150,7 +216,13 @@ fn the_journal_keeps_the_creators_attribution() {
     };
     let creator = Arc::new(Creator::new(&caller, Some([100, 64, 0, 7].into())));
     let stored = StoredResponses::open(&path, CAPACITY, &Registry::new()).unwrap();
-    stored.remember("resp_a", "openai/gpt-5".into(), Arc::clone(&creator), true);
+    stored.remember(
+        "resp_a",
+        Kept::Response,
+        "openai/gpt-5".into(),
+        Arc::clone(&creator),
+        true,
+    );
     drop(stored);
     // A line from before the attribution was kept still reads.
     let mut file = OpenOptions::new().append(true).open(&path).unwrap();
@@ -161,4 +233,43 @@ fn the_journal_keeps_the_creators_attribution() {
     let creators: HashMap<&str, &Creator> = due.iter().map(|d| (&*d.id, &*d.creator)).collect();
     assert_eq!(creators["resp_a"], &*creator);
     assert_eq!(creators["resp_b"], &*by("bob"));
+}
+
+#[test]
+fn responses_never_push_out_a_conversation_and_the_journal_keeps_which_is_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(JOURNAL_FILE);
+    let stored = StoredResponses::open(&path, 3, &Registry::new()).unwrap();
+    let route = || Arc::<str>::from("openai/__unknown__");
+    stored.remember("conv_1", Kept::Conversation, route(), by("alice"), false);
+    for n in 0..10 {
+        let id = format!("resp_{n}");
+        stored.remember(&id, Kept::Response, "openai/m".into(), by("alice"), false);
+    }
+    assert!(matches!(stored.find("conv_1", "alice"), Lookup::Found(_)));
+    assert_eq!(
+        stored.find("resp_6", "alice"),
+        Lookup::Unknown,
+        "past the capacity"
+    );
+    drop(stored);
+    let reopened = StoredResponses::open(&path, 3, &Registry::new()).unwrap();
+    assert_eq!(reopened.find("conv_1", "bob"), Lookup::NotYours);
+    for n in 10..20 {
+        let id = format!("resp_{n}");
+        reopened.remember(&id, Kept::Response, "openai/m".into(), by("alice"), false);
+    }
+    assert!(
+        matches!(reopened.find("conv_1", "alice"), Lookup::Found(_)),
+        "still a conversation after the restart"
+    );
+    for n in 2..6 {
+        let id = format!("conv_{n}");
+        reopened.remember(&id, Kept::Conversation, route(), by("alice"), false);
+    }
+    assert_eq!(
+        reopened.find("conv_1", "alice"),
+        Lookup::Unknown,
+        "conversations have their own capacity"
+    );
 }
