@@ -5,6 +5,11 @@ use std::io::Write;
 
 use super::*;
 
+/// Remembers response `id`, made on `route` by `owner`.
+fn remember_response(stored: &StoredResponses, id: &str, route: &str, owner: &str, pending: bool) {
+    stored.remember(id, Kept::Response, route.into(), by(owner), pending);
+}
+
 /// A creator known by identity alone.
 fn by(identity: &str) -> Arc<Creator> {
     let caller = Caller {
@@ -20,13 +25,7 @@ fn by(identity: &str) -> Arc<Creator> {
 #[test]
 fn finds_only_the_owners_and_counts_a_background_response_once() {
     let stored = StoredResponses::default();
-    stored.remember(
-        "resp_a",
-        Kept::Response,
-        "openai/gpt-5".into(),
-        by("alice"),
-        true,
-    );
+    remember_response(&stored, "resp_a", "openai/gpt-5", "alice", true);
     assert_eq!(stored.pending.get(), 1);
     assert_eq!(
         stored.find("resp_a", "alice"),
@@ -46,32 +45,14 @@ fn finds_only_the_owners_and_counts_a_background_response_once() {
 fn forgets_the_oldest_past_its_capacity() {
     let stored = StoredResponses::with_capacity(2);
     for id in ["resp_1", "resp_2", "resp_3"] {
-        stored.remember(id, Kept::Response, "openai/m".into(), by("alice"), false);
+        remember_response(&stored, id, "openai/m", "alice", false);
     }
-    stored.remember(
-        "resp_3",
-        Kept::Response,
-        "openai/m".into(),
-        by("alice"),
-        true,
-    );
+    remember_response(&stored, "resp_3", "openai/m", "alice", true);
     assert_eq!(stored.find("resp_1", "alice"), Lookup::Unknown);
     assert!(matches!(stored.find("resp_2", "alice"), Lookup::Found(_)));
     assert_eq!(stored.pending.get(), 1, "a repeated id takes the latest");
-    stored.remember(
-        "resp_4",
-        Kept::Response,
-        "openai/m".into(),
-        by("alice"),
-        false,
-    );
-    stored.remember(
-        "resp_5",
-        Kept::Response,
-        "openai/m".into(),
-        by("alice"),
-        false,
-    );
+    remember_response(&stored, "resp_4", "openai/m", "alice", false);
+    remember_response(&stored, "resp_5", "openai/m", "alice", false);
     assert_eq!(
         stored.pending.get(),
         0,
@@ -85,27 +66,9 @@ fn a_restart_keeps_owners_and_the_usage_still_to_count() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events").join(JOURNAL_FILE);
     let stored = StoredResponses::open(&path, CAPACITY, &Registry::new()).unwrap();
-    stored.remember(
-        "resp_a",
-        Kept::Response,
-        "openai/gpt-5".into(),
-        by("alice"),
-        true,
-    );
-    stored.remember(
-        "resp_b",
-        Kept::Response,
-        "openai/gpt-5".into(),
-        by("bob"),
-        true,
-    );
-    stored.remember(
-        "resp_c",
-        Kept::Response,
-        "openai/gpt-5".into(),
-        by("bob"),
-        false,
-    );
+    remember_response(&stored, "resp_a", "openai/gpt-5", "alice", true);
+    remember_response(&stored, "resp_b", "openai/gpt-5", "bob", true);
+    remember_response(&stored, "resp_c", "openai/gpt-5", "bob", false);
     assert!(stored.claim("resp_b"));
     stored.forget("resp_c");
     drop(stored);
@@ -128,13 +91,7 @@ fn the_journal_is_rewritten_once_it_outgrows_what_it_holds() {
     let path = dir.path().join(JOURNAL_FILE);
     let stored = StoredResponses::open(&path, 4, &Registry::new()).unwrap();
     for n in 0..100 {
-        stored.remember(
-            &format!("resp_{n}"),
-            Kept::Response,
-            "openai/m".into(),
-            by("alice"),
-            false,
-        );
+        remember_response(&stored, &format!("resp_{n}"), "openai/m", "alice", false);
     }
     let lines = std::fs::read_to_string(&path).unwrap().lines().count();
     assert!(lines <= 17, "{lines} lines for 4 ids");
@@ -150,20 +107,8 @@ fn the_journal_is_rewritten_once_it_outgrows_what_it_holds() {
 #[test]
 fn a_pending_response_is_due_after_a_wait_that_doubles_until_claimed() {
     let stored = StoredResponses::default();
-    stored.remember(
-        "resp_a",
-        Kept::Response,
-        "openai/gpt-5".into(),
-        by("alice"),
-        true,
-    );
-    stored.remember(
-        "resp_b",
-        Kept::Response,
-        "openai/gpt-5".into(),
-        by("alice"),
-        false,
-    );
+    remember_response(&stored, "resp_a", "openai/gpt-5", "alice", true);
+    remember_response(&stored, "resp_b", "openai/gpt-5", "alice", false);
     let start = Instant::now();
     assert!(stored.due(start, 8).is_empty(), "not before FIRST_POLL");
     let first = start + FIRST_POLL;
@@ -191,13 +136,7 @@ fn a_pending_response_is_due_after_a_wait_that_doubles_until_claimed() {
 fn due_hands_out_at_most_the_limit() {
     let stored = StoredResponses::default();
     for n in 0..5 {
-        stored.remember(
-            &format!("resp_{n}"),
-            Kept::Response,
-            "openai/m".into(),
-            by("alice"),
-            true,
-        );
+        remember_response(&stored, &format!("resp_{n}"), "openai/m", "alice", true);
     }
     let later = Instant::now() + FIRST_POLL;
     assert_eq!(stored.due(later, 3).len(), 3);
@@ -244,7 +183,7 @@ fn responses_never_push_out_a_conversation_and_the_journal_keeps_which_is_which(
     stored.remember("conv_1", Kept::Conversation, route(), by("alice"), false);
     for n in 0..10 {
         let id = format!("resp_{n}");
-        stored.remember(&id, Kept::Response, "openai/m".into(), by("alice"), false);
+        remember_response(&stored, &id, "openai/m", "alice", false);
     }
     assert!(matches!(stored.find("conv_1", "alice"), Lookup::Found(_)));
     assert_eq!(
@@ -257,7 +196,7 @@ fn responses_never_push_out_a_conversation_and_the_journal_keeps_which_is_which(
     assert_eq!(reopened.find("conv_1", "bob"), Lookup::NotYours);
     for n in 10..20 {
         let id = format!("resp_{n}");
-        reopened.remember(&id, Kept::Response, "openai/m".into(), by("alice"), false);
+        remember_response(&reopened, &id, "openai/m", "alice", false);
     }
     assert!(
         matches!(reopened.find("conv_1", "alice"), Lookup::Found(_)),
