@@ -8,6 +8,7 @@ retrieval by result (`tailmeter_stored_responses_retrievals_total`).
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 
 from harness import cli_clients as cc
 from harness import config as cfg
+from harness import tls_front
 from harness.clients import Tailmeter, assert_upstream_openai_auth, http_client, openai_client
 from harness.config import ALICE, CI_K8S, SRC_ALICE, SRC_CI
 from harness.metrics import Expect
@@ -181,3 +183,34 @@ def test_a_restarted_gateway_counts_a_background_response_for_its_tagged_creator
         assert openai_client(second, SRC_CI).responses.retrieve(created.id).status == "completed"
     finally:
         second.proc.stop()
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["http1", "http2"])
+def test_tailmeter_retrieves_over_tls_as_it_proxies(binaries: dict[str, Path], synth_sim: Sim, tmp_path: Path,
+                                                    http2: bool) -> None:
+    """Real providers are reached over HTTPS: tailmeter's own retrieval verifies the provider's
+    certificate against the trusted CAs, sends SNI and speaks HTTP/2 where the provider's `http2`
+    asks, as proxied requests do (a TLS edge in front of the simulator, harness.tls_front)."""
+    missing = tls_front.available()
+    if missing:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(missing)
+    (tmp_path / "edge").mkdir()
+    (tmp_path / "tm").mkdir()
+    with tls_front.tls_front(tmp_path / "edge", f"127.0.0.1:{synth_sim.port}") as edge:
+        providers = cfg.clients_providers(edge.base_url)
+        providers[0].http2 = http2
+        trusting = lambda argv: ["env", f"SSL_CERT_FILE={edge.ca_bundle}", *argv]  # noqa: E731
+        tm = launch_instance(binaries["tailmeter"], tmp_path / "tm", providers, grants=cfg.clients_grants(),
+                             wrap=trusting)
+        try:
+            start_ms, marker = int(time.time() * 1000), new_marker()
+            created = openai_client(tm, SRC_ALICE).responses.create(
+                model=MODEL, input="Over TLS", background=True, extra_headers=marker)
+            settled = settled_rows(tm, start_ms)
+            assert len(settled) == 1 and row_usage(settled[0]) == created_usage(synth_sim, marker), settled
+        finally:
+            tm.proc.stop()
+        retrievals = [r for r in edge.requests() if r["uri"].startswith(f"/v1/responses/{created.id}")]
+        protocol = "HTTP/2.0" if http2 else "HTTP/1.1"
+        assert retrievals and {(r["protocol"], r["sni"], r["status"]) for r in retrievals} == {
+            (protocol, "localhost", 200)}, retrievals

@@ -27,6 +27,7 @@ use tailmeter_exporters::UsageSource;
 use tokio::task::JoinSet;
 
 use super::Due;
+use crate::config::BaseUrl;
 use crate::gateway::{Gateway, SharedGateway};
 use crate::meter::{Ending, Meter, Metered};
 use crate::routing::Route;
@@ -212,6 +213,9 @@ async fn retrieve(
         .await
         .map_err(|e| pingora::Error::because(pingora::ErrorType::ConnectError, "lookup", e))?;
     let (mut session, _reused) = connector.get_http_session(&*peer).await?;
+    if session.as_http2().is_some() {
+        in_h2_form(&mut request, &upstream.base)?;
+    }
     session.write_request_header(Box::new(request)).await?;
     session.finish_request_body().await?;
     session.read_response_header().await?;
@@ -239,4 +243,19 @@ async fn retrieve(
     let metered = meter.finish(Ending::Complete);
     let finished = said_finished || metered.source == UsageSource::Provider;
     Ok((status, metered, finished))
+}
+
+/// `request` as HTTP/2 sends it: the scheme and authority in the URI (its `:scheme` and
+/// `:authority`), no `Host`, as Pingora's proxy does for proxied requests.
+fn in_h2_form(request: &mut RequestHeader, base: &BaseUrl) -> pingora::Result<()> {
+    request.remove_header(&http::header::HOST);
+    let path = request.uri.path_and_query().cloned();
+    let uri = http::Uri::builder()
+        .scheme(if base.tls { "https" } else { "http" })
+        .authority(base.authority())
+        .path_and_query(path.map_or_else(|| "/".to_owned(), |p| p.to_string()))
+        .build()
+        .map_err(|e| pingora::Error::because(pingora::ErrorType::InvalidHTTPHeader, "h2 URI", e))?;
+    request.set_uri(uri);
+    Ok(())
 }
