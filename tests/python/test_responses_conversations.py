@@ -114,3 +114,23 @@ def test_another_identity_cannot_use_a_conversation_even_after_a_restart(
         assert other.conversations.create().id.startswith("conv_"), "a conversation of its own is fine"
     finally:
         tm.proc.stop()
+
+
+def test_a_conversation_to_create_with_two_openai_providers_is_refused_naming_them(
+    binaries: dict[str, Path], synth_sim: Sim, tmp_path: Path
+) -> None:
+    """A conversation names no model: with two OpenAI providers to choose from, tailmeter cannot
+    tell which the caller means, and says so in OpenAI's format instead of guessing."""
+    second = cfg.Provider("openai-eu", "openai", synth_sim.base_url, f"${{{cfg.OPENAI_KEY_ENV}}}", ["gpt-5-nano-eu"])
+    providers = cfg.clients_providers(synth_sim.base_url) + [second]
+    tm = launch_instance(binaries["tailmeter"], tmp_path, providers,
+                         grants=[([ALICE], [f"openai/{MODEL}", "openai-eu/gpt-5-nano-eu"])])
+    try:
+        mark = len(synth_sim.requests())
+        with pytest.raises(openai.BadRequestError) as refused:
+            openai_client(tm, SRC_ALICE).conversations.create()
+        assert refused.value.code == "provider_ambiguous"
+        assert "several providers (openai, openai-eu)" in refused.value.message
+        assert cc.since(synth_sim, mark) == []
+    finally:
+        tm.proc.stop()
