@@ -17,6 +17,8 @@ mod strip;
 #[cfg(test)]
 mod tests;
 
+use std::marker::PhantomData;
+
 use serde::Deserialize;
 
 pub use inject::include_usage_edit;
@@ -30,15 +32,6 @@ static USAGE: Key = key!(b"\"usage\"");
 static ERROR: Key = key!(b"\"error\"");
 static CHOICES: Key = key!(b"\"choices\"");
 static DELTA: Key = key!(b"\"delta\"");
-/// Members whose strings are generated text: content, reasoning (as OpenAI-compatible
-/// servers spell it), tool-call arguments, refusals.
-const TEXT: &[&[u8]] = &[
-    b"content",
-    b"reasoning_content",
-    b"reasoning",
-    b"arguments",
-    b"refusal",
-];
 
 #[derive(Deserialize)]
 struct WireUsage {
@@ -75,47 +68,69 @@ impl From<WireUsage> for Usage {
     }
 }
 
+/// Where a chat-shaped answer keeps its generated text: inside the values of its `within`
+/// members, as the strings of members named in `TEXT`.
+pub(super) trait TextAt: Default + Send + Sync + 'static {
+    /// The members whose values hold the text of a stream chunk.
+    fn within() -> &'static Key;
+    /// The members whose strings are the text.
+    const TEXT: &'static [&'static [u8]];
+}
+
+/// Chat completions: a chunk's text is in its choices' `delta` objects (content, reasoning as
+/// OpenAI-compatible servers spell it, tool-call arguments, refusals).
+#[derive(Default)]
+pub(super) struct Deltas;
+
+impl TextAt for Deltas {
+    fn within() -> &'static Key {
+        &DELTA
+    }
+    const TEXT: &'static [&'static [u8]] = &[
+        b"content",
+        b"reasoning_content",
+        b"reasoning",
+        b"arguments",
+        b"refusal",
+    ];
+}
+
+/// Legacy completions: the text is each choice's `text`.
+#[derive(Default)]
+pub(super) struct ChoiceText;
+
+impl TextAt for ChoiceText {
+    fn within() -> &'static Key {
+        &CHOICES
+    }
+    const TEXT: &'static [&'static [u8]] = &[b"text"];
+}
+
+/// Reads a chat-shaped dialect whose text is where `T` says.
+#[derive(Default)]
+pub(super) struct ChatShaped<T>(PhantomData<T>);
+
 /// Reads chat completions.
-#[derive(Default)]
-pub(super) struct Chat;
-
-impl Wire for Chat {
-    fn event(&mut self, seen: &mut Seen, event: &str, data: &[u8]) {
-        if data == b"[DONE]" {
-            return;
-        }
-        // A chunk's text is in its choices' `delta` objects: only those are walked.
-        seen.content_bytes += json::values(data, &DELTA)
-            .map(|at| json::text_within(data, at, TEXT))
-            .sum::<u64>();
-        read_chunk(seen, event, data);
-    }
-
-    fn body(&mut self, seen: &mut Seen, body: &[u8]) {
-        read(seen, body);
-    }
-
-    fn body_text(&self, body: &[u8]) -> u64 {
-        json::text_within(body, json::skip_ws(body, 0), TEXT)
-    }
-}
-
-/// Members whose strings are the generated text of a legacy completion.
-const COMPLETION_TEXT: &[&[u8]] = &[b"text"];
-
+pub(super) type Chat = ChatShaped<Deltas>;
 /// Reads legacy completions.
-#[derive(Default)]
-pub(super) struct Completions;
+pub(super) type Completions = ChatShaped<ChoiceText>;
 
-impl Wire for Completions {
+impl<T: TextAt> Wire for ChatShaped<T> {
     fn event(&mut self, seen: &mut Seen, event: &str, data: &[u8]) {
         if data == b"[DONE]" {
             return;
         }
-        seen.content_bytes += json::values(data, &CHOICES)
-            .map(|at| json::text_within(data, at, COMPLETION_TEXT))
+        // Only the members that hold the text are walked, not the whole chunk.
+        seen.content_bytes += json::values(data, T::within())
+            .map(|at| json::text_within(data, at, T::TEXT))
             .sum::<u64>();
-        read_chunk(seen, event, data);
+        let worth_parsing = !seen.has_model()
+            || event == "error"
+            || json::has_object(data, &USAGE)
+            || json::has_object(data, &ERROR);
+        if worth_parsing {
+            read(seen, data);
+        }
     }
 
     fn body(&mut self, seen: &mut Seen, body: &[u8]) {
@@ -123,18 +138,7 @@ impl Wire for Completions {
     }
 
     fn body_text(&self, body: &[u8]) -> u64 {
-        json::text_within(body, json::skip_ws(body, 0), COMPLETION_TEXT)
-    }
-}
-
-/// Reads a stream chunk worth parsing: the first (for the model), an error, or one with usage.
-fn read_chunk(seen: &mut Seen, event: &str, data: &[u8]) {
-    let worth_parsing = !seen.has_model()
-        || event == "error"
-        || json::has_object(data, &USAGE)
-        || json::has_object(data, &ERROR);
-    if worth_parsing {
-        read(seen, data);
+        json::text_within(body, json::skip_ws(body, 0), T::TEXT)
     }
 }
 
