@@ -19,7 +19,8 @@
 //!
 //! Kept on disk ([`journal`], in the `[events] dir`), so a restart forgets neither whose a
 //! response is nor a background response's usage still to count; how many are still to count is
-//! `tailmeter_stored_responses_pending`. Bounded: past [`CAPACITY`] ids the oldest is forgotten.
+//! `tailmeter_stored_responses_pending`. Bounded: past [`CAPACITY`] ids of a kind the oldest is
+//! forgotten, a background response whose usage is still to count only when nothing else can be.
 //! A forgotten or unknown id (made elsewhere) still reaches the provider when the route to it is
 //! unambiguous ([`crate::service`]), but its usage is not counted.
 //!
@@ -394,11 +395,15 @@ impl Entries {
         }
         let order = &mut self.order[kept.index()];
         order.push_back(id.into());
+        // The oldest entry goes, but not a background response whose usage is still to count
+        // (forgetting it would lose that usage) while there is another to forget instead.
         while order.len() > capacity {
-            if let Some(oldest) = order.pop_front() {
-                self.by_id.remove(&oldest);
-                self.pending.remove(&oldest);
-            }
+            let settled = order.iter().position(|id| !self.pending.contains_key(id));
+            let Some(oldest) = order.remove(settled.unwrap_or(0)) else {
+                break;
+            };
+            self.by_id.remove(&oldest);
+            self.pending.remove(&oldest);
         }
     }
 

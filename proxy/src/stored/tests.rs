@@ -55,10 +55,22 @@ fn forgets_the_oldest_past_its_capacity() {
     remember_response(&stored, "resp_5", "openai/m", "alice", false);
     assert_eq!(
         stored.pending.get(),
-        0,
-        "resp_3, pending, forgotten past the capacity"
+        1,
+        "resp_3 kept: its usage is still to count"
+    );
+    assert!(matches!(stored.find("resp_3", "alice"), Lookup::Found(_)));
+    assert_eq!(
+        stored.find("resp_4", "alice"),
+        Lookup::Unknown,
+        "older than resp_5"
     );
     assert_eq!(stored.lock().order[0].len(), 2);
+    // Nothing but responses still to count: the oldest of them goes after all.
+    remember_response(&stored, "resp_6", "openai/m", "alice", true);
+    remember_response(&stored, "resp_7", "openai/m", "alice", true);
+    assert_eq!(stored.find("resp_3", "alice"), Lookup::Unknown);
+    assert_eq!(stored.pending.get(), 2);
+    assert!(matches!(stored.find("resp_7", "alice"), Lookup::Found(_)));
 }
 
 #[test]
