@@ -256,14 +256,13 @@ fn conversation_member(
         #[serde(borrow)]
         id: Cow<'a, str>,
     }
-    match at.clone().map(|range| body[range.start]) {
-        Some(b'{') => {
-            let value = &body[at.unwrap_or_default()];
-            let named = serde_json::from_slice::<Named<'_>>(value)
+    match at {
+        Some(range) if body[range.start] == b'{' => {
+            let named = serde_json::from_slice::<Named<'_>>(&body[range])
                 .map_err(|_| "its `conversation` object has no string `id`".to_owned())?;
             Ok(Some(named.id))
         }
-        _ => string_member(body, at, "conversation"),
+        at => string_member(body, at, "conversation"),
     }
 }
 

@@ -234,6 +234,14 @@ impl Meter {
             .and_then(|coded| coded.tap().response_handle())
     }
 
+    /// Whether the answer, metered as `metered`, shows its stored response over: it reports
+    /// figures, or says it finished without any (cancelled). Such an answer is all there will
+    /// be, so the first of them counts a background response's usage.
+    pub fn shows_finished(&self, metered: &Metered) -> bool {
+        metered.source == UsageSource::Provider
+            || self.response_handle().is_some_and(|h| h.finished)
+    }
+
     /// Milliseconds from start to the first response body byte, when one came.
     pub fn ttft_ms(&self) -> Option<f64> {
         self.first_byte

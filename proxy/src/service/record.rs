@@ -139,31 +139,29 @@ fn track_stored(
     metered: &mut Metered,
 ) {
     let succeeded = (200..300).contains(&status);
+    // Remembers `id`, created by this request's caller on its route.
+    let remember = |id: &str, kept: Kept, pending: bool| {
+        if let (Some(route), Some(caller)) = (ctx.route.as_ref(), ctx.caller.as_ref()) {
+            let creator = Arc::new(Creator::new(caller, ctx.src_ip));
+            let created_on = Arc::clone(&route.qualified);
+            gateway
+                .stored
+                .remember(id, kept, created_on, creator, pending);
+        }
+    };
     match endpoint {
         Endpoint::Responses if succeeded => {
             let handle = ctx.meter.response_handle();
-            let (Some(handle), Some(route), Some(caller)) =
-                (handle, ctx.route.as_ref(), ctx.caller.as_ref())
-            else {
-                return;
-            };
-            if handle.store || handle.background {
+            if let Some(handle) = handle.filter(|h| h.store || h.background) {
                 let pending = handle.background && metered.source != UsageSource::Provider;
-                let creator = Arc::new(Creator::new(caller, ctx.src_ip));
-                let created_on = Arc::clone(&route.qualified);
-                gateway
-                    .stored
-                    .remember(&handle.id, Kept::Response, created_on, creator, pending);
+                remember(&handle.id, Kept::Response, pending);
             }
         }
         Endpoint::StoredResponse(action) => {
             let Some(id) = ctx.stored_id.as_deref() else {
                 return;
             };
-            // An answer that reports figures, or says the response is over (cancelled without
-            // any), is all there will be: the first such answer counts it.
-            let finished = metered.source == UsageSource::Provider
-                || ctx.meter.response_handle().is_some_and(|h| h.finished);
+            let finished = ctx.meter.shows_finished(metered);
             match action {
                 StoredAction::Delete if succeeded => gateway.stored.forget(id),
                 StoredAction::Retrieve | StoredAction::Cancel
@@ -175,30 +173,19 @@ fn track_stored(
                 _ => {}
             }
         }
-        Endpoint::Conversation(action) if succeeded => {
-            let (Some(route), Some(caller)) = (ctx.route.as_ref(), ctx.caller.as_ref()) else {
-                return;
-            };
-            match (
-                action,
-                ctx.meter.response_handle(),
-                ctx.stored_id.as_deref(),
-            ) {
-                (ConversationAction::Create, Some(made), _) => {
-                    let creator = Arc::new(Creator::new(caller, ctx.src_ip));
-                    let created_on = Arc::clone(&route.qualified);
-                    gateway.stored.remember(
-                        &made.id,
-                        Kept::Conversation,
-                        created_on,
-                        creator,
-                        false,
-                    );
+        Endpoint::Conversation(action) if succeeded => match action {
+            ConversationAction::Create => {
+                if let Some(made) = ctx.meter.response_handle() {
+                    remember(&made.id, Kept::Conversation, false);
                 }
-                (ConversationAction::Delete, _, Some(id)) => gateway.stored.forget(id),
-                _ => {}
             }
-        }
+            ConversationAction::Delete => {
+                if let Some(id) = ctx.stored_id.as_deref() {
+                    gateway.stored.forget(id);
+                }
+            }
+            ConversationAction::Use => {}
+        },
         _ => {}
     }
 }

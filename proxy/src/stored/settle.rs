@@ -239,9 +239,8 @@ async fn retrieve(
     connector
         .release_http_session(session, &*peer, Some(IDLE_CONNECTION))
         .await;
-    let said_finished = meter.response_handle().is_some_and(|h| h.finished);
     let metered = meter.finish(Ending::Complete);
-    let finished = said_finished || metered.source == UsageSource::Provider;
+    let finished = meter.shows_finished(&metered);
     Ok((status, metered, finished))
 }
 

@@ -12,16 +12,13 @@ use serde_json::{json, Value};
 use super::answer::{generate, pieces, snippet_of, Ask, Generated};
 use super::chat::json_format;
 use super::prompt::{tokens_of, Cached, Prompt};
-use super::{opt_u64, Synth, Tokens};
+use super::{model_of, opt_u64, Synth, Tokens};
 use crate::bedrock::invoke::Invoke;
 use crate::deliver::{Kind, Reply};
 
 /// Answers POST /v1/messages.
 pub fn messages(synth: &Synth, request: &Value) -> Result<Reply, String> {
-    let model = request
-        .get("model")
-        .and_then(Value::as_str)
-        .ok_or("`model` is required")?;
+    let model = model_of(request)?;
     let (message, tokens) = message(synth, model, request)?;
     let reply = if request.get("stream") == Some(&Value::Bool(true)) {
         Reply::ok(Kind::Sse, message.stream())

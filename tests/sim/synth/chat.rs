@@ -8,15 +8,12 @@ use serde_json::{json, Value};
 
 use super::answer::{pieces, reasoning_for, snippet_of, Ask, Generated};
 use super::prompt::Prompt;
-use super::{opt_u64, Synth, Tokens};
+use super::{model_of, opt_u64, Synth, Tokens};
 use crate::deliver::{Kind, Reply};
 
 /// Answers POST /v1/chat/completions.
 pub fn completion(synth: &Synth, request: &Value) -> Result<Reply, String> {
-    let model = request
-        .get("model")
-        .and_then(Value::as_str)
-        .ok_or("`model` is required")?;
+    let model = model_of(request)?;
     let messages = request
         .get("messages")
         .and_then(Value::as_array)

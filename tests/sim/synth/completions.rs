@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::answer::{pieces, snippet_of, Ask};
 use super::prompt::Prompt;
-use super::{opt_u64, Synth};
+use super::{model_of, opt_u64, Synth};
 use crate::deliver::{Kind, Reply};
 
 /// OpenAI's default `max_tokens` for a completion.
@@ -16,10 +16,7 @@ const DEFAULT_MAX_TOKENS: u64 = 16;
 
 /// Answers POST /v1/completions.
 pub fn complete(synth: &Synth, request: &Value) -> Result<Reply, String> {
-    let model = request
-        .get("model")
-        .and_then(Value::as_str)
-        .ok_or("`model` is required")?;
+    let model = model_of(request)?;
     let text = request.get("prompt").ok_or("`prompt` is required")?;
     let mut prompt = Prompt::new(model);
     prompt.push("prompt", text, false);

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::prompt::tokens_of_text;
-use super::{opt_u64, Tokens};
+use super::{model_of, opt_u64, Tokens};
 use crate::deliver::{Kind, Reply};
 
 /// Dimensions when the request names none.
@@ -19,10 +19,7 @@ const MAX_DIMENSIONS: u64 = 4_096;
 
 /// Answers POST /v1/embeddings.
 pub fn embed(request: &Value) -> Result<Reply, String> {
-    let model = request
-        .get("model")
-        .and_then(Value::as_str)
-        .ok_or("`model` is required")?;
+    let model = model_of(request)?;
     let inputs = inputs(request.get("input").ok_or("`input` is required")?)?;
     let dimensions = opt_u64(request, "dimensions")?.unwrap_or(DEFAULT_DIMENSIONS);
     if dimensions == 0 || dimensions > MAX_DIMENSIONS {

@@ -125,6 +125,12 @@ impl Synth {
     }
 }
 
+/// The request's `model`, which every synthesized endpoint requires.
+fn model_of(request: &Value) -> Result<&str, String> {
+    let model = request.get("model").and_then(Value::as_str);
+    model.ok_or_else(|| "`model` is required".to_owned())
+}
+
 /// Reads an optional non-negative integer field; a present field of another
 /// type is an invalid request.
 fn opt_u64(request: &Value, key: &str) -> Result<Option<u64>, String> {

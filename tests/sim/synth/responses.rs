@@ -11,7 +11,7 @@ use super::answer::{pieces, reasoning_for, snippet_of, Ask, Generated};
 use super::chat::json_format;
 use super::conversations;
 use super::prompt::Prompt;
-use super::{opt_u64, Synth, Tokens};
+use super::{model_of, opt_u64, Synth, Tokens};
 use crate::deliver::{Kind, Reply};
 
 /// Answers POST /v1/responses. A stored response (`store`, on by default) is kept to be
@@ -121,10 +121,7 @@ pub fn compact(synth: &Synth, request: &Value) -> Result<Reply, String> {
 /// The request's model and its prompt (instructions, tools, the `history` of its conversation,
 /// input).
 fn prompt_of<'a>(request: &'a Value, history: &[Value]) -> Result<(&'a str, Prompt), String> {
-    let model = request
-        .get("model")
-        .and_then(Value::as_str)
-        .ok_or("`model` is required")?;
+    let model = model_of(request)?;
     let input = request.get("input").ok_or("`input` is required")?;
     let mut prompt = Prompt::new(model);
     if let Some(instructions) = request.get("instructions").filter(|v| v.is_string()) {
