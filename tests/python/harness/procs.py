@@ -8,6 +8,7 @@ fails so the cause is in the test report.
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import socket
@@ -50,16 +51,33 @@ def find_binary(name: str, env_var: str) -> Path:
 _handed_out: set[int] = set()
 
 
+def _ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range of local ports for outgoing connections."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, close), and that
-    this process was not given before."""
+    """A TCP port free a moment ago on every address, that this process was not given before,
+    and outside the kernel's ephemeral range. Outgoing connections take their local port from that
+    range, and one kept open (a pooled provider connection idles for a minute) on a port handed
+    out here would keep its listener from binding it."""
+    low, _ = _ephemeral_ports()
+    candidates = range(10_000, low) if low > 11_000 else range(low, 65_536)
     while True:
+        port = random.choice(candidates)
+        if port in _handed_out:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
 
 
 def ipv6_loopback() -> bool:
