@@ -7,7 +7,9 @@
 //! `request_body_filter` when it proxies, so [`read_whole_body`] arms that buffer only for the
 //! body's last bytes; the proxy then swaps the full (rewritten) body in at that point. A chunked
 //! body too large for that trick is answered with 411, asking for a Content-Length. A body the
-//! client compressed is decoded first ([`coding`]).
+//! client compressed is decoded first ([`coding`]). The endpoints that take a
+//! `multipart/form-data` form (audio, image edits) have theirs read for the same fields
+//! ([`form`]).
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -20,6 +22,7 @@ use crate::api_error::{ApiError, ErrorKind};
 use crate::usage::json::{splice, Edit};
 
 pub mod coding;
+mod form;
 mod scan;
 
 pub use scan::TopLevelScan;
@@ -33,18 +36,28 @@ const RETRY_BUFFER_ARM_AT: u64 = 64 * 1024;
 pub struct ReadBody {
     /// The body.
     pub bytes: Bytes,
-    /// Its check so far, to be finished by [`parse_scanned`].
-    pub scan: TopLevelScan,
+    /// How it is written, and its check so far, to be finished by [`parse_read`].
+    pub format: Format,
+}
+
+/// How a request body is written.
+pub enum Format {
+    /// A JSON object (every endpoint's body but a form), with its check so far.
+    Json(TopLevelScan),
+    /// A `multipart/form-data` form, with its boundary.
+    Form(Box<[u8]>),
 }
 
 /// Reads the whole request body, refusing it past `limit` bytes or when the client takes longer
 /// than `timeout` to send it all (a slowloris body holds a connection and a task while it lasts).
+/// With `forms`, a body sent as `multipart/form-data` is read as a form, any other as JSON.
 pub async fn read_whole_body(
     session: &mut Session,
     limit: u64,
     timeout: Duration,
+    forms: bool,
 ) -> Result<ReadBody, ApiError> {
-    tokio::time::timeout(timeout, read_body(session, limit))
+    tokio::time::timeout(timeout, read_body(session, limit, forms))
         .await
         .unwrap_or_else(|_| {
             Err(ApiError::new(
@@ -58,7 +71,7 @@ pub async fn read_whole_body(
         })
 }
 
-async fn read_body(session: &mut Session, limit: u64) -> Result<ReadBody, ApiError> {
+async fn read_body(session: &mut Session, limit: u64, forms: bool) -> Result<ReadBody, ApiError> {
     let too_large = || {
         ApiError::new(
             ErrorKind::TooLarge,
@@ -77,7 +90,13 @@ async fn read_body(session: &mut Session, limit: u64) -> Result<ReadBody, ApiErr
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large());
     }
-    let coding = coding::coding(&session.req_header().headers)?;
+    let headers = &session.req_header().headers;
+    let coding = coding::coding(headers)?;
+    let boundary = headers
+        .get(http::header::CONTENT_TYPE)
+        .filter(|_| forms)
+        .and_then(|value| form::boundary(value.as_bytes()))
+        .map(Box::<[u8]>::from);
     let downstream = &mut session.downstream_session;
     let expects_continue = downstream
         .get_header(http::header::EXPECT)
@@ -114,8 +133,9 @@ async fn read_body(session: &mut Session, limit: u64) -> Result<ReadBody, ApiErr
         }
         body.push(chunk, declared.unwrap_or(0) as usize);
         // The last piece of a body of known length is left to `finish`, like a body in one piece.
-        // A coded body is checked once decoded.
-        if coding.is_none() && declared.is_none_or(|len| (body.len() as u64) < len) {
+        // A coded body is checked once decoded, a form at the end.
+        let json = coding.is_none() && boundary.is_none();
+        if json && declared.is_none_or(|len| (body.len() as u64) < len) {
             scan.advance(body.as_slice());
         }
     }
@@ -132,7 +152,11 @@ async fn read_body(session: &mut Session, limit: u64) -> Result<ReadBody, ApiErr
         None => body.into_bytes(),
         Some(coding) => coding::decode(coding, body.into_bytes(), limit).await?,
     };
-    Ok(ReadBody { bytes, scan })
+    let format = match boundary {
+        Some(boundary) => Format::Form(boundary),
+        None => Format::Json(scan),
+    };
+    Ok(ReadBody { bytes, format })
 }
 
 /// A body's pieces joined into one buffer, or the one piece itself (no copy) when it came whole,
@@ -190,6 +214,22 @@ pub struct RequestFields<'a> {
     /// The conversation a Responses call continues (`conversation`: its id, or an object with
     /// it).
     pub conversation: Option<Cow<'a, str>>,
+    /// Whether the body is a form (whose values are written as they are, not as JSON).
+    pub form: bool,
+}
+
+impl RequestFields<'_> {
+    /// The edit that names `model` in the body's `model` value (used when the client named the
+    /// model as `provider/model`: the provider sees the bare name). Only the value's bytes
+    /// change: the rest (names, numbers, spacing, member order, a form's other parts) stays as
+    /// the client sent it.
+    pub fn model_edit(&self, model: &str) -> Option<Edit> {
+        let value = match self.form {
+            true => model.as_bytes().to_vec(),
+            false => serde_json::Value::from(model).to_string().into_bytes(),
+        };
+        Some((self.model_at.clone()?, Cow::Owned(value)))
+    }
 }
 
 /// Where a request's top-level `stream_options` is.
@@ -201,6 +241,48 @@ pub enum StreamOptionsAt {
     At(Range<usize>),
     /// Given more than once, or once with its name spelled with escapes: not to be touched.
     Unsure,
+}
+
+/// Parses the fields tailmeter needs out of a body read by [`read_whole_body`].
+pub fn parse_read(body: &[u8], format: Format) -> Result<RequestFields<'_>, ApiError> {
+    match format {
+        Format::Json(scan) => parse_scanned(body, scan),
+        Format::Form(boundary) => parse_form(body, &boundary),
+    }
+}
+
+/// Parses the fields tailmeter needs out of a `multipart/form-data` body: the form must be
+/// whole and well delimited, its `model` UTF-8 and its `stream` `true` or `false`.
+fn parse_form<'a>(body: &'a [u8], boundary: &[u8]) -> Result<RequestFields<'a>, ApiError> {
+    let invalid = |why: String| {
+        ApiError::new(
+            ErrorKind::InvalidRequest,
+            "invalid_form",
+            format!("the request body is not a multipart/form-data form tailmeter can read: {why}"),
+        )
+    };
+    let fields = form::scan(body, boundary).map_err(invalid)?;
+    let model = fields
+        .model
+        .clone()
+        .map(|at| std::str::from_utf8(&body[at]).map(Cow::Borrowed))
+        .transpose()
+        .map_err(|e| invalid(format!("its `model` is not UTF-8 ({e})")))?;
+    let stream = match fields.stream.map(|at| &body[at]) {
+        None => None,
+        Some(b"true") => Some(true),
+        Some(b"false") => Some(false),
+        Some(_) => return Err(invalid("its `stream` is not true or false".to_owned())),
+    };
+    Ok(RequestFields {
+        model,
+        model_at: fields.model,
+        stream,
+        stream_options: StreamOptionsAt::Absent,
+        previous_response_id: None,
+        conversation: None,
+        form: true,
+    })
 }
 
 /// Parses the fields tailmeter needs out of a JSON body. The whole body must be UTF-8 and one
@@ -241,6 +323,7 @@ pub fn parse_scanned(body: &[u8], scan: TopLevelScan) -> Result<RequestFields<'_
         },
         previous_response_id,
         conversation,
+        form: false,
     })
 }
 
@@ -294,16 +377,7 @@ fn unquoted<'a>(quoted: &'a str, name: &str) -> Result<Cow<'a, str>, String> {
         .map_err(|e| format!("its `{name}` cannot be decoded ({e})"))
 }
 
-/// The edit that names `model` in the body's `model` value, at `model_at`
-/// ([`RequestFields::model_at`]) (used when the client named the model as `provider/model`: the
-/// provider sees the bare name). Only the value's bytes change: the rest (names, numbers,
-/// spacing, member order) stays as the client sent it.
-pub fn model_edit(model_at: Range<usize>, model: &str) -> Edit {
-    let value = serde_json::Value::from(model).to_string();
-    (model_at, Cow::Owned(value.into_bytes()))
-}
-
-/// `body` with `edits` made ([`model_edit`], the `include_usage` rewrite), in one copy; the body
+/// `body` with `edits` made ([`RequestFields::model_edit`], the `include_usage` rewrite), in one copy; the body
 /// itself when there are none.
 pub fn edited(body: &Bytes, edits: &mut [Edit]) -> Bytes {
     if edits.is_empty() {
@@ -323,8 +397,8 @@ mod tests {
         assert_eq!(fields.model.as_deref(), Some("openai/gpt-4o"));
         assert_eq!(fields.stream, Some(true));
         let rewrite = |body: &[u8], model: &str| {
-            let at = parse_fields(body).unwrap().model_at.unwrap();
-            edited(&Bytes::copy_from_slice(body), &mut [model_edit(at, model)]).to_vec()
+            let edit = parse_fields(body).unwrap().model_edit(model).unwrap();
+            edited(&Bytes::copy_from_slice(body), &mut [edit]).to_vec()
         };
         let text = String::from_utf8(rewrite(body, "gpt-4o")).unwrap();
         assert!(
@@ -344,6 +418,43 @@ mod tests {
             br#"{"mod\u0065l":"gpt-4o","n":1}"#
         );
         assert!(parse_fields(b"{}").unwrap().model.is_none());
+    }
+
+    #[test]
+    fn reads_a_form_and_renames_its_model_in_place() {
+        let form = |model: &str, stream: &str| {
+            format!(
+                "--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n\
+                 RIFF\r\n--x\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\n{model}\
+                 \r\n--x\r\nContent-Disposition: form-data; name=\"stream\"\r\n\r\n{stream}\r\n--x--\r\n"
+            )
+        };
+        let body = form("openai/gpt-4o-transcribe", "true");
+        fn read(body: &[u8]) -> Result<RequestFields<'_>, ApiError> {
+            parse_read(body, Format::Form(Box::from(&b"x"[..])))
+        }
+        let fields = read(body.as_bytes()).unwrap();
+        assert_eq!(fields.model.as_deref(), Some("openai/gpt-4o-transcribe"));
+        assert_eq!(fields.stream, Some(true));
+        assert_eq!(fields.stream_options, StreamOptionsAt::Absent);
+        let edit = fields.model_edit("gpt-4o \"x\"").unwrap();
+        let renamed = edited(&Bytes::from(body.clone()), &mut [edit]);
+        assert_eq!(renamed, form("gpt-4o \"x\"", "true").as_bytes());
+        let mut not_utf8 = form("@", "true").into_bytes();
+        let at = not_utf8.iter().position(|&b| b == b'@').unwrap();
+        not_utf8[at] = 0xff;
+        for (body, says) in [
+            (
+                form("m", "yes").into_bytes(),
+                "`stream` is not true or false",
+            ),
+            (not_utf8, "`model` is not UTF-8"),
+            (b"--x\r\n".to_vec(), "headers do not end"),
+        ] {
+            let refused = read(&body).err().unwrap();
+            assert_eq!(refused.code, "invalid_form");
+            assert!(refused.message.contains(says), "{}", refused.message);
+        }
     }
 
     #[test]

@@ -37,6 +37,11 @@ pub enum Endpoint {
     Conversation(ConversationAction),
     /// POST /v1/embeddings
     Embeddings,
+    /// POST /v1/images/generations (JSON), /v1/images/edits and /v1/images/variations (a form,
+    /// or JSON for edits)
+    Images,
+    /// POST /v1/audio/speech (JSON), /v1/audio/transcriptions and /v1/audio/translations (a form)
+    Audio,
     /// POST /v1/messages
     Messages,
     /// POST /v1/messages/count_tokens (proxied, not metered)
@@ -117,6 +122,12 @@ impl Endpoint {
             "/v1/completions" => Endpoint::Completions,
             "/v1/responses" => Endpoint::Responses,
             "/v1/embeddings" => Endpoint::Embeddings,
+            "/v1/images/generations" | "/v1/images/edits" | "/v1/images/variations" => {
+                Endpoint::Images
+            }
+            "/v1/audio/speech" | "/v1/audio/transcriptions" | "/v1/audio/translations" => {
+                Endpoint::Audio
+            }
             "/v1/messages" => Endpoint::Messages,
             "/v1/messages/count_tokens" => Endpoint::CountTokens,
             "/v1/models" => Endpoint::ListModels,
@@ -259,6 +270,11 @@ impl Endpoint {
         matches!(self, Endpoint::ChatCompletions | Endpoint::Completions)
     }
 
+    /// Whether the endpoint takes a `multipart/form-data` body (with its `model` a field).
+    pub fn takes_form(self) -> bool {
+        matches!(self, Endpoint::Images | Endpoint::Audio)
+    }
+
     /// Whether the endpoint always answers with a stream (whatever the body says).
     pub fn always_streams(self) -> bool {
         matches!(
@@ -277,6 +293,8 @@ impl Endpoint {
             | Endpoint::StoredResponse(_)
             | Endpoint::Conversation(_) => "responses",
             Endpoint::Embeddings => "embeddings",
+            Endpoint::Images => "images",
+            Endpoint::Audio => "audio",
             Endpoint::Messages => "messages",
             Endpoint::CountTokens
             | Endpoint::ResponsesInputTokens
@@ -311,6 +329,8 @@ impl Endpoint {
             | Endpoint::StoredResponse(_)
             | Endpoint::Conversation(_)
             | Endpoint::Embeddings
+            | Endpoint::Images
+            | Endpoint::Audio
             | Endpoint::ListModels
             | Endpoint::WhoAmI => Family::OpenAi,
         }
@@ -338,6 +358,7 @@ impl Endpoint {
             | Endpoint::StoredResponse(StoredAction::Retrieve | StoredAction::Cancel)
             | Endpoint::Conversation(ConversationAction::Create) => Some(Dialect::OpenAiResponses),
             Endpoint::Embeddings => Some(Dialect::OpenAiEmbeddings),
+            Endpoint::Images | Endpoint::Audio => Some(Dialect::OpenAiMedia),
             Endpoint::Messages => Some(Dialect::AnthropicMessages),
             Endpoint::GenerateContent | Endpoint::StreamGenerateContent => Some(Dialect::Gemini),
             Endpoint::Converse | Endpoint::ConverseStream => Some(Dialect::BedrockConverse),

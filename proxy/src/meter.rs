@@ -97,8 +97,9 @@ struct Request {
     dialect: Dialect,
     model: Arc<str>,
     body: Bytes,
-    /// Whether missing figures are estimated (not for a retrieval, which generates nothing).
-    estimable: bool,
+    /// Whether the request generates anything (not a retrieval, which bills nothing of its
+    /// own): figures missing from its answer are usage missing.
+    generates: bool,
 }
 
 /// The response-side state of one proxied request.
@@ -138,14 +139,21 @@ impl Meter {
     }
 
     /// The request is being proxied to a metered endpoint whose responses are in `dialect`;
-    /// `body` is what is sent upstream for `model` (kept to estimate input if need be).
+    /// `body` is what is sent upstream for `model` (kept to estimate input if need be, where the
+    /// dialect can be estimated).
     pub fn expect_usage(&mut self, dialect: Dialect, model: Arc<str>, body: Bytes) {
-        estimate::warm_up(&model);
+        let body = match dialect.estimable() {
+            true => {
+                estimate::warm_up(&model);
+                body
+            }
+            false => Bytes::new(),
+        };
         self.request = Some(Request {
             dialect,
             model,
             body,
-            estimable: true,
+            generates: true,
         });
     }
 
@@ -157,7 +165,7 @@ impl Meter {
             dialect,
             model,
             body: Bytes::new(),
-            estimable: false,
+            generates: false,
         });
     }
 
@@ -279,11 +287,14 @@ impl Meter {
             response_model,
         };
         let Some(coded) = self.tap.as_mut() else {
-            if !request.estimable {
+            if !request.generates {
                 return Settled::Done(nothing(None));
             }
             // Sent, but no response header came back: the provider may have read the prompt.
             let reason = ending_reason(ending);
+            if !request.dialect.estimable() {
+                return Settled::Done(nothing(Some(reason)));
+            }
             return Settled::NeedsInput(pending(Usage::default(), 0, reason, None));
         };
         coded.finish();
@@ -299,7 +310,7 @@ impl Meter {
                 response_model,
             });
         }
-        if !request.estimable {
+        if !request.generates {
             // A retrieval bills nothing of its own: no figures is not usage missing.
             return Settled::Done(Metered {
                 response_model,
@@ -324,6 +335,12 @@ impl Meter {
             return Settled::Done(Metered {
                 response_model,
                 ..nothing(None)
+            });
+        }
+        if !request.dialect.estimable() {
+            return Settled::Done(Metered {
+                response_model,
+                ..nothing(Some(reason))
             });
         }
         let passed = estimate::output_tokens(tap.content_bytes());

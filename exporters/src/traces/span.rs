@@ -20,7 +20,8 @@ use crate::event::{RequestEvent, SpanIds};
 pub fn operation_name(endpoint: &str) -> &'static str {
     match endpoint {
         "embeddings" => "embeddings",
-        "generate_content" => "generate_content",
+        // Images and audio: content other than text, generated.
+        "generate_content" | "images" | "audio" => "generate_content",
         "completions" => "text_completion",
         _ => "chat",
     }
@@ -228,5 +229,6 @@ mod tests {
         assert_eq!(operation_name("embeddings"), "embeddings");
         assert_eq!(operation_name("messages"), "chat");
         assert_eq!(operation_name("completions"), "text_completion");
+        assert_eq!(operation_name("audio"), "generate_content");
     }
 }

@@ -31,6 +31,29 @@ fn classifies_by_method_and_path() {
 }
 
 #[test]
+fn images_and_audio_are_openai_endpoints_metered_alike() {
+    for (path, endpoint, label) in [
+        ("/v1/images/generations", Endpoint::Images, "images"),
+        ("/v1/images/edits", Endpoint::Images, "images"),
+        ("/v1/images/variations/", Endpoint::Images, "images"),
+        ("/v1/audio/speech", Endpoint::Audio, "audio"),
+        ("/v1/audio/transcriptions", Endpoint::Audio, "audio"),
+        ("/v1/audio/translations", Endpoint::Audio, "audio"),
+    ] {
+        assert_eq!(Endpoint::classify(&Method::POST, path), Some(endpoint));
+        assert_eq!(Endpoint::classify(&Method::GET, path), None);
+        assert_eq!(endpoint.label(), label);
+        assert_eq!(endpoint.dialect(), Some(Dialect::OpenAiMedia));
+        assert!(endpoint.takes_form() && !endpoint.model_in_path());
+        assert_eq!(endpoint.error_format(), ErrorFormat::OpenAi);
+        assert!(endpoint.served_by(ProviderKind::OpenAiCompatible));
+        assert!(!endpoint.served_by(ProviderKind::Anthropic));
+    }
+    assert_eq!(Endpoint::classify(&Method::POST, "/v1/images"), None);
+    assert!(!Endpoint::ChatCompletions.takes_form());
+}
+
+#[test]
 fn conversations_are_named_by_id_with_the_methods_each_path_takes() {
     use ConversationAction::{Create, Delete, Use};
     let (one, items, item) = (

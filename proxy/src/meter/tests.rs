@@ -277,6 +277,40 @@ fn no_answer_at_all() {
 }
 
 #[test]
+fn images_and_audio_without_token_figures_are_recorded_without_any_never_estimated() {
+    const SPEECH: &[u8] =
+        br#"{"model":"tts-1","input":"Hello there, how are you?","voice":"alloy"}"#;
+    let media = |response, ending| meter(Dialect::OpenAiMedia, "tts-1", SPEECH, response, ending);
+    let audio = headers("audio/mpeg", &[]);
+    let cases = [
+        (
+            Some((200, audio, &b"ID3\x04"[..])),
+            Ending::Complete,
+            "not_reported",
+        ),
+        (None, Ending::UpstreamIdleTimeout, "upstream_idle_timeout"),
+    ];
+    for (response, ending, reason) in cases {
+        let got = media(response, ending);
+        assert_eq!(got.source, UsageSource::None, "{reason}");
+        assert_eq!(got.tokens, TokenCounts::default());
+        assert_eq!(got.missing_reason, Some(reason));
+    }
+    let cut = b"data: {\"type\":\"speech.audio.delta\",\"audio\":\"SUQz\"}\n\n";
+    let got = media(Some((200, sse(), cut)), Ending::ClientGone);
+    assert_eq!(
+        (got.source, got.missing_reason),
+        (UsageSource::None, Some("client_disconnect"))
+    );
+    let done = b"data: {\"type\":\"speech.audio.done\",\"usage\":{\"input_tokens\":7,\"output_tokens\":90}}\n\n";
+    let got = media(Some((200, sse(), done)), Ending::Complete);
+    assert_eq!(
+        (got.source, got.tokens.input, got.tokens.output),
+        (UsageSource::Provider, 7, 90)
+    );
+}
+
+#[test]
 fn a_retried_attempt_is_not_counted_twice() {
     let body = fixture("openai_chat_stream_usage.sse");
     let mut meter = Meter::start();

@@ -32,9 +32,12 @@ pub(super) async fn upstream_request(
     let gateway = Arc::clone(&ctx.gateway);
     let gateway = &gateway;
     let (limit, timeout) = (gateway.max_request_body, gateway.client_body_timeout);
-    let crate::body::ReadBody { bytes: body, scan } =
-        crate::body::read_whole_body(session, limit, timeout).await?;
-    let fields = crate::body::parse_scanned(&body, scan)?;
+    let forms = endpoint.takes_form();
+    let crate::body::ReadBody {
+        bytes: body,
+        format,
+    } = crate::body::read_whole_body(session, limit, timeout, forms).await?;
+    let fields = crate::body::parse_read(&body, format)?;
     // Gemini and Bedrock name the model in the path, the others in the body.
     let path_model = endpoint
         .model_in_path()
@@ -84,12 +87,8 @@ pub(super) async fn upstream_request(
     // The body's edits, made together in one copy: a body naming another spelling of the model
     // (`provider/model`) names the bare one; a streamed chat asks for its usage.
     let mut edits = Vec::new();
-    let rename_at = fields
-        .model_at
-        .clone()
-        .filter(|_| !endpoint.model_in_path() && requested != &*route.model);
-    if let Some(at) = rename_at {
-        edits.push(crate::body::model_edit(at, &route.model));
+    if !endpoint.model_in_path() && requested != &*route.model {
+        edits.extend(fields.model_edit(&route.model));
     }
     ctx.stream = fields.stream == Some(true) || endpoint.always_streams();
     if endpoint.asks_for_stream_usage() && ctx.stream {
@@ -144,7 +143,7 @@ pub(super) async fn by_id(
         return Err(refusal::not_granted(&gateway, caller, endpoint, &route));
     }
     let (limit, timeout) = (gateway.max_request_body, gateway.client_body_timeout);
-    let body = crate::body::read_whole_body(session, limit, timeout).await?;
+    let body = crate::body::read_whole_body(session, limit, timeout, false).await?;
     if let Some(dialect) = endpoint.dialect() {
         ctx.meter
             .expect_reported_usage(dialect, route.model.clone());

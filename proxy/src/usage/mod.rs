@@ -26,6 +26,7 @@ mod gemini;
 pub(crate) mod json;
 pub mod openai_chat;
 mod openai_embeddings;
+mod openai_media;
 mod openai_responses;
 pub mod sse;
 mod tap;
@@ -131,6 +132,8 @@ pub enum Dialect {
     OpenAiResponses,
     /// `POST /v1/embeddings`.
     OpenAiEmbeddings,
+    /// `POST /v1/images/*` and `/v1/audio/*`.
+    OpenAiMedia,
     /// `POST /v1/messages`.
     AnthropicMessages,
     /// Gemini `generateContent` / `streamGenerateContent`.
@@ -139,6 +142,15 @@ pub enum Dialect {
     BedrockConverse,
     /// Bedrock `invoke` / `invoke-with-response-stream`.
     BedrockInvoke,
+}
+
+impl Dialect {
+    /// Whether figures missing from an answer can be estimated from the text that passed: not
+    /// for images and audio, billed in tokens of pictures and sound (or in seconds, or per
+    /// image) that no text tells.
+    pub fn estimable(self) -> bool {
+        self != Dialect::OpenAiMedia
+    }
 }
 
 /// A running total's field: a later report replaces it, a missing one keeps it.

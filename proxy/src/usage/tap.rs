@@ -2,7 +2,8 @@
 //! the proxy (it never delays or changes them) and feeds the dialect's
 //! extractor: event by event for a server-sent-event stream, frame by frame
 //! for an AWS event stream, element by element for a streamed JSON array
-//! (Gemini without `alt=sse`), as one bounded buffer for any other JSON body.
+//! (Gemini without `alt=sse`), as one bounded buffer for any other JSON body. A body of
+//! audio, an image or other bytes (a speech answer) is not read at all.
 
 #[cfg(test)]
 mod tests;
@@ -20,6 +21,8 @@ pub enum Framing {
     Sse,
     /// `application/vnd.amazon.eventstream`.
     EventStream,
+    /// Audio, images, video or other bytes (`application/octet-stream`): no usage in it.
+    Opaque,
     /// Anything else, read as JSON: a body starting with `[` is read element
     /// by element as it arrives (a streamed array), any other whole.
     Json,
@@ -37,6 +40,16 @@ impl Framing {
             Framing::Sse
         } else if starts(b"application/vnd.amazon.eventstream") {
             Framing::EventStream
+        } else if [
+            &b"audio/"[..],
+            b"image/",
+            b"video/",
+            b"application/octet-stream",
+        ]
+        .into_iter()
+        .any(starts)
+        {
+            Framing::Opaque
         } else {
             Framing::Json
         }
@@ -44,7 +57,7 @@ impl Framing {
 
     /// Whether a body of this framing is a stream of events.
     pub fn is_stream(self) -> bool {
-        self != Framing::Json
+        matches!(self, Framing::Sse | Framing::EventStream)
     }
 }
 
@@ -52,6 +65,8 @@ impl Framing {
 enum Input {
     Sse(SseReader),
     Frames(EventStreamDecoder),
+    /// Not read.
+    Opaque,
     /// JSON whose first byte has not arrived yet (leading whitespace is dropped).
     Undecided {
         limit: usize,
@@ -82,6 +97,7 @@ impl UsageTap {
         let input = match framing {
             Framing::Sse => Input::Sse(SseReader::new(limit)),
             Framing::EventStream => Input::Frames(EventStreamDecoder::new(limit)),
+            Framing::Opaque => Input::Opaque,
             Framing::Json => Input::Undecided { limit },
         };
         UsageTap {
@@ -117,7 +133,7 @@ impl UsageTap {
             Input::Sse(reader) => reader.feed(chunk, |event, data| extractor.on_event(event, data)),
             Input::Frames(decoder) => decoder.feed(chunk, |frame| extractor.on_frame(frame)),
             Input::Array(reader) => reader.feed(chunk, |element| extractor.on_event("", element)),
-            Input::Undecided { .. } => {}
+            Input::Undecided { .. } | Input::Opaque => {}
             Input::Body { buf, limit, over } => {
                 if *over {
                     return;
@@ -143,7 +159,7 @@ impl UsageTap {
                     extractor.on_body(&body);
                 }
             }
-            Input::Frames(_) | Input::Array(_) | Input::Undecided { .. } => {}
+            Input::Frames(_) | Input::Array(_) | Input::Undecided { .. } | Input::Opaque => {}
         }
     }
 
@@ -191,7 +207,7 @@ impl UsageTap {
             Input::Frames(decoder) => decoder.oversized_frames() > 0,
             Input::Array(reader) => reader.oversized_elements() > 0,
             Input::Body { over, .. } => *over,
-            Input::Undecided { .. } => false,
+            Input::Undecided { .. } | Input::Opaque => false,
         }
     }
 }

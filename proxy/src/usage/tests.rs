@@ -6,6 +6,7 @@
 mod anthropic;
 mod bedrock;
 mod gemini;
+mod media;
 mod openai;
 
 use super::{Dialect, Framing, Tokens, Usage, UsageTap};

@@ -232,7 +232,7 @@ fn the_model_rename_and_include_usage_are_made_in_one_copy_in_either_order() {
         ),
     ] {
         let request = crate::body::parse_fields(body).unwrap();
-        let rename = crate::body::model_edit(request.model_at.clone().unwrap(), "gpt-4o");
+        let rename = request.model_edit("gpt-4o").unwrap();
         let ask = include_usage_edit(body, &request).expect("asks for usage");
         let whole = bytes::Bytes::copy_from_slice(body);
         let out = crate::body::edited(&whole, &mut [ask, rename]);
