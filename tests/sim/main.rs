@@ -12,6 +12,7 @@ mod deliver;
 mod dialect;
 mod faults;
 mod fixtures;
+mod form;
 mod goaway;
 mod openai;
 mod record;

@@ -39,6 +39,8 @@ pub enum Route {
     },
     /// POST /v1/embeddings
     Embeddings,
+    /// POST /v1/images/… or /v1/audio/…
+    Media(Media),
     /// POST /v1/messages
     Messages,
     /// POST /v1/messages/count_tokens
@@ -90,6 +92,23 @@ pub enum StoredAction {
     InputItems,
 }
 
+/// OpenAI's image and audio endpoints.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Media {
+    /// POST /v1/images/generations
+    ImageGenerations,
+    /// POST /v1/images/edits
+    ImageEdits,
+    /// POST /v1/images/variations
+    ImageVariations,
+    /// POST /v1/audio/speech
+    Speech,
+    /// POST /v1/audio/transcriptions
+    Transcriptions,
+    /// POST /v1/audio/translations
+    Translations,
+}
+
 /// What a request under `/v1/conversations` asks.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ConversationAction {
@@ -124,6 +143,12 @@ impl Route {
             "/v1/completions" => Some(Self::Completions),
             "/v1/responses" => Some(Self::Responses),
             "/v1/embeddings" => Some(Self::Embeddings),
+            "/v1/images/generations" => Some(Self::Media(Media::ImageGenerations)),
+            "/v1/images/edits" => Some(Self::Media(Media::ImageEdits)),
+            "/v1/images/variations" => Some(Self::Media(Media::ImageVariations)),
+            "/v1/audio/speech" => Some(Self::Media(Media::Speech)),
+            "/v1/audio/transcriptions" => Some(Self::Media(Media::Transcriptions)),
+            "/v1/audio/translations" => Some(Self::Media(Media::Translations)),
             "/v1/messages" => Some(Self::Messages),
             "/v1/messages/count_tokens" => Some(Self::CountTokens),
             _ if path.starts_with("/model/") => {
@@ -227,7 +252,8 @@ impl Route {
             | Self::ResponsesCompact
             | Self::Stored { .. }
             | Self::Conversation { .. }
-            | Self::Embeddings => Dialect::OpenAi,
+            | Self::Embeddings
+            | Self::Media(_) => Dialect::OpenAi,
             Self::Messages | Self::CountTokens => Dialect::Anthropic,
             Self::Gemini { .. } | Self::GeminiCountTokens { .. } => Dialect::Gemini,
             Self::Converse { .. } | Self::Invoke { .. } | Self::BedrockCountTokens { .. } => {
@@ -292,6 +318,10 @@ impl Route {
                 "provider-sim keeps conversations only in faithful mode (--synthesize)",
             ),
             Self::Embeddings => Reply::ok(Kind::Json, fixtures.embeddings_json.clone()),
+            Self::Media(_) => Dialect::OpenAi.error(
+                StatusCode::NOT_IMPLEMENTED,
+                "provider-sim answers image and audio requests only in faithful mode (--synthesize)",
+            ),
             Self::Messages => pick(&fixtures.messages_stream, &fixtures.messages_json),
             Self::CountTokens => Reply::ok(Kind::Json, r#"{"input_tokens":20}"#),
             Self::Gemini { stream: true, .. } => {

@@ -84,7 +84,11 @@ pub async fn handle(
             Bytes::new(),
         ));
     }
-    let request_json: Option<Value> = serde_json::from_slice(&body).ok();
+    let content_type = parts.headers.get(http::header::CONTENT_TYPE);
+    let form = content_type
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| crate::form::to_json(value, &body));
+    let request_json: Option<Value> = form.or_else(|| serde_json::from_slice(&body).ok());
     let model = request_json
         .as_ref()
         .and_then(|json| json.get("model"))

@@ -16,6 +16,7 @@ mod completions;
 mod conversations;
 mod embeddings;
 mod gemini;
+mod media;
 mod prompt;
 mod responses;
 mod schema;
@@ -82,6 +83,7 @@ impl Synth {
                 query,
             )),
             Route::Embeddings => embeddings::embed(request),
+            Route::Media(endpoint) => media::answer(self, *endpoint, request),
             Route::Gemini { model, stream } => {
                 let sse = query.is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
                 let framing = match (stream, sse) {
