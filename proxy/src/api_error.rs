@@ -30,8 +30,6 @@ pub enum ErrorKind {
     PermissionDenied,
     /// 408: the client sent its body too slowly (`server.client_body_timeout`).
     RequestTimeout,
-    /// 411: a chunked body too large to route; the client must send Content-Length.
-    LengthRequired,
     /// 413: the body is over `max_request_body`.
     TooLarge,
     /// 415: the body is in a content coding tailmeter cannot decode.
@@ -54,7 +52,6 @@ impl ErrorKind {
             ErrorKind::PermissionDenied => 403,
             ErrorKind::NotFound => 404,
             ErrorKind::RequestTimeout => 408,
-            ErrorKind::LengthRequired => 411,
             ErrorKind::TooLarge => 413,
             ErrorKind::UnsupportedEncoding => 415,
             ErrorKind::BudgetExhausted => 429,
@@ -69,7 +66,6 @@ impl ErrorKind {
             ErrorKind::InvalidRequest
             | ErrorKind::NotFound
             | ErrorKind::RequestTimeout
-            | ErrorKind::LengthRequired
             | ErrorKind::TooLarge
             | ErrorKind::UnsupportedEncoding => "invalid_request_error",
             ErrorKind::PermissionDenied => "permission_error",
@@ -84,7 +80,6 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRequest
             | ErrorKind::RequestTimeout
-            | ErrorKind::LengthRequired
             | ErrorKind::UnsupportedEncoding => "invalid_request_error",
             ErrorKind::PermissionDenied => "permission_error",
             ErrorKind::NotFound => "not_found_error",
@@ -98,10 +93,9 @@ impl ErrorKind {
     /// Google's canonical status name.
     fn gemini_status(self) -> &'static str {
         match self {
-            ErrorKind::InvalidRequest
-            | ErrorKind::LengthRequired
-            | ErrorKind::TooLarge
-            | ErrorKind::UnsupportedEncoding => "INVALID_ARGUMENT",
+            ErrorKind::InvalidRequest | ErrorKind::TooLarge | ErrorKind::UnsupportedEncoding => {
+                "INVALID_ARGUMENT"
+            }
             ErrorKind::RequestTimeout => "DEADLINE_EXCEEDED",
             ErrorKind::PermissionDenied => "PERMISSION_DENIED",
             ErrorKind::NotFound => "NOT_FOUND",
@@ -117,7 +111,6 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRequest
             | ErrorKind::RequestTimeout
-            | ErrorKind::LengthRequired
             | ErrorKind::TooLarge
             | ErrorKind::UnsupportedEncoding => "ValidationException",
             ErrorKind::PermissionDenied => "AccessDeniedException",
@@ -214,7 +207,6 @@ mod tests {
             (NotFound, 404, "invalid_request_error", "not_found_error", "NOT_FOUND", "ResourceNotFoundException"),
             (PermissionDenied, 403, "permission_error", "permission_error", "PERMISSION_DENIED", "AccessDeniedException"),
             (RequestTimeout, 408, "invalid_request_error", "invalid_request_error", "DEADLINE_EXCEEDED", "ValidationException"),
-            (LengthRequired, 411, "invalid_request_error", "invalid_request_error", "INVALID_ARGUMENT", "ValidationException"),
             (TooLarge, 413, "invalid_request_error", "request_too_large", "INVALID_ARGUMENT", "ValidationException"),
             (BudgetExhausted, 429, "insufficient_quota", "rate_limit_error", "RESOURCE_EXHAUSTED", "ThrottlingException"),
             (BadGateway, 502, "server_error", "api_error", "INTERNAL", "InternalServerException"),

@@ -3,11 +3,11 @@
 //! be (a `provider/model` name, the `include_usage` tap).
 //!
 //! Pingora 0.9 has no phase that reads the body before `upstream_peer`, and a body read in
-//! `request_filter` is consumed. Pingora re-sends the request's retry buffer (64 KiB) through
-//! `request_body_filter` when it proxies, so [`read_whole_body`] arms that buffer only for the
-//! body's last bytes; the proxy then swaps the full (rewritten) body in at that point. A chunked
-//! body too large for that trick is answered with 411, asking for a Content-Length. A body the
-//! client compressed is decoded first ([`coding`]). The endpoints that take a
+//! `request_filter` is consumed. tailmeter's Pingora (vendor/README.md, change 7) passes a body
+//! read whole before proxying through `request_body_filter` once, as its end, where the proxy
+//! puts the full (rewritten) body, whatever its length or framing (a chunked upload of
+//! megabytes, as Open WebUI streams an audio file). A body the client compressed is decoded
+//! first ([`coding`]). The endpoints that take a
 //! `multipart/form-data` form (audio, image edits) have theirs read for the same fields
 //! ([`form`]).
 
@@ -27,25 +27,16 @@ mod scan;
 
 pub use scan::TopLevelScan;
 
-/// Pingora's retry buffer holds 64 KiB; arm it when at most this much body is left.
-const RETRY_BUFFER_ARM_AT: u64 = 64 * 1024;
-
 /// A request body read whole, with its check as far as it got while the body arrived: a large
 /// body is mostly checked before its last piece is in, so little of the check is left between
 /// that piece and the request going on to the provider.
 pub struct ReadBody {
     /// The body.
     pub bytes: Bytes,
-    /// How it is written, and its check so far, to be finished by [`parse_read`].
-    pub format: Format,
-}
-
-/// How a request body is written.
-pub enum Format {
-    /// A JSON object (every endpoint's body but a form), with its check so far.
-    Json(TopLevelScan),
-    /// A `multipart/form-data` form, with its boundary.
-    Form(Box<[u8]>),
+    /// Its check so far as JSON, to be finished by [`parse_read`].
+    pub scan: TopLevelScan,
+    /// The boundary of a body sent as a `multipart/form-data` form (then not JSON).
+    pub form_boundary: Option<Box<[u8]>>,
 }
 
 /// Reads the whole request body, refusing it past `limit` bytes or when the client takes longer
@@ -113,13 +104,7 @@ async fn read_body(session: &mut Session, limit: u64, forms: bool) -> Result<Rea
     }
     let mut body = Joined::default();
     let mut scan = TopLevelScan::default();
-    let mut armed = false;
     loop {
-        let left = declared.map(|len| len.saturating_sub(body.len() as u64));
-        if !armed && left.is_none_or(|left| left <= RETRY_BUFFER_ARM_AT) {
-            downstream.enable_retry_buffering();
-            armed = true;
-        }
         let chunk = downstream.read_request_body().await.map_err(|e| {
             ApiError::new(
                 ErrorKind::InvalidRequest,
@@ -139,24 +124,15 @@ async fn read_body(session: &mut Session, limit: u64, forms: bool) -> Result<Rea
             scan.advance(body.as_slice());
         }
     }
-    if downstream.retry_buffer_truncated()
-        || (!body.is_empty() && downstream.get_retry_buffer().is_none())
-    {
-        return Err(ApiError::new(
-            ErrorKind::LengthRequired,
-            "length_required",
-            "a chunked request body over 64 KiB cannot be routed; send it with a Content-Length header",
-        ));
-    }
     let bytes = match coding {
         None => body.into_bytes(),
         Some(coding) => coding::decode(coding, body.into_bytes(), limit).await?,
     };
-    let format = match boundary {
-        Some(boundary) => Format::Form(boundary),
-        None => Format::Json(scan),
-    };
-    Ok(ReadBody { bytes, format })
+    Ok(ReadBody {
+        bytes,
+        scan,
+        form_boundary: boundary,
+    })
 }
 
 /// A body's pieces joined into one buffer, or the one piece itself (no copy) when it came whole,
@@ -243,11 +219,16 @@ pub enum StreamOptionsAt {
     Unsure,
 }
 
-/// Parses the fields tailmeter needs out of a body read by [`read_whole_body`].
-pub fn parse_read(body: &[u8], format: Format) -> Result<RequestFields<'_>, ApiError> {
-    match format {
-        Format::Json(scan) => parse_scanned(body, scan),
-        Format::Form(boundary) => parse_form(body, &boundary),
+/// Parses the fields tailmeter needs out of a body read by [`read_whole_body`]: a form with
+/// `form_boundary`, or JSON whose check began with `scan`.
+pub fn parse_read<'a>(
+    body: &'a [u8],
+    scan: TopLevelScan,
+    form_boundary: Option<&[u8]>,
+) -> Result<RequestFields<'a>, ApiError> {
+    match form_boundary {
+        Some(boundary) => parse_form(body, boundary),
+        None => parse_scanned(body, scan),
     }
 }
 
@@ -431,7 +412,7 @@ mod tests {
         };
         let body = form("openai/gpt-4o-transcribe", "true");
         fn read(body: &[u8]) -> Result<RequestFields<'_>, ApiError> {
-            parse_read(body, Format::Form(Box::from(&b"x"[..])))
+            parse_read(body, TopLevelScan::default(), Some(b"x"))
         }
         let fields = read(body.as_bytes()).unwrap();
         assert_eq!(fields.model.as_deref(), Some("openai/gpt-4o-transcribe"));

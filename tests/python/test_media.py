@@ -113,10 +113,21 @@ def test_transcriptions_are_routed_by_their_forms_model_and_metered(media: Tailm
     streamed = list(client.audio.transcriptions.create(model="gpt-4o-transcribe", stream=True,
                                                        file=("memo.wav", io.BytesIO(WAV), "audio/wav")))
     assert streamed[-1].type == "transcript.text.done" and streamed[-1].usage.output_tokens > 0
+    # Open WebUI (aiohttp) streams the file it reads as it goes: the form arrives chunked.
+    form = capture.bodies[0]
+    boundary = form[2:form.index(b"\r\n")].decode()
+    with httpx2.Client(transport=httpx2.HTTPTransport(local_address=SRC_ALICE), trust_env=False) as http:
+        answer = http.post(f"{media.base_url}/v1/audio/transcriptions",
+                           content=(form[i:i + 65536] for i in range(0, len(form), 65536)),
+                           headers={"content-type": f"multipart/form-data; boundary={boundary}",
+                                    "authorization": "Bearer sk-x"})
+    assert answer.status_code == 200 and answer.json()["usage"]["input_tokens"] > 900, answer.text
     reqs = cc.since(synth_sim, mark)
-    assert [r.model for r in reqs] == ["gpt-4o-transcribe"] * 2
-    forwarded = capture.bodies[0].replace(b"openai/gpt-4o-transcribe", b"gpt-4o-transcribe", 1)
-    assert reqs[0].body_len > len(WAV) and reqs[0].body_sha256 == hashlib.sha256(forwarded).hexdigest()
+    assert [r.model for r in reqs] == ["gpt-4o-transcribe"] * 3
+    forwarded = form.replace(b"openai/gpt-4o-transcribe", b"gpt-4o-transcribe", 1)
+    for req in (reqs[0], reqs[2]):
+        assert req.body_len > len(WAV) and req.body_sha256 == hashlib.sha256(forwarded).hexdigest()
+    assert reqs[2].header("content-length") == [str(len(forwarded))]
     cc.expect_events(media, start_ms, ALICE, "openai", reqs)
     cc.expect_metered(delta, ALICE, "openai", reqs)
 

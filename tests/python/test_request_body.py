@@ -103,15 +103,23 @@ def test_small_chunked_body_is_forwarded_whole(tailmeter: Tailmeter, sim: Sim) -
     assert upstream.body_len == len(body)
 
 
-def test_large_chunked_body_is_refused_with_length_required(tailmeter: Tailmeter, sim: Sim) -> None:
-    body = _chat_body(200 * 1024)
+def test_large_chunked_body_is_forwarded_whole_and_metered(tailmeter: Tailmeter, sim: Sim) -> None:
+    """Several MiB sent chunked (as aiohttp streams a file it reads as it goes): read whole,
+    routed, and forwarded byte for byte with a Content-Length."""
+    body = _chat_body(5 * 1024 * 1024)
     marker = new_marker()
+    delta = tailmeter.metrics.delta()
     with _connect(tailmeter) as sock:
         sock.sendall(_head(marker, "Transfer-Encoding: chunked") + _chunked(body, 16384))
         status, payload = _read_response(sock)
-    assert status == 411, payload
-    assert "Content-Length" in json.loads(payload)["error"]["message"]
-    assert sim.find(marker, expect=0) == []
+    assert status == 200, payload
+    upstream = sim.one(marker)
+    assert (upstream.body_len, upstream.body_sha256) == (len(body), hashlib.sha256(body).hexdigest())
+    assert upstream.header("content-length") == [str(len(body))]
+    assert upstream.header("transfer-encoding") == []
+    delta.expect_usage(
+        identity=ALICE, provider="openai", model="gpt-4o", endpoint="chat_completions", usage=expected.CHAT_NONSTREAM
+    )
 
 
 def test_a_large_body_of_text_that_is_not_ascii_arrives_intact_and_metered(tailmeter: Tailmeter, sim: Sim) -> None:

@@ -416,8 +416,9 @@ impl ProxyHttp for Proxy {
 
     /// An error after the request went to the provider. Pingora's policy retries only
     /// idempotent methods, which an LLM call (a POST) is not; tailmeter also retries what the
-    /// provider says it never processed ([`never_processed`]), on a new connection. Either only
-    /// while the whole body can be sent again; the attempt that answers is the one metered.
+    /// provider says it never processed ([`never_processed`]), on a new connection. The whole
+    /// body is kept (`upstream_body`), so any attempt can send it again; the attempt that
+    /// answers is the one metered.
     fn error_while_proxy(
         &self,
         peer: &HttpPeer,
@@ -427,10 +428,9 @@ impl ProxyHttp for Proxy {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
-        let resendable = !session.as_ref().retry_buffer_truncated();
-        if resendable && never_processed(&e) {
+        if never_processed(&e) {
             e.set_retry(true);
-        } else if resendable && session.req_header().method.is_idempotent() {
+        } else if session.req_header().method.is_idempotent() {
             e.retry.decide_reuse(client_reused);
         } else {
             e.set_retry(false);

@@ -33,11 +33,9 @@ pub(super) async fn upstream_request(
     let gateway = &gateway;
     let (limit, timeout) = (gateway.max_request_body, gateway.client_body_timeout);
     let forms = endpoint.takes_form();
-    let crate::body::ReadBody {
-        bytes: body,
-        format,
-    } = crate::body::read_whole_body(session, limit, timeout, forms).await?;
-    let fields = crate::body::parse_read(&body, format)?;
+    let read = crate::body::read_whole_body(session, limit, timeout, forms).await?;
+    let body = read.bytes;
+    let fields = crate::body::parse_read(&body, read.scan, read.form_boundary.as_deref())?;
     // Gemini and Bedrock name the model in the path, the others in the body.
     let path_model = endpoint
         .model_in_path()

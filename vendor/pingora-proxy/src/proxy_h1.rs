@@ -568,9 +568,12 @@ where
         let mut downstream_state = DownstreamStateMachine::new(session.as_mut().is_body_done());
 
         let buffer = session.as_ref().get_retry_buffer();
+        // tailmeter: change 7, a body read whole before proxying, with no retry buffer to send,
+        // still goes through `request_body_filter` once, as its end (see vendor/README.md).
+        let read_before = downstream_state.is_done();
 
         // retry, send buffer if it exists or body empty
-        if buffer.is_some() || session.as_mut().is_body_empty() {
+        if buffer.is_some() || read_before || session.as_mut().is_body_empty() {
             let send_permit = tx
                 .reserve()
                 .await

@@ -527,10 +527,14 @@ where
         let mut downstream_state = DownstreamStateMachine::new(session.as_mut().is_body_done());
 
         // retry, send buffer if it exists
-        if let Some(buffer) = session.as_mut().get_retry_buffer() {
+        let buffer = session.as_mut().get_retry_buffer();
+        // tailmeter: change 7, a body read whole before proxying, with no retry buffer to send,
+        // still goes through `request_body_filter` once, as its end (see vendor/README.md).
+        let read_before = downstream_state.is_done() && !session.as_mut().is_body_empty();
+        if buffer.is_some() || read_before {
             self.send_body_to2(
                 session,
-                Some(buffer),
+                buffer,
                 downstream_state.is_done(),
                 client_body,
                 ctx,
