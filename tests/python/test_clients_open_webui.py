@@ -122,3 +122,43 @@ def test_chat_is_metered(tailmeter_clients: Tailmeter, synth_sim: Sim, webui: tu
     print("open-webui upstream user agent:", reqs[0].header("user-agent"), json.dumps(cc.sim_usage(reqs[0]).by_type()))
     cc.expect_metered(delta, ALICE, "openai", reqs)
     cc.expect_events(tailmeter_clients, start_ms, ALICE, "openai", reqs)
+
+
+def test_image_generation_is_metered(tailmeter_clients: Tailmeter, synth_sim: Sim, webui: tuple[str, str]) -> None:
+    """Open WebUI's image generation (the env block's `IMAGE_GENERATION_MODEL`) through the gateway:
+    `/v1/images/generations`, metered to the token."""
+    mark, start_ms, delta = len(synth_sim.requests()), int(time.time() * 1000), tailmeter_clients.metrics.delta()
+    with api(webui) as http:
+        resp = http.post("/api/v1/images/generations", json={"prompt": "A lighthouse at dusk"})
+    assert resp.status_code == 200, resp.text
+    assert len(resp.json()) == 1, resp.text
+    reqs = cc.since(synth_sim, mark)
+    assert [(r.target, r.model) for r in reqs] == [("/v1/images/generations", "gpt-image-1")]
+    cc.expect_metered(delta, ALICE, "openai", reqs)
+    cc.expect_events(tailmeter_clients, start_ms, ALICE, "openai", reqs)
+
+
+def test_voice_input_and_read_aloud_go_through_the_gateway(tailmeter_clients: Tailmeter, synth_sim: Sim,
+                                                          webui: tuple[str, str]) -> None:
+    """A recording of half a MiB, which Open WebUI streams to `/v1/audio/transcriptions` chunked as
+    it reads the file, is transcribed and metered to the token; read-aloud (`/v1/audio/speech`) is
+    answered with the audio and recorded without figures (the speech answer has none)."""
+    mark, start_ms, delta = len(synth_sim.requests()), int(time.time() * 1000), tailmeter_clients.metrics.delta()
+    recording = b"RIFF" + bytes(range(256)) * 2048
+    with api(webui) as http:
+        heard = http.post("/api/v1/audio/transcriptions", files={"file": ("memo.wav", recording, "audio/wav")})
+        assert heard.status_code == 200, heard.text
+        assert heard.json()["text"].startswith("Transcript of"), heard.text
+        spoken = http.post("/api/v1/audio/speech", json={"input": "Dinner is ready.", "voice": "alloy"})
+        assert spoken.status_code == 200, spoken.text
+        assert len(spoken.content) > 1000
+    reqs = cc.since(synth_sim, mark)
+    assert [(r.target, r.model) for r in reqs] == [("/v1/audio/transcriptions", "gpt-4o-transcribe"),
+                                                   ("/v1/audio/speech", "gpt-4o-mini-tts")]
+    heard_req, spoken_req = reqs
+    assert heard_req.body_len > len(recording)
+    print("open-webui transcription upload headers:", heard_req.header("content-length"))
+    cc.expect_metered(delta, ALICE, "openai", [heard_req])
+    rows = cc.event_rows(tailmeter_clients, start_ms, 2)
+    assert sorted((r["model"], r["endpoint"], r["usage_source"]) for r in rows) == [
+        ("gpt-4o-mini-tts", "audio", "none"), ("gpt-4o-transcribe", "audio", "provider")]

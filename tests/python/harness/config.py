@@ -23,6 +23,8 @@ SRC_UNKNOWN = "127.0.0.9"
 
 OPENAI_MODELS = ["gpt-4o", "gpt-5-nano", "text-embedding-3-small"]
 ANTHROPIC_MODELS = ["claude-sonnet-4-5", "claude-haiku-4-5"]
+# The image and audio models the clients' OpenAI provider serves too (Open WebUI's images and voice).
+MEDIA_MODELS = ["gpt-image-1", "gpt-4o-transcribe", "gpt-4o-mini-tts"]
 GRANTED = {
     ALICE: set(OPENAI_MODELS + ANTHROPIC_MODELS),
     K8S: set(),
@@ -142,10 +144,12 @@ CLAUDE_BEDROCK_MODELS = ["us.anthropic.claude-sonnet-4-5-20250929-v1:0", "us.ant
 
 
 def clients_providers(sim_url: str) -> list[Provider]:
-    """The standard providers, a Gemini and a Bedrock one, plus one ungranted model each."""
+    """The standard providers (OpenAI's with image and audio models too), a Gemini and a Bedrock
+    one, plus one ungranted model each."""
     providers = standard_providers(sim_url) + [
         Provider("gemini", "gemini", sim_url, f"${{{GEMINI_KEY_ENV}}}", GEMINI_CLI_MODELS),
         Provider("bedrock", "bedrock", sim_url, f"${{{BEDROCK_KEY_ENV}}}", CLAUDE_BEDROCK_MODELS)]
+    providers[0].models = providers[0].models + MEDIA_MODELS
     for p in providers:
         p.models = p.models + [UNGRANTED[p.name]]
     return providers
@@ -153,7 +157,7 @@ def clients_providers(sim_url: str) -> list[Provider]:
 
 def clients_grants() -> list[tuple[list[str], list[str]]]:
     """Alice may use every model of the clients' providers but the ungranted ones."""
-    models = [f"openai/{m}" for m in OPENAI_MODELS] + [f"anthropic/{m}" for m in ANTHROPIC_MODELS]
+    models = [f"openai/{m}" for m in OPENAI_MODELS + MEDIA_MODELS] + [f"anthropic/{m}" for m in ANTHROPIC_MODELS]
     models += [f"gemini/{m}" for m in GEMINI_CLI_MODELS] + [f"bedrock/{m}" for m in CLAUDE_BEDROCK_MODELS]
     return [([ALICE], models)]
 

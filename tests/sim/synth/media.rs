@@ -14,8 +14,12 @@
 //!   `transcript.text.done`; `response_format: "text"` the text alone. Translations:
 //!   `whisper-1`'s text, no usage.
 
+use std::io::Write;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use flate2::write::ZlibEncoder;
+use flate2::Compression;
 use serde_json::{json, Value};
 
 use super::answer::pieces;
@@ -147,11 +151,34 @@ fn image_tokens(size: &str, quality: &str) -> Result<u64, String> {
     Ok(if square { square_tokens } else { oblong_tokens })
 }
 
-/// `len` bytes of a picture (a PNG signature, then bytes of `id`), as base64.
+/// A picture of about `len` bytes as base64: a valid grayscale PNG, 1,024 pixels wide, its pixels
+/// the bytes of `id` over and over, stored without compression (image libraries decode it, as
+/// Open WebUI does before it keeps a generated image).
 fn picture(id: &str, len: usize) -> String {
-    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
-    bytes.extend(id.bytes().cycle().take(len.saturating_sub(bytes.len())));
-    STANDARD.encode(bytes)
+    const WIDTH: usize = 1024;
+    let height = len.div_ceil(WIDTH + 1).max(1);
+    let mut pixels = id.bytes().cycle();
+    let mut raw = Vec::with_capacity(height * (WIDTH + 1));
+    for _ in 0..height {
+        raw.push(0); // no filter
+        raw.extend(pixels.by_ref().take(WIDTH));
+    }
+    let mut zlib = ZlibEncoder::new(Vec::new(), Compression::none());
+    let compressed = zlib.write_all(&raw).and_then(|()| zlib.finish()).unwrap_or_default();
+    let mut header = Vec::with_capacity(13);
+    header.extend_from_slice(&(WIDTH as u32).to_be_bytes());
+    header.extend_from_slice(&(height as u32).to_be_bytes());
+    header.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit grayscale, no interlace
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    for (kind, data) in [(b"IHDR", &header), (b"IDAT", &compressed), (b"IEND", &Vec::new())] {
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = png.len();
+        png.extend_from_slice(kind);
+        png.extend_from_slice(data);
+        let crc = crc32fast::hash(&png[start..]);
+        png.extend_from_slice(&crc.to_be_bytes());
+    }
+    STANDARD.encode(png)
 }
 
 /// Speech for the request's `input` text.
