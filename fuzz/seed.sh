@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 repo=..
 fixtures=$repo/tests/fixtures
 parsers=(sse_reader eventstream json_array tap_openai tap_anthropic tap_gemini tap_bedrock)
-for target in "${parsers[@]}" config include_usage request_coding; do
+for target in "${parsers[@]}" config include_usage request_coding form; do
     mkdir -p "corpus/$target"
 done
 for path in "$fixtures"/*; do
@@ -110,6 +110,13 @@ for i, text in enumerate(texts):
         first = bytes([(4 << 2) | coding])
         (Path("corpus/request_coding") / f"body-{i}.{coding}").write_bytes(first + compress(text.encode()))
 EOF
+# form: forms as the OpenAI SDK (httpx) and Open WebUI (aiohttp) write them, behind the first
+# byte that gives the boundary's length (8) and the boundary.
+form_part() { printf -- '--%s\r\nContent-Disposition: form-data; name="%s"%s\r\n\r\n%s\r\n' "$@"; }
+{ printf '\x07b0undary'; form_part b0undary model '' openai/gpt-4o-transcribe
+  form_part b0undary file '; filename="a.wav"' 'RIFF..--b0undar'; form_part b0undary stream '' true
+  printf -- '--b0undary--\r\n'; } > corpus/form/sdk
+{ printf '\x07aiohttp1'; form_part aiohttp1 model '' whisper-1; printf -- '--aiohttp1--\r\n'; } > corpus/form/aiohttp
 echo "seeded $(ls corpus/tap_openai | wc -l) inputs per parser target," \
     "$(ls corpus/config | wc -l) config, $(ls corpus/include_usage | wc -l) include_usage," \
-    "$(ls corpus/request_coding | wc -l) request_coding"
+    "$(ls corpus/request_coding | wc -l) request_coding, $(ls corpus/form | wc -l) form"

@@ -6,8 +6,12 @@ use tailmeter::usage::{Dialect, Framing, UsageTap};
 
 const FRAMINGS: [Framing; 3] = [Framing::Sse, Framing::Json, Framing::EventStream];
 
+/// The tap's buffering limit: small, so that bodies past it (read by their small members) and
+/// events past it are as common in the fuzzer's inputs as bodies within it.
+const LIMIT: usize = 1024;
+
 fn tap(dialect: Dialect, framing: Framing, data: &[u8], chunk: usize) -> UsageTap {
-    let mut tap = UsageTap::new(dialect, framing, 8192);
+    let mut tap = UsageTap::new(dialect, framing, LIMIT);
     tap.header("x-amzn-bedrock-input-token-count", b"7");
     for piece in data.chunks(chunk) {
         tap.feed(piece);

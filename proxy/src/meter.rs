@@ -48,7 +48,8 @@ pub use self::pending::InputPending;
 use crate::usage::openai_chat::IncludeUsageStripper;
 use crate::usage::{estimate, Dialect, Framing, ResponseHandle, Tokens, Usage, UsageTap};
 
-/// The most bytes buffered to parse usage: a whole non-streamed response body, or one event.
+/// The most bytes buffered to parse usage: a whole non-streamed response body (a larger one is
+/// read by its small top-level members), or one event.
 const JSON_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// How a request ended, as far as metering cares.

@@ -59,11 +59,12 @@ def test_images_are_metered_exactly_whole_streamed_and_edited(media: Tailmeter, 
     capture = Capture()
     client = openai_client(media, SRC_ALICE, capture)
     start_ms, delta, mark = int(time.time() * 1000), media.metrics.delta(), len(synth_sim.requests())
-    # Two tall high-quality pictures: about 5 MiB of base64 in one JSON answer.
+    # Seven tall high-quality pictures: 17 MiB of base64 in one JSON answer, past the 16 MiB the
+    # gateway buffers whole; its usage, after the pictures, is read all the same.
     big = client.images.generate(model="gpt-image-1", prompt="A lighthouse at dusk", size="1024x1536",
-                                 quality="high", n=2)
-    assert len(big.data) == 2 and len(big.data[0].b64_json) > 2_000_000
-    assert big.usage.output_tokens == 2 * 6240
+                                 quality="high", n=7)
+    assert sum(len(image.b64_json) for image in big.data) > 16 * 1024 * 1024
+    assert big.usage.output_tokens == 7 * 6240
     events = list(client.images.generate(model="gpt-image-1", prompt="A fox", stream=True, partial_images=2))
     assert [e.type for e in events] == ["image_generation.partial_image"] * 2 + ["image_generation.completed"]
     # An edit is a form; the model named as provider/model reaches the provider bare, the rest of

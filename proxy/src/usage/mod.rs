@@ -24,6 +24,7 @@ pub mod estimate;
 mod extractor;
 mod gemini;
 pub(crate) mod json;
+mod large;
 pub mod openai_chat;
 mod openai_embeddings;
 mod openai_media;

@@ -2,8 +2,9 @@
 //! the proxy (it never delays or changes them) and feeds the dialect's
 //! extractor: event by event for a server-sent-event stream, frame by frame
 //! for an AWS event stream, element by element for a streamed JSON array
-//! (Gemini without `alt=sse`), as one bounded buffer for any other JSON body. A body of
-//! audio, an image or other bytes (a speech answer) is not read at all.
+//! (Gemini without `alt=sse`), as one bounded buffer for any other JSON body, and past that
+//! bound by its small top-level members ([`LargeObject`]). A body of audio, an image or other
+//! bytes (a speech answer) is not read at all.
 
 #[cfg(test)]
 mod tests;
@@ -11,6 +12,7 @@ mod tests;
 use super::array::ArrayReader;
 use super::bedrock::eventstream::EventStreamDecoder;
 use super::extractor::{extractor, Extractor};
+use super::large::LargeObject;
 use super::sse::SseReader;
 use super::{Dialect, Tokens, Usage};
 
@@ -61,6 +63,10 @@ impl Framing {
     }
 }
 
+/// The largest top-level member kept of a JSON body past the tap's limit: a usage object, a
+/// model name or an error is far smaller; pictures and vectors are not kept.
+const LARGE_BODY_MEMBER_LIMIT: usize = 64 * 1024;
+
 /// How the body reaches the extractor.
 enum Input {
     Sse(SseReader),
@@ -76,8 +82,9 @@ enum Input {
     Body {
         buf: Vec<u8>,
         limit: usize,
-        over: bool,
     },
+    /// Past `limit`: read by its small top-level members, which are parsed at the end.
+    Large(LargeObject),
 }
 
 /// Watches a response body as it passes (never delays or changes it) and extracts usage.
@@ -125,7 +132,6 @@ impl UsageTap {
                 Input::Body {
                     buf: Vec::new(),
                     limit,
-                    over: false,
                 }
             };
         }
@@ -134,17 +140,14 @@ impl UsageTap {
             Input::Frames(decoder) => decoder.feed(chunk, |frame| extractor.on_frame(frame)),
             Input::Array(reader) => reader.feed(chunk, |element| extractor.on_event("", element)),
             Input::Undecided { .. } | Input::Opaque => {}
-            Input::Body { buf, limit, over } => {
-                if *over {
-                    return;
-                }
-                if buf.len() + chunk.len() > *limit {
-                    *over = true;
-                    *buf = Vec::new();
-                } else {
-                    buf.extend_from_slice(chunk);
-                }
+            Input::Large(object) => object.feed(chunk),
+            Input::Body { buf, limit } if buf.len() + chunk.len() > *limit => {
+                let mut object = LargeObject::new(LARGE_BODY_MEMBER_LIMIT.min(*limit));
+                object.feed(buf);
+                object.feed(chunk);
+                self.input = Input::Large(object);
             }
+            Input::Body { buf, .. } => buf.extend_from_slice(chunk),
         }
     }
 
@@ -157,6 +160,11 @@ impl UsageTap {
                 let body = std::mem::take(buf);
                 if !body.is_empty() {
                     extractor.on_body(&body);
+                }
+            }
+            Input::Large(object) => {
+                if let Some(kept) = object.finish() {
+                    extractor.on_body(kept);
                 }
             }
             Input::Frames(_) | Input::Array(_) | Input::Undecided { .. } | Input::Opaque => {}
@@ -199,14 +207,16 @@ impl UsageTap {
         self.extractor.content_bytes()
     }
 
-    /// True when something was too large to parse (a body past the limit, or
-    /// a stream event, frame or element past it), so usage may be missing for that reason.
+    /// True when something was too large to parse (a stream event, frame or element past the
+    /// limit, a body past it that was not one whole object), so usage may be missing for that
+    /// reason.
     pub fn oversized(&self) -> bool {
         match &self.input {
             Input::Sse(reader) => reader.oversized_events() > 0,
             Input::Frames(decoder) => decoder.oversized_frames() > 0,
             Input::Array(reader) => reader.oversized_elements() > 0,
-            Input::Body { over, .. } => *over,
+            Input::Large(object) => object.finish().is_none(),
+            Input::Body { .. } => false,
             Input::Undecided { .. } | Input::Opaque => false,
         }
     }

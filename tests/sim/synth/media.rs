@@ -164,13 +164,20 @@ fn picture(id: &str, len: usize) -> String {
         raw.extend(pixels.by_ref().take(WIDTH));
     }
     let mut zlib = ZlibEncoder::new(Vec::new(), Compression::none());
-    let compressed = zlib.write_all(&raw).and_then(|()| zlib.finish()).unwrap_or_default();
+    let compressed = zlib
+        .write_all(&raw)
+        .and_then(|()| zlib.finish())
+        .unwrap_or_default();
     let mut header = Vec::with_capacity(13);
     header.extend_from_slice(&(WIDTH as u32).to_be_bytes());
     header.extend_from_slice(&(height as u32).to_be_bytes());
     header.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit grayscale, no interlace
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    for (kind, data) in [(b"IHDR", &header), (b"IDAT", &compressed), (b"IEND", &Vec::new())] {
+    for (kind, data) in [
+        (b"IHDR", &header),
+        (b"IDAT", &compressed),
+        (b"IEND", &Vec::new()),
+    ] {
         png.extend_from_slice(&(data.len() as u32).to_be_bytes());
         let start = png.len();
         png.extend_from_slice(kind);

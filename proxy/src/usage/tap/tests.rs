@@ -6,15 +6,29 @@ use crate::usage::tests::{fixture, XorShift};
 use crate::usage::{Dialect, Framing};
 
 #[test]
-fn body_past_the_limit_is_not_parsed_and_says_so() {
+fn a_body_past_the_limit_is_read_by_its_small_members_in_bounded_memory() {
     let body = fixture("openai_chat_nonstream_usage_reasoning.json");
-    let mut tap = UsageTap::new(Dialect::OpenAiChat, Framing::Json, body.len() - 1);
+    let whole = {
+        let mut tap = UsageTap::new(Dialect::OpenAiChat, Framing::Json, 1 << 20);
+        tap.feed(&body);
+        tap.finish();
+        tap
+    };
+    // Past a limit of half the body, its members up to that size are kept: all of them here.
+    let half = body.len() / 2;
+    let mut tap = UsageTap::new(Dialect::OpenAiChat, Framing::Json, half);
     tap.feed(&body[..10]);
     tap.feed(&body[10..]);
     tap.finish();
-    assert!(tap.oversized());
-    assert!(tap.usage().is_empty());
-    assert_eq!(tap.usage().normalize(), None);
+    assert!(!tap.oversized());
+    assert!(whole.final_tokens().is_some());
+    assert_eq!(tap.final_tokens(), whole.final_tokens());
+    assert_eq!(tap.response_model(), whole.response_model());
+    // Past the limit, a body that is not one whole object is not read, and says so.
+    let mut cut = UsageTap::new(Dialect::OpenAiChat, Framing::Json, half);
+    cut.feed(&body[..body.len() - 2]);
+    cut.finish();
+    assert!(cut.oversized() && cut.usage().is_empty());
 }
 
 #[test]
