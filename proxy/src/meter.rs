@@ -322,6 +322,9 @@ impl Meter {
             (Ending::Complete, _) if tap.provider_error().is_some() => "upstream_error_event",
             (Ending::Complete, Some(fault)) => fault.reason(),
             (Ending::Complete, None) if tap.oversized() => "oversized",
+            // An image or audio answer billed otherwise (per image, per second) or sent as
+            // audio alone: no token figures to report, by design.
+            (Ending::Complete, None) if !request.dialect.estimable() => "no_token_usage",
             (Ending::Complete, None) => "not_reported",
             (other, _) => ending_reason(other),
         };

@@ -98,7 +98,7 @@ def test_dall_e_reports_no_tokens_and_is_recorded_without_any(media: Tailmeter, 
         ("images", "none", 0, 0)
     delta.expect([
         Expect("tailmeter_requests_total", {"model": "dall-e-3", "endpoint": "images", "code": "200"}, 1),
-        Expect("tailmeter_usage_missing_total", {"endpoint": "images", "reason": "not_reported"}, 1),
+        Expect("tailmeter_usage_missing_total", {"endpoint": "images", "reason": "no_token_usage"}, 1),
         Expect("tailmeter_tokens_total", {"model": "dall-e-3"}, 0),
     ])
 
@@ -162,7 +162,7 @@ def test_audio_billed_otherwise_is_recorded_without_tokens(media: Tailmeter, syn
     spoken = cc.sim_usage(reported(reqs)[0])
     tts = {"identity": ALICE, "provider": "openai", "model": "gpt-4o-mini-tts"}
     delta.expect([
-        Expect("tailmeter_usage_missing_total", {"endpoint": "audio", "reason": "not_reported"}, 4),
+        Expect("tailmeter_usage_missing_total", {"endpoint": "audio", "reason": "no_token_usage"}, 4),
         Expect("tailmeter_requests_total", {**tts, "endpoint": "audio", "code": "200"}, 2),
         Expect("tailmeter_tokens_total", {**tts, "type": "input"}, spoken.input),
         Expect("tailmeter_tokens_total", {**tts, "type": "output"}, spoken.output),

@@ -28,7 +28,7 @@ pub fn operation_name(endpoint: &str) -> &'static str {
 }
 
 /// Reasons for missing usage that are not failures of the request itself.
-const NOT_FAILURES: [&str; 2] = ["not_reported", "oversized"];
+const NOT_FAILURES: [&str; 3] = ["not_reported", "no_token_usage", "oversized"];
 
 /// `error.type`: the HTTP status of a failed answer, or why the answer broke off
 /// (`client_disconnect`, `upstream_reset`, `upstream_idle_timeout`, `shutdown`, …).

@@ -286,7 +286,7 @@ fn images_and_audio_without_token_figures_are_recorded_without_any_never_estimat
         (
             Some((200, audio, &b"ID3\x04"[..])),
             Ending::Complete,
-            "not_reported",
+            "no_token_usage",
         ),
         (None, Ending::UpstreamIdleTimeout, "upstream_idle_timeout"),
     ];
