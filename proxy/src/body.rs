@@ -83,9 +83,9 @@ async fn read_body(session: &mut Session, limit: u64, forms: bool) -> Result<Rea
     }
     let headers = &session.req_header().headers;
     let coding = coding::coding(headers)?;
-    let boundary = headers
-        .get(http::header::CONTENT_TYPE)
-        .filter(|_| forms)
+    let boundary = forms
+        .then(|| headers.get(http::header::CONTENT_TYPE))
+        .flatten()
         .and_then(|value| form::boundary(value.as_bytes()))
         .map(Box::<[u8]>::from);
     let downstream = &mut session.downstream_session;
