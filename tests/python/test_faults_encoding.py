@@ -11,6 +11,7 @@ and `usage_source` on the row), and leak no descriptors or threads.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import random
 import time
@@ -157,6 +158,23 @@ def test_h2c_provider_is_spoken_http2(tm: Tailmeter, h2_sim: Sim) -> None:
     assert h2_sim.one(marker).raw["version"] == "HTTP/2.0"
     r = row(tm, since_ms, resp.headers[REQUEST_ID])
     assert (r["usage_source"], row_usage(r)) == ("provider", CHAT_STREAM), r
+
+
+def test_a_large_chunked_body_reaches_an_h2c_provider_whole(tm: Tailmeter, h2_sim: Sim) -> None:
+    """4 MiB sent chunked, read whole before proxying, goes to an HTTP/2 provider in DATA frames
+    byte for byte (vendored change 7 on Pingora's HTTP/2 path)."""
+    marker = new_marker()
+    since_ms = int(time.time() * 1000) - 1
+    body = json.dumps({**CHAT, "model": H2_MODEL, "user": "x" * (4 << 20)}).encode()
+    with http_client(cfg.SRC_ALICE, timeout=30.0) as http:
+        resp = http.post(f"{tm.base_url}/v1/chat/completions", headers={**OPENAI, **marker},
+                         content=(body[i:i + 65536] for i in range(0, len(body), 65536)))
+    assert resp.status_code == 200, resp.text
+    got = h2_sim.one(marker)
+    assert got.raw["version"] == "HTTP/2.0"
+    assert (got.body_len, got.body_sha256) == (len(body), hashlib.sha256(body).hexdigest())
+    r = row(tm, since_ms, resp.headers[REQUEST_ID])
+    assert (r["usage_source"], row_usage(r)) == ("provider", CHAT_NONSTREAM), r
 
 
 def test_goaway_mid_stream_lets_the_stream_finish_and_the_next_request_reconnects(tm: Tailmeter) -> None:
