@@ -90,8 +90,9 @@ def build() -> db.Dashboard:
         .with_row(row("Accounting quality"))
         .with_panel(ts("Share of estimated usage", "percentunit",
                        "Requests whose provider usage did not arrive (cut streams, upstream errors, omitted usage): "
-                       "their tokens are estimated from what passed through.",
-                       q(f'(sum(rate(tailmeter_usage_missing_total{{provider=~"$provider"}}[$__rate_interval])) or vector(0))'
+                       "their tokens are estimated from what passed through. Image and audio answers that report "
+                       "no tokens by design (reason no_token_usage) are not counted here.",
+                       q(f'(sum(rate(tailmeter_usage_missing_total{{provider=~"$provider",reason!="no_token_usage"}}[$__rate_interval])) or vector(0))'
                          f' / sum(rate(tailmeter_requests_total{{{BY_CALLER}}}[$__rate_interval]))', "estimated")))
         .with_panel(ts("Usage missing by reason", "reqps", "Why provider usage was missing, per provider and endpoint.",
                        q('sum by (provider, endpoint, reason) (rate(tailmeter_usage_missing_total{provider=~"$provider"}[$__rate_interval]))',
