@@ -104,6 +104,8 @@ async fn read_body(session: &mut Session, limit: u64, forms: bool) -> Result<Rea
     }
     let mut body = Joined::default();
     let mut scan = TopLevelScan::default();
+    // A coded body is checked once decoded, a form at the end.
+    let json = coding.is_none() && boundary.is_none();
     loop {
         let chunk = downstream.read_request_body().await.map_err(|e| {
             ApiError::new(
@@ -118,8 +120,6 @@ async fn read_body(session: &mut Session, limit: u64, forms: bool) -> Result<Rea
         }
         body.push(chunk, declared.unwrap_or(0) as usize);
         // The last piece of a body of known length is left to `finish`, like a body in one piece.
-        // A coded body is checked once decoded, a form at the end.
-        let json = coding.is_none() && boundary.is_none();
         if json && declared.is_none_or(|len| (body.len() as u64) < len) {
             scan.advance(body.as_slice());
         }

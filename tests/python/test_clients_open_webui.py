@@ -157,7 +157,8 @@ def test_voice_input_and_read_aloud_go_through_the_gateway(tailmeter_clients: Ta
                                                    ("/v1/audio/speech", "gpt-4o-mini-tts")]
     heard_req, spoken_req = reqs
     assert heard_req.body_len > len(recording)
-    print("open-webui transcription upload headers:", heard_req.header("content-length"))
+    # Streamed to the gateway chunked, forwarded whole with a Content-Length.
+    assert heard_req.header("content-length") == [str(heard_req.body_len)]
     cc.expect_metered(delta, ALICE, "openai", [heard_req])
     rows = cc.event_rows(tailmeter_clients, start_ms, 2)
     assert sorted((r["model"], r["endpoint"], r["usage_source"]) for r in rows) == [

@@ -97,9 +97,9 @@ impl UsageTap {
     /// A tap for a body of `dialect` framed as `framing`. `limit` bounds the
     /// bytes buffered for parsing: a whole JSON body, or one event, frame or
     /// array element of a stream (a Responses `response.completed` repeats the
-    /// whole output, so it must not be small). Past it nothing more is
-    /// buffered: that body or event is not parsed, and
-    /// [`UsageTap::oversized`] says so.
+    /// whole output, so it must not be small). Past it an event, frame or
+    /// element is not parsed, and [`UsageTap::oversized`] says so; a JSON
+    /// body is read on by its small top-level members ([`LargeObject`]).
     pub fn new(dialect: Dialect, framing: Framing, limit: usize) -> Self {
         let input = match framing {
             Framing::Sse => Input::Sse(SseReader::new(limit)),
