@@ -116,6 +116,10 @@ pub struct RequestEvent<'a> {
     pub user_agent: &'a str,
 }
 
+/// The missing-usage reason of an image or audio answer its model bills other than in tokens
+/// (per image, minute or character) or sends as audio alone: nothing went wrong.
+pub const NO_TOKEN_USAGE: &str = "no_token_usage";
+
 /// The ids of one request's span: its trace, its own id (sent upstream as the parent in
 /// `traceparent`) and the client's span it continues, when the client sent one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

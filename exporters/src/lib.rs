@@ -32,6 +32,6 @@ pub mod sink;
 pub mod spool;
 pub mod traces;
 
-pub use event::{RequestEvent, SpanIds, TokenCounts, UsageSource};
+pub use event::{RequestEvent, SpanIds, TokenCounts, UsageSource, NO_TOKEN_USAGE};
 pub use metrics::Metrics;
 pub use runtime::{EventSink, Exporters, ExportersConfig, ExportersRuntime};

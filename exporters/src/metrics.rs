@@ -7,7 +7,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::event::RequestEvent;
+use crate::event::{RequestEvent, NO_TOKEN_USAGE};
 use crate::labels::BoundedLabels;
 
 /// Buckets for whole-request durations: LLM calls run from milliseconds to many minutes.
@@ -190,7 +190,12 @@ impl Metrics {
                     .inc_by(count);
             }
         }
-        if event.tokens != Default::default() {
+        // Billed: tokens used, or what an image or audio model bills otherwise (its price per
+        // image, minute or character, or no price and a cost left unknown).
+        let billed = event.tokens != Default::default()
+            || event.cost_usd > 0.0
+            || event.usage_missing_reason == Some(NO_TOKEN_USAGE);
+        if billed {
             let cost: Counter = self.cost.with_label_values(&[identity, provider, model]);
             cost.inc_by(event.cost_usd);
             if !event.priced {
@@ -224,7 +229,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::sample;
+    use crate::event::{sample, TokenCounts, UsageSource};
 
     #[test]
     fn every_status_is_its_own_code_label() {
@@ -242,5 +247,37 @@ mod tests {
             );
             assert!(text.contains(&series), "{series} in\n{text}");
         }
+    }
+
+    #[test]
+    fn an_answer_billed_otherwise_than_in_tokens_counts_its_cost_or_its_missing_price() {
+        let metrics = Metrics::new(10);
+        let no_tokens = |model, cost_usd, priced, reason| RequestEvent {
+            model,
+            endpoint: "images",
+            tokens: TokenCounts::default(),
+            cost_usd,
+            priced,
+            usage_source: UsageSource::None,
+            usage_missing_reason: reason,
+            ..sample("r")
+        };
+        metrics.record(&no_tokens("dall-e-3", 0.12, true, Some(NO_TOKEN_USAGE)));
+        metrics.record(&no_tokens("dall-e-2", 0.0, false, Some(NO_TOKEN_USAGE)));
+        // Refused: nothing billed, nothing unpriced.
+        metrics.record(&no_tokens(
+            "dall-e-2",
+            0.0,
+            false,
+            Some("upstream_error_status"),
+        ));
+        let text = String::from_utf8(metrics.render()).expect("UTF-8");
+        for series in [
+            r#"tailmeter_cost_usd_total{identity="tag:ci,tag:k8s",model="dall-e-3",provider="openai"} 0.12"#,
+            r#"tailmeter_unpriced_requests_total{model="dall-e-2",provider="openai"} 1"#,
+        ] {
+            assert!(text.contains(series), "{series} in\n{text}");
+        }
+        assert!(!text.contains(r#"tailmeter_unpriced_requests_total{model="dall-e-3""#));
     }
 }

@@ -14,7 +14,7 @@ use opentelemetry::trace::{
 use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
-use crate::event::{RequestEvent, SpanIds};
+use crate::event::{RequestEvent, SpanIds, NO_TOKEN_USAGE};
 
 /// `gen_ai.operation.name` of an endpoint label.
 pub fn operation_name(endpoint: &str) -> &'static str {
@@ -28,7 +28,7 @@ pub fn operation_name(endpoint: &str) -> &'static str {
 }
 
 /// Reasons for missing usage that are not failures of the request itself.
-const NOT_FAILURES: [&str; 3] = ["not_reported", "no_token_usage", "oversized"];
+const NOT_FAILURES: [&str; 3] = ["not_reported", NO_TOKEN_USAGE, "oversized"];
 
 /// `error.type`: the HTTP status of a failed answer, or why the answer broke off
 /// (`client_disconnect`, `upstream_reset`, `upstream_idle_timeout`, `shutdown`, …).
