@@ -41,7 +41,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::HeaderMap;
-use tailmeter_exporters::{TokenCounts, UsageSource};
+use tailmeter_exporters::{TokenCounts, UsageSource, NO_TOKEN_USAGE};
 
 use self::decode::CodedTap;
 pub use self::pending::InputPending;
@@ -82,6 +82,8 @@ pub struct Metered {
     pub missing_reason: Option<&'static str>,
     /// The model the provider said it used.
     pub response_model: Option<String>,
+    /// Milliseconds of audio a transcription or translation reported, billed per minute.
+    pub audio_ms: Option<u64>,
 }
 
 /// What a request used, or all of it but its input, which is to be estimated from the request.
@@ -309,6 +311,7 @@ impl Meter {
                 source: UsageSource::Provider,
                 missing_reason: None,
                 response_model,
+                audio_ms: None,
             });
         }
         if !request.generates {
@@ -324,7 +327,7 @@ impl Meter {
             (Ending::Complete, None) if tap.oversized() => "oversized",
             // An image or audio answer billed otherwise (per image, per second) or sent as
             // audio alone: no token figures to report, by design.
-            (Ending::Complete, None) if !request.dialect.estimable() => "no_token_usage",
+            (Ending::Complete, None) if !request.dialect.estimable() => NO_TOKEN_USAGE,
             (Ending::Complete, None) => "not_reported",
             (other, _) => ending_reason(other),
         };
@@ -344,6 +347,7 @@ impl Meter {
         if !request.dialect.estimable() {
             return Settled::Done(Metered {
                 response_model,
+                audio_ms: reported.audio_ms,
                 ..nothing(Some(reason))
             });
         }
@@ -383,5 +387,6 @@ fn nothing(missing_reason: Option<&'static str>) -> Metered {
         source: UsageSource::None,
         missing_reason,
         response_model: None,
+        audio_ms: None,
     }
 }

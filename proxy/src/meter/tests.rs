@@ -311,6 +311,47 @@ fn images_and_audio_without_token_figures_are_recorded_without_any_never_estimat
 }
 
 #[test]
+fn a_transcriptions_seconds_are_kept_for_its_price_per_minute() {
+    const FORM: &[u8] =
+        b"--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--b--\r\n";
+    let json = || headers("application/json", &[]);
+    let whisper = |body| {
+        meter(
+            Dialect::OpenAiMedia,
+            "whisper-1",
+            FORM,
+            Some((200, json(), body)),
+            Ending::Complete,
+        )
+    };
+    let cases: [(&[u8], Option<u64>); 4] = [
+        (
+            br#"{"text":"Hi.","usage":{"type":"duration","seconds":9}}"#,
+            Some(9_000),
+        ),
+        // A translation's `verbose_json` gives its length, no usage.
+        (
+            br#"{"task":"translate","duration":8.4706,"text":"Hi.","segments":[]}"#,
+            Some(8_471),
+        ),
+        (
+            br#"{"text":"Hi.","duration":8.0,"usage":{"type":"duration","seconds":"9"}}"#,
+            None,
+        ),
+        (br#"{"text":"Hi."}"#, None),
+    ];
+    for (body, audio_ms) in cases {
+        let got = whisper(body);
+        assert_eq!(got.audio_ms, audio_ms, "{}", String::from_utf8_lossy(body));
+        assert_eq!(
+            (got.source, got.tokens),
+            (UsageSource::None, TokenCounts::default())
+        );
+        assert_eq!(got.missing_reason, Some("no_token_usage"));
+    }
+}
+
+#[test]
 fn a_retried_attempt_is_not_counted_twice() {
     let body = fixture("openai_chat_stream_usage.sse");
     let mut meter = Meter::start();

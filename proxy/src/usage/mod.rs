@@ -55,6 +55,8 @@ pub struct Usage {
     pub cache_write: Option<u64>,
     /// Output tokens spent on reasoning.
     pub reasoning: Option<u64>,
+    /// Milliseconds of audio a transcription or translation bills (`whisper-1`), not tokens.
+    pub audio_ms: Option<u64>,
 }
 
 /// The contract's five normalized figures: input includes cached input (read and write), output includes reasoning.
@@ -102,6 +104,7 @@ impl Usage {
         latest(&mut self.cache_read, later.cache_read);
         latest(&mut self.cache_write, later.cache_write);
         latest(&mut self.reasoning, later.reasoning);
+        latest(&mut self.audio_ms, later.audio_ms);
     }
 }
 

@@ -64,6 +64,7 @@ impl From<WireUsage> for Usage {
             reasoning: wire
                 .completion_tokens_details
                 .and_then(|d| d.reasoning_tokens),
+            audio_ms: None,
         }
     }
 }
