@@ -22,7 +22,7 @@ use crate::api_error::{ApiError, ErrorKind};
 use crate::usage::json::{splice, Edit};
 
 pub mod coding;
-mod form;
+pub mod form;
 mod scan;
 
 pub use scan::TopLevelScan;

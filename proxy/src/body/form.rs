@@ -41,10 +41,37 @@ pub fn boundary(content_type: &[u8]) -> Option<&[u8]> {
 }
 
 /// Finds the `model` and `stream` fields of a form with `boundary`. The body must be a whole
-/// form: a first delimiter, parts each with a `Content-Disposition: form-data` naming it, and the
-/// closing delimiter. Either field given twice is refused, as in a JSON body (a proxy reading one
+/// form ([`parts`]). Either field given twice is refused, as in a JSON body (a proxy reading one
 /// and a provider the other would meter and grant one model and serve another).
 pub fn scan(body: &[u8], boundary: &[u8]) -> Result<FormFields, String> {
+    let mut fields = FormFields::default();
+    for part in parts(body, boundary)? {
+        let (name, content) = part?;
+        let slot = match name {
+            b"model" => Some(("model", &mut fields.model)),
+            b"stream" => Some(("stream", &mut fields.stream)),
+            _ => None,
+        };
+        if let Some((name, slot)) = slot {
+            if slot.replace(content).is_some() {
+                return Err(format!("its `{name}` field is given twice"));
+            }
+        }
+    }
+    Ok(fields)
+}
+
+/// The value of the first field named `name` in a form [`scan`] read, if it has one.
+pub fn value<'a>(body: &'a [u8], boundary: &[u8], name: &str) -> Option<&'a [u8]> {
+    let mut parts = parts(body, boundary).ok()?.map_while(Result::ok);
+    let (_, content) = parts.find(|(field, _)| *field == name.as_bytes())?;
+    Some(&body[content])
+}
+
+/// The parts of a form with `boundary`, in order: each field's name and where its value is. The
+/// body must be a whole form: a first delimiter, parts each with a `Content-Disposition:
+/// form-data` naming it, and the closing delimiter; what is not ends the walk with an error.
+pub fn parts<'a>(body: &'a [u8], boundary: &[u8]) -> Result<Parts<'a>, String> {
     // RFC 2046: 1 to 70 characters.
     if boundary.is_empty() || boundary.len() > 70 {
         return Err("its Content-Type names no usable multipart boundary".to_owned());
@@ -52,19 +79,52 @@ pub fn scan(body: &[u8], boundary: &[u8]) -> Result<FormFields, String> {
     let mut delimiter = Vec::with_capacity(boundary.len() + 4);
     delimiter.extend_from_slice(b"\r\n--");
     delimiter.extend_from_slice(boundary);
-    let next_delimiter = memmem::Finder::new(&delimiter);
+    let next_delimiter = memmem::Finder::new(&delimiter).into_owned();
     // The first delimiter may open the body without the line break before it.
-    let mut at = if body.starts_with(&delimiter[2..]) {
+    let at = if body.starts_with(&delimiter[2..]) {
         delimiter.len() - 2
     } else {
         let found = next_delimiter.find(body).ok_or("it has no part")?;
         found + delimiter.len()
     };
-    let mut fields = FormFields::default();
-    loop {
+    Ok(Parts {
+        body,
+        next_delimiter,
+        at: Some(at),
+    })
+}
+
+/// A part's field name and where its value is.
+pub type Part<'a> = (&'a [u8], Range<usize>);
+
+/// The walk over a form's parts ([`parts`]).
+pub struct Parts<'a> {
+    body: &'a [u8],
+    next_delimiter: memmem::Finder<'static>,
+    /// Where the next delimiter line's rest begins; None once the walk is over.
+    at: Option<usize>,
+}
+
+impl<'a> Iterator for Parts<'a> {
+    type Item = Result<Part<'a>, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let at = self.at.take()?;
+        let part = self.part_at(at);
+        if let Ok(Some((_, content))) = &part {
+            self.at = Some(content.end + self.next_delimiter.needle().len());
+        }
+        part.transpose()
+    }
+}
+
+impl<'a> Parts<'a> {
+    /// The part whose delimiter line's rest begins at `at`, or None after the closing one.
+    fn part_at(&self, at: usize) -> Result<Option<Part<'a>>, String> {
+        let body = self.body;
         let after = &body[at..];
         if after.starts_with(b"--") {
-            return Ok(fields);
+            return Ok(None);
         }
         // Transport padding, then the line break that ends the delimiter line.
         let line_end = after
@@ -82,21 +142,12 @@ pub fn scan(body: &[u8], boundary: &[u8]) -> Result<FormFields, String> {
         };
         let headers = &body[headers_start..headers_start + headers_len];
         let content_start = headers_start + headers_len + 2;
-        let content_len = next_delimiter
+        let content_len = self
+            .next_delimiter
             .find(&body[content_start..])
             .ok_or("it ends before its closing boundary")?;
-        let content = content_start..content_start + content_len;
-        let slot = match field_name(headers).map_err(|why| format!("{why} at byte {at}"))? {
-            b"model" => Some(("model", &mut fields.model)),
-            b"stream" => Some(("stream", &mut fields.stream)),
-            _ => None,
-        };
-        if let Some((name, slot)) = slot {
-            if slot.replace(content.clone()).is_some() {
-                return Err(format!("its `{name}` field is given twice"));
-            }
-        }
-        at = content.end + delimiter.len();
+        let name = field_name(headers).map_err(|why| format!("{why} at byte {at}"))?;
+        Ok(Some((name, content_start..content_start + content_len)))
     }
 }
 
