@@ -1,12 +1,27 @@
 //! Cost from `[prices.MODEL]` (USD per million tokens), as the contract defines it: uncached
 //! input at `input`, cache reads at `cache_read`, cache writes at `cache_write` (either falling
-//! back to `input` when not priced), all output (reasoning included) at `output`.
+//! back to `input` when not priced), all output (reasoning included) at `output`. Added to it,
+//! what image and audio models bill otherwise ([`MediaUse`]): minutes of audio transcribed,
+//! characters spoken, images made, each at its own price ([`MediaPrice`]).
 
 use std::collections::BTreeMap;
 
 use tailmeter_exporters::TokenCounts;
 
-use crate::config::Price;
+use crate::config::{MediaPrice, Price};
+
+mod asked;
+
+pub use asked::{Asked, ImagesAsked};
+
+/// What a request used that its model may bill other than tokens.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MediaUse<'a> {
+    /// What a successful image or speech request asked for.
+    pub asked: Option<&'a Asked>,
+    /// Milliseconds of audio the answer reported.
+    pub audio_ms: Option<u64>,
+}
 
 /// The configured prices, by model name.
 #[derive(Debug, Default)]
@@ -20,8 +35,8 @@ impl Prices {
         Self { by_model }
     }
 
-    /// The cost of `tokens` on `model`, or None when the model has no price.
-    pub fn cost(&self, model: &str, tokens: &TokenCounts) -> Option<f64> {
+    /// The cost of `tokens` and `media` on `model`, or None when the model has no price.
+    pub fn cost(&self, model: &str, tokens: &TokenCounts, media: MediaUse<'_>) -> Option<f64> {
         let price = self.by_model.get(model)?;
         let uncached = tokens
             .input
@@ -31,8 +46,36 @@ impl Prices {
             + tokens.cache_read as f64 * price.cache_read.unwrap_or(price.input)
             + tokens.cache_write as f64 * price.cache_write.unwrap_or(price.input)
             + tokens.output as f64 * price.output;
-        Some(per_million / 1_000_000.0)
+        Some(per_million / 1_000_000.0 + media_cost(&price.media, media))
     }
+}
+
+/// What `media` costs at `price` (0 for what it does not price).
+fn media_cost(price: &MediaPrice, media: MediaUse<'_>) -> f64 {
+    let per_minute = price.audio_minute.unwrap_or(0.0);
+    let audio = media.audio_ms.unwrap_or(0) as f64 / 60_000.0 * per_minute;
+    let asked = match media.asked {
+        None => 0.0,
+        Some(Asked::Speech { characters }) => {
+            *characters as f64 * price.characters.unwrap_or(0.0) / 1_000_000.0
+        }
+        Some(Asked::Images(images)) => f64::from(images.n) * per_image(price, images),
+    };
+    audio + asked
+}
+
+/// The price of one image of the size and quality `images` asks for: `images`' entry for
+/// `"QUALITY SIZE"`, `"SIZE"` or `"QUALITY"`, in that order, else `image`, else 0.
+fn per_image(price: &MediaPrice, images: &ImagesAsked) -> f64 {
+    let (size, quality) = (images.size.as_deref(), images.quality.as_deref());
+    let both = size
+        .zip(quality)
+        .map(|(size, quality)| format!("{quality} {size}"));
+    let listed = [both.as_deref(), size, quality]
+        .into_iter()
+        .flatten()
+        .find_map(|asked| price.images.get(asked));
+    listed.or(price.image.as_ref()).copied().unwrap_or(0.0)
 }
 
 #[cfg(test)]
@@ -49,6 +92,7 @@ mod tests {
                 output: 8.0,
                 cache_read: Some(0.5),
                 cache_write: None,
+                media: MediaPrice::default(),
             },
         );
         let prices = Prices::new(by_model);
@@ -60,8 +104,101 @@ mod tests {
             reasoning: 50,
         };
         // 500 uncached * 2 + 400 * 0.5 + 100 * 2 (fallback) + 100 * 8 = 2200 per million
-        let cost = prices.cost("m", &tokens).unwrap();
+        let cost = prices.cost("m", &tokens, MediaUse::default()).unwrap();
         assert!((cost - 0.0022).abs() < 1e-12, "{cost}");
-        assert_eq!(prices.cost("other", &tokens), None);
+        assert_eq!(prices.cost("other", &tokens, MediaUse::default()), None);
+    }
+
+    /// DALL·E 3's prices as OpenAI lists them: standard 1024×1024 at the flat price, the tall
+    /// and wide sizes and HD dearer.
+    fn dall_e_3() -> MediaPrice {
+        let images = [
+            ("1024x1792", 0.08),
+            ("1792x1024", 0.08),
+            ("hd", 0.08),
+            ("hd 1024x1792", 0.12),
+            ("hd 1792x1024", 0.12),
+        ];
+        MediaPrice {
+            image: Some(0.04),
+            images: images.map(|(k, v)| (k.to_owned(), v)).into(),
+            ..MediaPrice::default()
+        }
+    }
+
+    fn images(n: u32, size: Option<&str>, quality: Option<&str>) -> Asked {
+        Asked::Images(ImagesAsked {
+            n,
+            size: size.map(Into::into),
+            quality: quality.map(Into::into),
+        })
+    }
+
+    #[test]
+    fn images_are_priced_by_quality_and_size_then_size_then_quality_then_flat() {
+        let price = dall_e_3();
+        let cost = |asked: &Asked| {
+            let media = MediaUse {
+                asked: Some(asked),
+                audio_ms: None,
+            };
+            (media_cost(&price, media) * 1e6).round() / 1e6
+        };
+        assert_eq!(cost(&images(1, None, None)), 0.04);
+        assert_eq!(cost(&images(2, Some("1024x1024"), Some("standard"))), 0.08);
+        assert_eq!(cost(&images(1, Some("1792x1024"), Some("standard"))), 0.08);
+        assert_eq!(cost(&images(1, Some("1792x1024"), Some("hd"))), 0.12);
+        assert_eq!(cost(&images(3, Some("1024x1024"), Some("hd"))), 0.24);
+        assert_eq!(cost(&images(1, None, Some("hd"))), 0.08);
+        let unpriced = MediaPrice::default();
+        let media = MediaUse {
+            asked: Some(&images(4, None, None)),
+            audio_ms: None,
+        };
+        assert_eq!(media_cost(&unpriced, media), 0.0);
+    }
+
+    #[test]
+    fn audio_is_priced_per_minute_and_speech_per_million_characters() {
+        let price = MediaPrice {
+            audio_minute: Some(0.006),
+            characters: Some(15.0),
+            ..MediaPrice::default()
+        };
+        let ninety_seconds = MediaUse {
+            asked: None,
+            audio_ms: Some(90_000),
+        };
+        assert!((media_cost(&price, ninety_seconds) - 0.009).abs() < 1e-12);
+        let speech = Asked::Speech { characters: 2_000 };
+        let spoken = MediaUse {
+            asked: Some(&speech),
+            audio_ms: None,
+        };
+        assert!((media_cost(&price, spoken) - 0.03).abs() < 1e-12);
+    }
+
+    #[test]
+    fn media_prices_add_to_the_token_cost() {
+        let price = Price {
+            input: 5.0,
+            output: 40.0,
+            cache_read: None,
+            cache_write: None,
+            media: dall_e_3(),
+        };
+        let prices = Prices::new(BTreeMap::from([("gpt-image-1".to_owned(), price)]));
+        let tokens = TokenCounts {
+            input: 1_000,
+            output: 1_000,
+            ..TokenCounts::default()
+        };
+        let asked = images(1, None, None);
+        let media = MediaUse {
+            asked: Some(&asked),
+            audio_ms: None,
+        };
+        let cost = prices.cost("gpt-image-1", &tokens, media).unwrap();
+        assert!((cost - (0.045 + 0.04)).abs() < 1e-12, "{cost}");
     }
 }

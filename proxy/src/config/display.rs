@@ -175,7 +175,7 @@ impl Summary<'_> {
 
     fn prices(&self, f: &mut Formatter<'_>) -> fmt::Result {
         let config = self.0;
-        writeln!(f, "\nprices (USD per million tokens):")?;
+        writeln!(f, "\nprices (USD per million tokens unless said):")?;
         for (model, price) in &config.prices {
             writeln!(f, "  {model}: {}", describe_price(price))?;
         }
@@ -258,11 +258,33 @@ impl Summary<'_> {
 
 fn describe_price(price: &Price) -> String {
     let cache = |v: Option<f64>| v.map_or_else(|| "= input".to_owned(), |v| v.to_string());
-    format!(
-        "input {}, output {}, cache_read {}, cache_write {}",
-        price.input,
-        price.output,
-        cache(price.cache_read),
-        cache(price.cache_write)
-    )
+    let media = &price.media;
+    let mut parts = Vec::new();
+    if !media.is_set() || price.input > 0.0 || price.output > 0.0 {
+        parts.push(format!(
+            "input {}, output {}, cache_read {}, cache_write {}",
+            price.input,
+            price.output,
+            cache(price.cache_read),
+            cache(price.cache_write)
+        ));
+    }
+    if let Some(usd) = media.audio_minute {
+        parts.push(format!("USD {usd} per audio minute"));
+    }
+    if let Some(usd) = media.characters {
+        parts.push(format!("USD {usd} per million characters"));
+    }
+    for (asked, usd) in &media.images {
+        parts.push(format!("USD {usd} per {asked} image"));
+    }
+    if let Some(usd) = media.image {
+        let other = if media.images.is_empty() {
+            ""
+        } else {
+            " other"
+        };
+        parts.push(format!("USD {usd} per{other} image"));
+    }
+    parts.join(", ")
 }

@@ -26,8 +26,8 @@ mod tests;
 pub use error::ConfigError;
 pub use load::{load, parse};
 pub use model::{
-    BaseUrl, Budget, BudgetSubject, ClickHouse, Config, Events, Grant, Identity, Log, Metrics,
-    OnExceed, Otlp, OtlpProtocol, Price, Provider, ProviderKind, Server, StaticIdentity,
+    BaseUrl, Budget, BudgetSubject, ClickHouse, Config, Events, Grant, Identity, Log, MediaPrice,
+    Metrics, OnExceed, Otlp, OtlpProtocol, Price, Provider, ProviderKind, Server, StaticIdentity,
     TailscaledDown, UnknownPolicy, Who,
 };
 pub use size::format_duration;

@@ -321,7 +321,8 @@ pub enum OnExceed {
     Reject,
 }
 
-/// `[prices.MODEL]`: USD per million tokens.
+/// `[prices.MODEL]`: USD per million tokens, and for the image and audio models billed
+/// otherwise, per minute, character or image ([`MediaPrice`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Price {
     /// Uncached input.
@@ -332,6 +333,35 @@ pub struct Price {
     pub cache_read: Option<f64>,
     /// Cache writes; `None` falls back to `input`.
     pub cache_write: Option<f64>,
+    /// What is billed other than tokens.
+    pub media: MediaPrice,
+}
+
+/// The prices of `[prices.MODEL]` for what image and audio models bill other than tokens, as
+/// OpenAI lists them: added to the model's token cost.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MediaPrice {
+    /// USD per minute of audio a transcription or translation reports (`audio_minute`,
+    /// `whisper-1`).
+    pub audio_minute: Option<f64>,
+    /// USD per million characters of text to speak (`characters`, `tts-1`).
+    pub characters: Option<f64>,
+    /// USD per image made, when `images` has no price for the request's size and quality
+    /// (`image`, DALL·E).
+    pub image: Option<f64>,
+    /// USD per image by what the request asks for: `"QUALITY SIZE"`, `"SIZE"` or `"QUALITY"`
+    /// (`images`, e.g. `"hd 1024x1792" = 0.12`), tried in that order before `image`.
+    pub images: BTreeMap<String, f64>,
+}
+
+impl MediaPrice {
+    /// Whether anything is priced.
+    pub fn is_set(&self) -> bool {
+        self.audio_minute.is_some()
+            || self.characters.is_some()
+            || self.image.is_some()
+            || !self.images.is_empty()
+    }
 }
 
 /// `[metrics]`: bounds on label sets.

@@ -103,6 +103,10 @@ pub(super) struct RawPrice {
     pub output: Option<f64>,
     pub cache_read: Option<f64>,
     pub cache_write: Option<f64>,
+    pub audio_minute: Option<f64>,
+    pub characters: Option<f64>,
+    pub image: Option<f64>,
+    pub images: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -162,6 +162,7 @@ fn contract_example_parses() {
         output: 1.60,
         cache_read: Some(0.10),
         cache_write: None,
+        media: MediaPrice::default(),
     };
     assert_eq!(c.prices["gpt-4.1-mini"], price);
     let ch = c.clickhouse.as_ref().unwrap();

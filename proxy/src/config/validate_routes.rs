@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use super::error::{ConfigError, KeyPath};
-use super::model::{Budget, BudgetSubject, Grant, OnExceed, Price, Provider, ProviderKind};
+use super::model::{
+    Budget, BudgetSubject, Grant, MediaPrice, OnExceed, Price, Provider, ProviderKind,
+};
 use super::raw::{RawBudget, RawGrant, RawPrice, RawProvider};
 use super::size::parse_duration;
 use super::url::parse_base_url;
@@ -216,20 +218,55 @@ pub(super) fn prices(
         let figure = |key: &str, value: Option<f64>| match value {
             Some(v) if !(v.is_finite() && v >= 0.0) => Err(ctx.error(
                 &path.key(key),
-                format!("must be a non-negative number of USD per million tokens, not {v}"),
+                format!(
+                    "must be a non-negative number of {}, not {v}",
+                    price_unit(key)
+                ),
             )),
             _ => Ok(value),
         };
-        let required = |key: &str, value: Option<f64>| {
-            figure(key, value)?.ok_or_else(|| ctx.error(&path.key(key), "is required but missing"))
+        let mut images = BTreeMap::new();
+        for (asked, &price) in &entry.images {
+            let key = path.key("images").key(asked);
+            let words = asked.split_whitespace().count();
+            if !(1..=2).contains(&words) {
+                let message = "names a size, a quality, or both (\"hd 1024x1792\")";
+                return Err(ctx.error(&key, message));
+            }
+            let price = figure("images", Some(price))?;
+            let normal = asked.split_whitespace().collect::<Vec<_>>().join(" ");
+            images.insert(normal, price.unwrap_or_default());
+        }
+        let media = MediaPrice {
+            audio_minute: figure("audio_minute", entry.audio_minute)?,
+            characters: figure("characters", entry.characters)?,
+            image: figure("image", entry.image)?,
+            images,
+        };
+        // A model billed only per minute, character or image needs no token prices.
+        let tokens = |key: &str, value: Option<f64>| match figure(key, value)? {
+            Some(v) => Ok(v),
+            None if media.is_set() => Ok(0.0),
+            None => Err(ctx.error(&path.key(key), "is required but missing")),
         };
         let price = Price {
-            input: required("input", entry.input)?,
-            output: required("output", entry.output)?,
+            input: tokens("input", entry.input)?,
+            output: tokens("output", entry.output)?,
             cache_read: figure("cache_read", entry.cache_read)?,
             cache_write: figure("cache_write", entry.cache_write)?,
+            media,
         };
         out.insert(model.clone(), price);
     }
     Ok(out)
+}
+
+/// What a `[prices.MODEL]` key's figure is in.
+fn price_unit(key: &str) -> &'static str {
+    match key {
+        "audio_minute" => "USD per minute of audio",
+        "characters" => "USD per million characters",
+        "image" | "images" => "USD per image",
+        _ => "USD per million tokens",
+    }
 }

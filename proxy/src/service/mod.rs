@@ -69,6 +69,8 @@ pub struct RequestCtx {
     /// The id of the stored response or conversation the request names (`/v1/responses/{id}…`,
     /// `/v1/conversations/{id}…`).
     stored_id: Option<String>,
+    /// What an image or speech request asks for, priced per image or character.
+    asked: Option<crate::pricing::Asked>,
     strip_injected_usage: bool,
     user_agent: String,
     local_status: Option<u16>,
@@ -147,6 +149,7 @@ impl ProxyHttp for Proxy {
             upstream_body: None,
             upstream_path: None,
             stored_id: None,
+            asked: None,
             strip_injected_usage: false,
             user_agent: String::new(),
             local_status: None,

@@ -17,6 +17,7 @@ use crate::config::ProviderKind;
 use crate::endpoint::Endpoint;
 use crate::gateway::Gateway;
 use crate::identity::Caller;
+use crate::pricing::Asked;
 use crate::refusal;
 use crate::routing::Route;
 use crate::stored::{Kept, Lookup};
@@ -35,7 +36,8 @@ pub(super) async fn upstream_request(
     let forms = endpoint.takes_form();
     let read = crate::body::read_whole_body(session, limit, timeout, forms).await?;
     let body = read.bytes;
-    let fields = crate::body::parse_read(&body, read.scan, read.form_boundary.as_deref())?;
+    let boundary = read.form_boundary.as_deref();
+    let fields = crate::body::parse_read(&body, read.scan, boundary)?;
     // Gemini and Bedrock name the model in the path, the others in the body.
     let path_model = endpoint
         .model_in_path()
@@ -96,6 +98,7 @@ pub(super) async fn upstream_request(
         }
     }
     let upstream_body = crate::body::edited(&body, &mut edits);
+    ctx.asked = Asked::read(endpoint, &body, boundary);
     if let Some(dialect) = endpoint.dialect() {
         ctx.meter
             .expect_usage(dialect, route.model.clone(), upstream_body.clone());

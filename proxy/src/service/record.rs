@@ -17,6 +17,7 @@ use crate::endpoint::{ConversationAction, Endpoint, StoredAction};
 use crate::gateway::Gateway;
 use crate::identity::{Caller, UNIDENTIFIED};
 use crate::meter::Metered;
+use crate::pricing::MediaUse;
 use crate::routing::Route;
 use crate::stored::{Creator, Kept};
 use crate::trace_context::genai_provider_name;
@@ -51,7 +52,9 @@ pub(crate) fn record_settled(
     let request_id = uuid::Uuid::now_v7().simple().to_string();
     let caller = &creator.caller;
     let labels = RouteLabels::of(Some(route));
-    let cost = gateway.prices.cost(labels.model, &metered.tokens);
+    let cost = gateway
+        .prices
+        .cost(labels.model, &metered.tokens, MediaUse::default());
     let event = RequestEvent {
         ts_ms: started_ms,
         request_id: &request_id,
@@ -200,7 +203,12 @@ fn build_event<'a>(
     trace_id: &'a str,
 ) -> RequestEvent<'a> {
     let labels = RouteLabels::of(ctx.route.as_ref());
-    let cost = gateway.prices.cost(labels.model, &metered.tokens);
+    // What a request asked for is billed only when it was made.
+    let media = MediaUse {
+        asked: ctx.asked.as_ref().filter(|_| (200..300).contains(&status)),
+        audio_ms: metered.audio_ms,
+    };
+    let cost = gateway.prices.cost(labels.model, &metered.tokens, media);
     let caller = ctx.caller.as_ref();
     RequestEvent {
         ts_ms: ctx.started_ms,

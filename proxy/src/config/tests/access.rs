@@ -239,3 +239,33 @@ fn price_checks() {
         format!("{PROVIDER}\n[prices]\n\"gpt-4.1-mini\".input = 1\n\"gpt-4.1-mini\".output = 1\n");
     assert_eq!(ok(&dotted).prices["gpt-4.1-mini"].output, 1.0);
 }
+
+#[test]
+fn media_prices_need_no_token_prices_and_are_checked_like_them() {
+    let whisper = format!("{PROVIDER}\n[prices.\"gpt-4.1-mini\"]\naudio_minute = 0.006\n");
+    let price = &ok(&whisper).prices["gpt-4.1-mini"];
+    assert_eq!((price.input, price.output), (0.0, 0.0));
+    assert_eq!(price.media.audio_minute, Some(0.006));
+    let images = format!(
+        "{PROVIDER}\n[prices.\"gpt-4.1-mini\"]\nimage = 0.04\nimages = {{ \"hd  1024x1792\" = 0.12 }}\n"
+    );
+    let media = ok(&images).prices["gpt-4.1-mini"].media.clone();
+    assert_eq!(media.images.get("hd 1024x1792"), Some(&0.12));
+    assert_eq!((media.image, media.characters), (Some(0.04), None));
+    let negative = format!("{PROVIDER}\n[prices.\"gpt-4.1-mini\"]\ncharacters = -15\n");
+    rejects(
+        &negative,
+        10,
+        "prices.\"gpt-4.1-mini\".characters",
+        "non-negative number of USD per million characters",
+    );
+    let three_words = format!(
+        "{PROVIDER}\n[prices.\"gpt-4.1-mini\"]\nimages = {{ \"hd wide 1024x1792\" = 1 }}\n"
+    );
+    rejects(
+        &three_words,
+        10,
+        "prices.\"gpt-4.1-mini\".images.\"hd wide 1024x1792\"",
+        "names a size, a quality, or both",
+    );
+}
