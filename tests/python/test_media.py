@@ -50,6 +50,43 @@ def media(binaries: dict[str, Path], synth_sim: Sim, tmp_path: Path) -> Iterator
     tm.proc.stop()
 
 
+# What OpenAI lists for the models billed per image, minute and character, as a user would
+# configure them; GPT image models are priced in tokens, and a per-image price adds to those.
+MEDIA_PRICES = """
+[prices."dall-e-3"]
+image = 0.04
+images = { "hd" = 0.08, "1024x1792" = 0.08, "1792x1024" = 0.08, "hd 1024x1792" = 0.12, "hd 1792x1024" = 0.12 }
+
+[prices."dall-e-2"]
+image = 0.02
+images = { "256x256" = 0.016, "512x512" = 0.018 }
+
+[prices."whisper-1"]
+audio_minute = 0.006
+
+[prices."tts-1"]
+characters = 15.00
+
+[prices."gpt-image-1"]
+input = 5.00
+output = 40.00
+"""
+
+
+@pytest.fixture
+def priced_media(binaries: dict[str, Path], synth_sim: Sim, tmp_path: Path) -> Iterator[Tailmeter]:
+    """An instance whose OpenAI provider serves DALL·E, whisper-1, tts-1 and gpt-image-1, priced
+    per image, per minute, per character and per token."""
+    models = ["dall-e-3", "dall-e-2", "whisper-1", "tts-1", "gpt-image-1"]
+    # The harness prices gpt-4o in every config.
+    openai_media = cfg.Provider("openai", "openai", synth_sim.base_url, f"${{{cfg.OPENAI_KEY_ENV}}}",
+                                models + ["gpt-4o"])
+    tm = launch_instance(binaries["tailmeter"], tmp_path, [openai_media],
+                         grants=[([ALICE], [f"openai/{m}" for m in models])], extra=MEDIA_PRICES)
+    yield tm
+    tm.proc.stop()
+
+
 def reported(reqs: list) -> list:
     """The requests whose answer reported token figures."""
     return [r for r in reqs if r.raw.get("usage") is not None]
@@ -100,6 +137,8 @@ def test_dall_e_reports_no_tokens_and_is_recorded_without_any(media: Tailmeter, 
         Expect("tailmeter_requests_total", {"model": "dall-e-3", "endpoint": "images", "code": "200"}, 1),
         Expect("tailmeter_usage_missing_total", {"endpoint": "images", "reason": "no_token_usage"}, 1),
         Expect("tailmeter_tokens_total", {"model": "dall-e-3"}, 0),
+        # Billed per image by OpenAI, with no price here: the gap shows.
+        Expect("tailmeter_unpriced_requests_total", {"model": "dall-e-3"}, 1),
     ])
 
 
@@ -170,6 +209,49 @@ def test_audio_billed_otherwise_is_recorded_without_tokens(media: Tailmeter, syn
         Expect("tailmeter_tokens_total", {**tts, "type": "output"}, spoken.output),
         Expect("tailmeter_tokens_total", {"model": "whisper-1"}, 0),
     ])
+
+
+# The SDK marks translations deprecated; OpenAI still serves them, and apps still call them.
+@pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")
+def test_images_minutes_and_characters_are_priced_as_configured(priced_media: Tailmeter, synth_sim: Sim) -> None:
+    """DALL·E's pictures cost their price by quality and size (a form's fields as well as JSON's),
+    whisper-1's answers their minutes, tts-1's speech its characters, all without tokens; a GPT
+    image model's tokens at its token prices; a refused request nothing."""
+    client = openai_client(priced_media, SRC_ALICE)
+    start_ms, delta = int(time.time() * 1000), priced_media.metrics.delta()
+    client.images.generate(model="dall-e-3", prompt="A red bicycle", size="1024x1792", quality="hd")
+    client.images.generate(model="dall-e-3", prompt="A blue bicycle", n=2)
+    client.images.create_variation(model="dall-e-2", image=("a.png", b"\x89PNG-a" * 5000, "image/png"),
+                                   n=3, size="512x512")
+    heard = client.audio.transcriptions.create(model="whisper-1", file=("a.wav", io.BytesIO(WAV), "audio/wav"))
+    translated = client.audio.translations.create(model="whisper-1", response_format="verbose_json",
+                                                  file=("b.wav", io.BytesIO(WAV[:100_000]), "audio/wav"))
+    spoken = "Le dîner est prêt, à table !"
+    client.audio.speech.create(model="tts-1", voice="coral", input=spoken)
+    drawn = client.images.generate(model="gpt-image-1", prompt="A fox", quality="low")
+    with pytest.raises(openai.BadRequestError):
+        client.images.generate(model="dall-e-3", prompt="A green bicycle", size="999x999")
+
+    seconds = (heard.usage.seconds, translated.duration)
+    assert seconds[0] > seconds[1] > 0
+    token_cost = (drawn.usage.input_tokens * 5.00 + drawn.usage.output_tokens * 40.00) / 1e6
+    want = [
+        ("dall-e-3", 200, 0.12), ("dall-e-3", 200, 2 * 0.04), ("dall-e-2", 200, 3 * 0.018),
+        ("whisper-1", 200, seconds[0] / 60 * 0.006), ("whisper-1", 200, seconds[1] / 60 * 0.006),
+        ("tts-1", 200, len(spoken) * 15.00 / 1e6), ("gpt-image-1", 200, token_cost), ("dall-e-3", 400, 0.0),
+    ]
+    rows = cc.event_rows(priced_media, start_ms, len(want))
+    got = [(r["model"], r["status"], r["cost_usd"]) for r in rows]
+    assert [g[:2] for g in got] == [w[:2] for w in want]
+    for (model, _, cost), (_, _, expected) in zip(got, want):
+        assert cost == pytest.approx(expected, rel=1e-9, abs=1e-12), (model, cost, expected)
+    assert all(r["usage_source"] == "none" for r in rows[:6]) and rows[6]["usage_source"] == "provider"
+    per_model: dict[str, float] = {}
+    for model, _, cost in want:
+        per_model[model] = per_model.get(model, 0.0) + cost
+    delta.expect([Expect("tailmeter_cost_usd_total", {"identity": ALICE, "provider": "openai", "model": model}, cost)
+                  for model, cost in per_model.items()] +
+                 [Expect("tailmeter_unpriced_requests_total", {}, 0)])
 
 
 def test_bad_media_requests_are_refused_in_openais_format(media: Tailmeter, synth_sim: Sim) -> None:

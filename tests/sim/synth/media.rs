@@ -12,7 +12,7 @@
 //!   tokens per 32,000 bytes of sound, the prompt's text tokens) or, for `whisper-1`, in
 //!   seconds; `stream` (ignored by whisper) as `transcript.text.delta` events and the usage in
 //!   `transcript.text.done`; `response_format: "text"` the text alone. Translations:
-//!   `whisper-1`'s text, no usage.
+//!   `whisper-1`'s text, no usage; as `verbose_json` with the audio's `duration` in seconds.
 
 use std::io::Write;
 
@@ -294,7 +294,8 @@ fn transcription(request: &Value) -> Result<Reply, String> {
     Ok(reported(Reply::ok(Kind::Json, body.to_string())))
 }
 
-/// An English translation of the uploaded `file` (whisper-1 only; no usage).
+/// An English translation of the uploaded `file` (whisper-1 only; no usage, but a
+/// `verbose_json` answer gives the audio's `duration`).
 fn translation(request: &Value) -> Result<Reply, String> {
     let model = model_of(request)?;
     if !model.starts_with("whisper") {
@@ -302,7 +303,13 @@ fn translation(request: &Value) -> Result<Reply, String> {
     }
     let (name, seconds) = audio_file(request)?;
     let text = format!("Translation of {name}, {seconds} seconds of speech.");
-    Ok(Reply::ok(Kind::Json, json!({"text": text}).to_string()))
+    let body = match request.get("response_format").and_then(Value::as_str) {
+        Some("verbose_json") => {
+            json!({"task": "translate", "language": "english", "duration": seconds, "text": text, "segments": []})
+        }
+        _ => json!({"text": text}),
+    };
+    Ok(Reply::ok(Kind::Json, body.to_string()))
 }
 
 /// A whole-number field, as JSON sends it or as a form does (text).
