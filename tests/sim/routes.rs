@@ -39,6 +39,8 @@ pub enum Route {
     },
     /// POST /v1/embeddings
     Embeddings,
+    /// POST /v1/moderations
+    Moderations,
     /// POST /v1/images/… or /v1/audio/…
     Media(Media),
     /// POST /v1/messages
@@ -143,6 +145,7 @@ impl Route {
             "/v1/completions" => Some(Self::Completions),
             "/v1/responses" => Some(Self::Responses),
             "/v1/embeddings" => Some(Self::Embeddings),
+            "/v1/moderations" => Some(Self::Moderations),
             "/v1/images/generations" => Some(Self::Media(Media::ImageGenerations)),
             "/v1/images/edits" => Some(Self::Media(Media::ImageEdits)),
             "/v1/images/variations" => Some(Self::Media(Media::ImageVariations)),
@@ -253,6 +256,7 @@ impl Route {
             | Self::Stored { .. }
             | Self::Conversation { .. }
             | Self::Embeddings
+            | Self::Moderations
             | Self::Media(_) => Dialect::OpenAi,
             Self::Messages | Self::CountTokens => Dialect::Anthropic,
             Self::Gemini { .. } | Self::GeminiCountTokens { .. } => Dialect::Gemini,
@@ -318,9 +322,9 @@ impl Route {
                 "provider-sim keeps conversations only in faithful mode (--synthesize)",
             ),
             Self::Embeddings => Reply::ok(Kind::Json, fixtures.embeddings_json.clone()),
-            Self::Media(_) => Dialect::OpenAi.error(
+            Self::Media(_) | Self::Moderations => Dialect::OpenAi.error(
                 StatusCode::NOT_IMPLEMENTED,
-                "provider-sim answers image and audio requests only in faithful mode (--synthesize)",
+                "provider-sim answers image, audio and moderation requests only in faithful mode (--synthesize)",
             ),
             Self::Messages => pick(&fixtures.messages_stream, &fixtures.messages_json),
             Self::CountTokens => Reply::ok(Kind::Json, r#"{"input_tokens":20}"#),

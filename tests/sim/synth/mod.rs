@@ -17,6 +17,7 @@ mod conversations;
 mod embeddings;
 mod gemini;
 mod media;
+mod moderations;
 mod prompt;
 mod responses;
 mod schema;
@@ -83,6 +84,7 @@ impl Synth {
                 query,
             )),
             Route::Embeddings => embeddings::embed(request),
+            Route::Moderations => moderations::moderate(self.id("modr"), request),
             Route::Media(endpoint) => media::answer(self, *endpoint, request),
             Route::Gemini { model, stream } => {
                 let sse = query.is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
