@@ -37,6 +37,9 @@ pub enum Endpoint {
     Conversation(ConversationAction),
     /// POST /v1/embeddings
     Embeddings,
+    /// POST /v1/moderations (proxied, not metered: free; its model defaults to
+    /// [`DEFAULT_MODERATION_MODEL`])
+    Moderations,
     /// POST /v1/images/generations (JSON), /v1/images/edits and /v1/images/variations (a form,
     /// or JSON for edits)
     Images,
@@ -98,6 +101,9 @@ pub enum ConversationAction {
 /// Where the Conversations API's paths start.
 const CONVERSATIONS: &str = "/v1/conversations";
 
+/// The model OpenAI's moderations use when the request names none.
+pub const DEFAULT_MODERATION_MODEL: &str = "omni-moderation-latest";
+
 /// Where the Responses API's paths after `POST /v1/responses` start.
 const RESPONSES_PREFIX: &str = "/v1/responses/";
 
@@ -122,6 +128,7 @@ impl Endpoint {
             "/v1/completions" => Endpoint::Completions,
             "/v1/responses" => Endpoint::Responses,
             "/v1/embeddings" => Endpoint::Embeddings,
+            "/v1/moderations" => Endpoint::Moderations,
             "/v1/images/generations" | "/v1/images/edits" | "/v1/images/variations" => {
                 Endpoint::Images
             }
@@ -270,6 +277,11 @@ impl Endpoint {
         matches!(self, Endpoint::ChatCompletions | Endpoint::Completions)
     }
 
+    /// The model a request that names none is for: the one its API defaults to.
+    pub fn default_model(self) -> Option<&'static str> {
+        (self == Endpoint::Moderations).then_some(DEFAULT_MODERATION_MODEL)
+    }
+
     /// Whether the endpoint takes a `multipart/form-data` body (with its `model` a field).
     pub fn takes_form(self) -> bool {
         matches!(self, Endpoint::Images | Endpoint::Audio)
@@ -293,6 +305,7 @@ impl Endpoint {
             | Endpoint::StoredResponse(_)
             | Endpoint::Conversation(_) => "responses",
             Endpoint::Embeddings => "embeddings",
+            Endpoint::Moderations => "moderations",
             Endpoint::Images => "images",
             Endpoint::Audio => "audio",
             Endpoint::Messages => "messages",
@@ -329,6 +342,7 @@ impl Endpoint {
             | Endpoint::StoredResponse(_)
             | Endpoint::Conversation(_)
             | Endpoint::Embeddings
+            | Endpoint::Moderations
             | Endpoint::Images
             | Endpoint::Audio
             | Endpoint::ListModels
@@ -365,6 +379,7 @@ impl Endpoint {
             Endpoint::Invoke | Endpoint::InvokeStream => Some(Dialect::BedrockInvoke),
             Endpoint::CountTokens
             | Endpoint::ResponsesInputTokens
+            | Endpoint::Moderations
             | Endpoint::StoredResponse(StoredAction::Delete | StoredAction::InputItems)
             | Endpoint::Conversation(ConversationAction::Delete | ConversationAction::Use)
             | Endpoint::GeminiCountTokens

@@ -131,11 +131,16 @@ pub fn unknown_model(
     endpoint: Endpoint,
     requested: &str,
 ) -> ApiError {
+    // A model the request did not name: the one the endpoint defaults to.
+    let defaulted = match endpoint.default_model() == Some(requested) {
+        true => ", the model this endpoint uses when a request names none: list it in a provider's `models`",
+        false => "",
+    };
     ApiError::new(
         ErrorKind::NotFound,
         "model_not_found",
         format!(
-            "model \"{}\" is not configured on this gateway (identity {}); {}",
+            "model \"{}\" is not configured on this gateway{defaulted} (identity {}); {}",
             quoted(requested),
             caller.identity,
             alternatives(gateway, caller, endpoint)

@@ -54,6 +54,22 @@ fn images_and_audio_are_openai_endpoints_metered_alike() {
 }
 
 #[test]
+fn moderations_are_proxied_unmetered_with_openais_default_model() {
+    let moderations = Endpoint::classify(&Method::POST, "/v1/moderations");
+    assert_eq!(moderations, Some(Endpoint::Moderations));
+    assert_eq!(Endpoint::classify(&Method::GET, "/v1/moderations"), None);
+    let endpoint = Endpoint::Moderations;
+    assert_eq!(
+        (endpoint.label(), endpoint.dialect()),
+        ("moderations", None)
+    );
+    assert_eq!(endpoint.default_model(), Some("omni-moderation-latest"));
+    assert_eq!(Endpoint::ChatCompletions.default_model(), None);
+    assert!(endpoint.is_proxied() && endpoint.served_by(ProviderKind::OpenAi));
+    assert_eq!(endpoint.error_format(), ErrorFormat::OpenAi);
+}
+
+#[test]
 fn conversations_are_named_by_id_with_the_methods_each_path_takes() {
     use ConversationAction::{Create, Delete, Use};
     let (one, items, item) = (

@@ -45,7 +45,7 @@ pub(super) async fn upstream_request(
         .flatten();
     let named = match endpoint.model_in_path() {
         true => path_model.as_deref(),
-        false => fields.model.as_deref(),
+        false => fields.model.as_deref().or(endpoint.default_model()),
     };
     // An empty name is what an app with an empty model setting sends: missing, not unknown.
     let Some(requested) = named.filter(|m| !m.trim().is_empty()) else {
