@@ -1,26 +1,29 @@
 //! Cost from `[prices.MODEL]` (USD per million tokens), as the contract defines it: uncached
 //! input at `input`, cache reads at `cache_read`, cache writes at `cache_write` (either falling
-//! back to `input` when not priced), all output (reasoning included) at `output`. Added to it,
-//! what image and audio models bill otherwise ([`MediaUse`]): minutes of audio transcribed,
-//! characters spoken, images made, each at its own price ([`MediaPrice`]).
+//! back to `input` when not priced), all output (reasoning included) at `output`. The parts of
+//! the uncached input and of the output that are audio or images, where the provider reports
+//! them, at `audio_input`, `image_input` and `audio_output` (falling back to `input` and
+//! `output`). Added to it, what image and audio models bill otherwise ([`MediaUse`]): minutes of
+//! audio transcribed, characters spoken, images made, each at its own price ([`MediaPrice`]).
 
 use std::collections::BTreeMap;
 
 use tailmeter_exporters::TokenCounts;
 
 use crate::config::{MediaPrice, Price};
+use crate::usage::Modal;
 
 mod asked;
 
 pub use asked::{Asked, ImagesAsked};
 
-/// What a request used that its model may bill other than tokens.
+/// What a request used that its model may bill other than as text tokens.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct MediaUse<'a> {
     /// What a successful image or speech request asked for.
     pub asked: Option<&'a Asked>,
-    /// Milliseconds of audio the answer reported.
-    pub audio_ms: Option<u64>,
+    /// The audio and image tokens and the seconds of audio the answer reported.
+    pub modal: Modal,
 }
 
 /// The configured prices, by model name.
@@ -42,10 +45,19 @@ impl Prices {
             .input
             .saturating_sub(tokens.cache_read)
             .saturating_sub(tokens.cache_write);
-        let per_million = uncached as f64 * price.input
+        // The parts priced apart, never more than the whole they are part of.
+        let modal = media.modal;
+        let audio_input = modal.audio_input.unwrap_or(0).min(uncached);
+        let image_input = modal.image_input.unwrap_or(0).min(uncached - audio_input);
+        let text_input = uncached - audio_input - image_input;
+        let audio_output = modal.audio_output.unwrap_or(0).min(tokens.output);
+        let per_million = text_input as f64 * price.input
+            + audio_input as f64 * price.audio_input.unwrap_or(price.input)
+            + image_input as f64 * price.image_input.unwrap_or(price.input)
             + tokens.cache_read as f64 * price.cache_read.unwrap_or(price.input)
             + tokens.cache_write as f64 * price.cache_write.unwrap_or(price.input)
-            + tokens.output as f64 * price.output;
+            + (tokens.output - audio_output) as f64 * price.output
+            + audio_output as f64 * price.audio_output.unwrap_or(price.output);
         Some(per_million / 1_000_000.0 + media_cost(&price.media, media))
     }
 }
@@ -53,7 +65,7 @@ impl Prices {
 /// What `media` costs at `price` (0 for what it does not price).
 fn media_cost(price: &MediaPrice, media: MediaUse<'_>) -> f64 {
     let per_minute = price.audio_minute.unwrap_or(0.0);
-    let audio = media.audio_ms.unwrap_or(0) as f64 / 60_000.0 * per_minute;
+    let audio = media.modal.audio_ms.unwrap_or(0) as f64 / 60_000.0 * per_minute;
     let asked = match media.asked {
         None => 0.0,
         Some(Asked::Speech { characters }) => {
@@ -92,6 +104,9 @@ mod tests {
                 output: 8.0,
                 cache_read: Some(0.5),
                 cache_write: None,
+                audio_input: None,
+                image_input: None,
+                audio_output: None,
                 media: MediaPrice::default(),
             },
         );
@@ -140,7 +155,7 @@ mod tests {
         let cost = |asked: &Asked| {
             let media = MediaUse {
                 asked: Some(asked),
-                audio_ms: None,
+                modal: Modal::default(),
             };
             (media_cost(&price, media) * 1e6).round() / 1e6
         };
@@ -153,7 +168,7 @@ mod tests {
         let unpriced = MediaPrice::default();
         let media = MediaUse {
             asked: Some(&images(4, None, None)),
-            audio_ms: None,
+            modal: Modal::default(),
         };
         assert_eq!(media_cost(&unpriced, media), 0.0);
     }
@@ -167,13 +182,16 @@ mod tests {
         };
         let ninety_seconds = MediaUse {
             asked: None,
-            audio_ms: Some(90_000),
+            modal: Modal {
+                audio_ms: Some(90_000),
+                ..Modal::default()
+            },
         };
         assert!((media_cost(&price, ninety_seconds) - 0.009).abs() < 1e-12);
         let speech = Asked::Speech { characters: 2_000 };
         let spoken = MediaUse {
             asked: Some(&speech),
-            audio_ms: None,
+            modal: Modal::default(),
         };
         assert!((media_cost(&price, spoken) - 0.03).abs() < 1e-12);
     }
@@ -185,6 +203,9 @@ mod tests {
             output: 40.0,
             cache_read: None,
             cache_write: None,
+            audio_input: None,
+            image_input: None,
+            audio_output: None,
             media: dall_e_3(),
         };
         let prices = Prices::new(BTreeMap::from([("gpt-image-1".to_owned(), price)]));
@@ -196,9 +217,57 @@ mod tests {
         let asked = images(1, None, None);
         let media = MediaUse {
             asked: Some(&asked),
-            audio_ms: None,
+            modal: Modal::default(),
         };
         let cost = prices.cost("gpt-image-1", &tokens, media).unwrap();
         assert!((cost - (0.045 + 0.04)).abs() < 1e-12, "{cost}");
+    }
+
+    #[test]
+    fn audio_and_image_tokens_are_priced_apart_within_what_they_are_part_of() {
+        let price = |audio_input, image_input, audio_output| Price {
+            input: 2.5,
+            output: 10.0,
+            cache_read: Some(1.25),
+            cache_write: None,
+            audio_input,
+            image_input,
+            audio_output,
+            media: MediaPrice::default(),
+        };
+        let tokens = TokenCounts {
+            input: 1_000,
+            output: 500,
+            cache_read: 200,
+            ..TokenCounts::default()
+        };
+        let modal = Modal {
+            audio_input: Some(600),
+            image_input: Some(100),
+            audio_output: Some(400),
+            ..Modal::default()
+        };
+        let cost = |price: Price, modal: Modal| {
+            let prices = Prices::new(BTreeMap::from([("m".to_owned(), price)]));
+            let media = MediaUse { asked: None, modal };
+            prices.cost("m", &tokens, media).unwrap() * 1e6
+        };
+        // Unpriced parts fall back: 800 uncached * 2.5 + 200 * 1.25 + 500 * 10.
+        let plain = 800.0 * 2.5 + 200.0 * 1.25 + 500.0 * 10.0;
+        assert!((cost(price(None, None, None), modal) - plain).abs() < 1e-6);
+        // 100 text, 600 audio, 100 image in; 100 text, 400 audio out.
+        let apart =
+            100.0 * 2.5 + 600.0 * 40.0 + 100.0 * 10.0 + 200.0 * 1.25 + 100.0 * 10.0 + 400.0 * 80.0;
+        let priced = price(Some(40.0), Some(10.0), Some(80.0));
+        assert!((cost(priced.clone(), modal) - apart).abs() < 1e-6);
+        // Parts reported larger than the uncached input count up to it only.
+        let oversized = Modal {
+            audio_input: Some(5_000),
+            image_input: Some(5_000),
+            audio_output: Some(5_000),
+            ..Modal::default()
+        };
+        let capped = 800.0 * 40.0 + 200.0 * 1.25 + 500.0 * 80.0;
+        assert!((cost(priced, oversized) - capped).abs() < 1e-6);
     }
 }

@@ -69,7 +69,13 @@ characters = 15.00
 
 [prices."gpt-image-1"]
 input = 5.00
+image_input = 10.00         # USD per million input tokens of pictures
 output = 40.00
+
+[prices."gpt-4o-transcribe"]
+input = 2.50
+audio_input = 6.00          # USD per million input tokens of sound
+output = 10.00
 """
 
 
@@ -77,7 +83,7 @@ output = 40.00
 def priced_media(binaries: dict[str, Path], synth_sim: Sim, tmp_path: Path) -> Iterator[Tailmeter]:
     """An instance whose OpenAI provider serves DALL·E, whisper-1, tts-1 and gpt-image-1, priced
     per image, per minute, per character and per token."""
-    models = ["dall-e-3", "dall-e-2", "whisper-1", "tts-1", "gpt-image-1"]
+    models = ["dall-e-3", "dall-e-2", "whisper-1", "tts-1", "gpt-image-1", "gpt-4o-transcribe"]
     # The harness prices gpt-4o in every config.
     openai_media = cfg.Provider("openai", "openai", synth_sim.base_url, f"${{{cfg.OPENAI_KEY_ENV}}}",
                                 models + ["gpt-4o"])
@@ -216,7 +222,8 @@ def test_audio_billed_otherwise_is_recorded_without_tokens(media: Tailmeter, syn
 def test_images_minutes_and_characters_are_priced_as_configured(priced_media: Tailmeter, synth_sim: Sim) -> None:
     """DALL·E's pictures cost their price by quality and size (a form's fields as well as JSON's),
     whisper-1's answers their minutes, tts-1's speech its characters, all without tokens; a GPT
-    image model's tokens at its token prices; a refused request nothing."""
+    image model's and gpt-4o-transcribe's tokens at their token prices, the input's pictures and
+    sound at theirs; a refused request nothing."""
     client = openai_client(priced_media, SRC_ALICE)
     start_ms, delta = int(time.time() * 1000), priced_media.metrics.delta()
     client.images.generate(model="dall-e-3", prompt="A red bicycle", size="1024x1792", quality="hd")
@@ -229,23 +236,35 @@ def test_images_minutes_and_characters_are_priced_as_configured(priced_media: Ta
     spoken = "Le dîner est prêt, à table !"
     client.audio.speech.create(model="tts-1", voice="coral", input=spoken)
     drawn = client.images.generate(model="gpt-image-1", prompt="A fox", quality="low")
+    pictures = [("a.png", b"\x89PNG-a" * 5000, "image/png"), ("b.png", b"\x89PNG-b" * 5000, "image/png")]
+    edited = client.images.edit(model="gpt-image-1", image=pictures, prompt="Add a moon", quality="low")
+    transcribed = client.audio.transcriptions.create(model="gpt-4o-transcribe", prompt="A voice memo.",
+                                                     file=("c.wav", io.BytesIO(WAV), "audio/wav"))
     with pytest.raises(openai.BadRequestError):
         client.images.generate(model="dall-e-3", prompt="A green bicycle", size="999x999")
 
     seconds = (heard.usage.seconds, translated.duration)
     assert seconds[0] > seconds[1] > 0
     token_cost = (drawn.usage.input_tokens * 5.00 + drawn.usage.output_tokens * 40.00) / 1e6
+    edit_in = edited.usage.input_tokens_details
+    assert edit_in.image_tokens == 2 * 194 and edit_in.text_tokens > 0
+    edit_cost = (edit_in.text_tokens * 5.00 + edit_in.image_tokens * 10.00 + edited.usage.output_tokens * 40.00) / 1e6
+    heard_in = transcribed.usage.input_token_details
+    assert heard_in.audio_tokens > 900 and heard_in.text_tokens > 0
+    transcribe_cost = (heard_in.text_tokens * 2.50 + heard_in.audio_tokens * 6.00
+                       + transcribed.usage.output_tokens * 10.00) / 1e6
     want = [
         ("dall-e-3", 200, 0.12), ("dall-e-3", 200, 2 * 0.04), ("dall-e-2", 200, 3 * 0.018),
         ("whisper-1", 200, seconds[0] / 60 * 0.006), ("whisper-1", 200, seconds[1] / 60 * 0.006),
-        ("tts-1", 200, len(spoken) * 15.00 / 1e6), ("gpt-image-1", 200, token_cost), ("dall-e-3", 400, 0.0),
+        ("tts-1", 200, len(spoken) * 15.00 / 1e6), ("gpt-image-1", 200, token_cost),
+        ("gpt-image-1", 200, edit_cost), ("gpt-4o-transcribe", 200, transcribe_cost), ("dall-e-3", 400, 0.0),
     ]
     rows = cc.event_rows(priced_media, start_ms, len(want))
     got = [(r["model"], r["status"], r["cost_usd"]) for r in rows]
     assert [g[:2] for g in got] == [w[:2] for w in want]
     for (model, _, cost), (_, _, expected) in zip(got, want):
         assert cost == pytest.approx(expected, rel=1e-9, abs=1e-12), (model, cost, expected)
-    assert all(r["usage_source"] == "none" for r in rows[:6]) and rows[6]["usage_source"] == "provider"
+    assert [r["usage_source"] for r in rows] == ["none"] * 6 + ["provider"] * 3 + ["none"]
     per_model: dict[str, float] = {}
     for model, _, cost in want:
         per_model[model] = per_model.get(model, 0.0) + cost

@@ -269,6 +269,16 @@ fn describe_price(price: &Price) -> String {
             cache(price.cache_write)
         ));
     }
+    let modal = [
+        ("audio input", price.audio_input),
+        ("image input", price.image_input),
+        ("audio output", price.audio_output),
+    ];
+    for (part, usd) in modal {
+        if let Some(usd) = usd {
+            parts.push(format!("{part} {usd}"));
+        }
+    }
     if let Some(usd) = media.audio_minute {
         parts.push(format!("USD {usd} per audio minute"));
     }

@@ -333,6 +333,12 @@ pub struct Price {
     pub cache_read: Option<f64>,
     /// Cache writes; `None` falls back to `input`.
     pub cache_write: Option<f64>,
+    /// Uncached audio input tokens; `None` falls back to `input`.
+    pub audio_input: Option<f64>,
+    /// Uncached image input tokens; `None` falls back to `input`.
+    pub image_input: Option<f64>,
+    /// Audio output tokens; `None` falls back to `output`.
+    pub audio_output: Option<f64>,
     /// What is billed other than tokens.
     pub media: MediaPrice,
 }

@@ -162,6 +162,9 @@ fn contract_example_parses() {
         output: 1.60,
         cache_read: Some(0.10),
         cache_write: None,
+        audio_input: None,
+        image_input: None,
+        audio_output: None,
         media: MediaPrice::default(),
     };
     assert_eq!(c.prices["gpt-4.1-mini"], price);

@@ -254,6 +254,9 @@ pub(super) fn prices(
             output: tokens("output", entry.output)?,
             cache_read: figure("cache_read", entry.cache_read)?,
             cache_write: figure("cache_write", entry.cache_write)?,
+            audio_input: figure("audio_input", entry.audio_input)?,
+            image_input: figure("image_input", entry.image_input)?,
+            audio_output: figure("audio_output", entry.audio_output)?,
             media,
         };
         out.insert(model.clone(), price);

@@ -158,7 +158,7 @@ impl From<WireUsage> for Usage {
             cache_read: wire.cache_read_input_tokens,
             cache_write: wire.cache_creation_input_tokens,
             reasoning: wire.output_tokens_details.and_then(|d| d.thinking_tokens),
-            audio_ms: None,
+            ..Usage::default()
         }
     }
 }

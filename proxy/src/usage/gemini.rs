@@ -104,7 +104,7 @@ impl From<WireUsage> for Usage {
             cache_read: wire.cached_content_token_count,
             cache_write: None,
             reasoning: wire.thoughts_token_count,
-            audio_ms: None,
+            ..Usage::default()
         }
     }
 }

@@ -55,8 +55,32 @@ pub struct Usage {
     pub cache_write: Option<u64>,
     /// Output tokens spent on reasoning.
     pub reasoning: Option<u64>,
+    /// What the model may bill apart from text tokens.
+    pub modal: Modal,
+}
+
+/// What a model may bill apart from text tokens, as the provider reported it: its audio and
+/// image tokens (parts of `input` and `output`, priced on their own) and seconds of audio.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Modal {
+    /// Input tokens of audio (OpenAI's `audio_tokens` of the prompt or transcription input).
+    pub audio_input: Option<u64>,
+    /// Input tokens of images (OpenAI's image models' `image_tokens`).
+    pub image_input: Option<u64>,
+    /// Output tokens of audio (a chat answered with audio).
+    pub audio_output: Option<u64>,
     /// Milliseconds of audio a transcription or translation bills (`whisper-1`), not tokens.
     pub audio_ms: Option<u64>,
+}
+
+impl Modal {
+    /// Takes every figure `later` reports; keeps the ones it does not.
+    fn update(&mut self, later: Modal) {
+        latest(&mut self.audio_input, later.audio_input);
+        latest(&mut self.image_input, later.image_input);
+        latest(&mut self.audio_output, later.audio_output);
+        latest(&mut self.audio_ms, later.audio_ms);
+    }
 }
 
 /// The contract's five normalized figures: input includes cached input (read and write), output includes reasoning.
@@ -104,7 +128,7 @@ impl Usage {
         latest(&mut self.cache_read, later.cache_read);
         latest(&mut self.cache_write, later.cache_write);
         latest(&mut self.reasoning, later.reasoning);
-        latest(&mut self.audio_ms, later.audio_ms);
+        self.modal.update(later.modal);
     }
 }
 

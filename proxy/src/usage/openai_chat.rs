@@ -26,7 +26,7 @@ pub use strip::IncludeUsageStripper;
 
 use super::extractor::{Seen, Wire};
 use super::json::{self, key, Key, Reported};
-use super::Usage;
+use super::{Modal, Usage};
 
 static USAGE: Key = key!(b"\"usage\"");
 static ERROR: Key = key!(b"\"error\"");
@@ -46,25 +46,32 @@ struct PromptDetails {
     cached_tokens: Option<u64>,
     /// OpenRouter: prompt tokens written to the cache (part of `prompt_tokens`).
     cache_write_tokens: Option<u64>,
+    /// Audio in the prompt (`gpt-audio`), priced apart.
+    audio_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
 struct CompletionDetails {
     reasoning_tokens: Option<u64>,
+    /// Audio in the answer, priced apart.
+    audio_tokens: Option<u64>,
 }
 
 impl From<WireUsage> for Usage {
     fn from(wire: WireUsage) -> Self {
         let prompt = wire.prompt_tokens_details.as_ref();
+        let completion = wire.completion_tokens_details.as_ref();
         Usage {
             input: wire.prompt_tokens,
             output: wire.completion_tokens,
             cache_read: prompt.and_then(|d| d.cached_tokens),
             cache_write: prompt.and_then(|d| d.cache_write_tokens),
-            reasoning: wire
-                .completion_tokens_details
-                .and_then(|d| d.reasoning_tokens),
-            audio_ms: None,
+            reasoning: completion.and_then(|d| d.reasoning_tokens),
+            modal: Modal {
+                audio_input: prompt.and_then(|d| d.audio_tokens),
+                audio_output: completion.and_then(|d| d.audio_tokens),
+                ..Modal::default()
+            },
         }
     }
 }

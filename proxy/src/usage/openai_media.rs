@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::extractor::{Seen, Wire};
 use super::json::{self, Reported, WireError};
-use super::Usage;
+use super::{Modal, Usage};
 
 /// The stream events that end an image or audio stream with the figures.
 const FINAL_EVENTS: [&str; 4] = [
@@ -43,6 +43,15 @@ struct WireUsage {
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
     seconds: Option<f64>,
+    /// The input's parts: images' (image models) or audio's (transcriptions), priced apart.
+    #[serde(alias = "input_token_details")]
+    input_tokens_details: Option<InputDetails>,
+}
+
+#[derive(Deserialize)]
+struct InputDetails {
+    image_tokens: Option<u64>,
+    audio_tokens: Option<u64>,
 }
 
 /// What a transcription's usage counts (image and speech usage says nothing: tokens).
@@ -63,6 +72,14 @@ impl From<WireUsage> for Usage {
             Some(Billed::Tokens) | None => Usage {
                 input: wire.input_tokens,
                 output: wire.output_tokens,
+                modal: Modal {
+                    image_input: wire
+                        .input_tokens_details
+                        .as_ref()
+                        .and_then(|d| d.image_tokens),
+                    audio_input: wire.input_tokens_details.and_then(|d| d.audio_tokens),
+                    ..Modal::default()
+                },
                 ..Usage::default()
             },
         }
@@ -72,8 +89,12 @@ impl From<WireUsage> for Usage {
 /// Usage of `seconds` of audio (to the millisecond; nothing for a figure that is not one).
 fn audio(seconds: Option<f64>) -> Usage {
     let seconds = seconds.filter(|s| s.is_finite() && *s >= 0.0);
-    Usage {
+    let modal = Modal {
         audio_ms: seconds.map(|s| (s * 1000.0).round() as u64),
+        ..Modal::default()
+    };
+    Usage {
+        modal,
         ..Usage::default()
     }
 }

@@ -96,7 +96,7 @@ impl From<WireUsage> for Usage {
             cache_read: wire.input_tokens_details.and_then(|d| d.cached_tokens),
             cache_write: None,
             reasoning: wire.output_tokens_details.and_then(|d| d.reasoning_tokens),
-            audio_ms: None,
+            ..Usage::default()
         }
     }
 }

@@ -9,7 +9,7 @@ mod gemini;
 mod media;
 mod openai;
 
-use super::{Dialect, Framing, Tokens, Usage, UsageTap};
+use super::{Dialect, Framing, Modal, Tokens, Usage, UsageTap};
 
 const LIMIT: usize = 1 << 20;
 
@@ -284,4 +284,29 @@ impl XorShift {
         self.0 ^= self.0 << 17;
         (self.0 % n as u64) as usize
     }
+}
+
+#[test]
+fn audio_and_image_tokens_are_read_as_parts_of_the_input_and_output() {
+    let chat = br#"{"model":"gpt-audio","choices":[],"usage":{"prompt_tokens":120,"completion_tokens":90,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":100},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":80}}}"#;
+    let usage = run(Dialect::OpenAiChat, Framing::Json, &[chat]).usage();
+    let want = Modal {
+        audio_input: Some(100),
+        audio_output: Some(80),
+        ..Modal::default()
+    };
+    assert_eq!(
+        (usage.input, usage.output, usage.modal),
+        (Some(120), Some(90), want)
+    );
+    let image = br#"{"data":[],"usage":{"input_tokens":400,"output_tokens":272,"input_tokens_details":{"text_tokens":12,"image_tokens":388}}}"#;
+    let usage = run(Dialect::OpenAiMedia, Framing::Json, &[image]).usage();
+    assert_eq!(
+        (usage.modal.image_input, usage.modal.audio_input),
+        (Some(388), None)
+    );
+    // Transcriptions spell it `input_token_details`.
+    let heard = br#"{"text":"Hi.","usage":{"type":"tokens","input_tokens":95,"input_token_details":{"text_tokens":5,"audio_tokens":90},"output_tokens":3,"total_tokens":98}}"#;
+    let usage = run(Dialect::OpenAiMedia, Framing::Json, &[heard]).usage();
+    assert_eq!((usage.input, usage.modal.audio_input), (Some(95), Some(90)));
 }

@@ -269,3 +269,22 @@ fn media_prices_need_no_token_prices_and_are_checked_like_them() {
         "names a size, a quality, or both",
     );
 }
+
+#[test]
+fn audio_and_image_token_prices_are_optional_figures() {
+    let audio = format!(
+        "{PROVIDER}\n[prices.\"gpt-4.1-mini\"]\ninput = 2.5\noutput = 10\naudio_input = 40\nimage_input = 10\naudio_output = 80\n"
+    );
+    let price = &ok(&audio).prices["gpt-4.1-mini"];
+    let parts = (price.audio_input, price.image_input, price.audio_output);
+    assert_eq!(parts, (Some(40.0), Some(10.0), Some(80.0)));
+    let negative = format!(
+        "{PROVIDER}\n[prices.\"gpt-4.1-mini\"]\ninput = 1\noutput = 1\naudio_output = -1\n"
+    );
+    rejects(
+        &negative,
+        12,
+        "prices.\"gpt-4.1-mini\".audio_output",
+        "non-negative number of USD per million tokens",
+    );
+}

@@ -78,7 +78,7 @@ impl From<WireUsage> for Usage {
             cache_read: wire.cache_read_input_tokens,
             cache_write: wire.cache_write_input_tokens,
             reasoning: None,
-            audio_ms: None,
+            ..Usage::default()
         }
     }
 }
