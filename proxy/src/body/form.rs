@@ -61,13 +61,6 @@ pub fn scan(body: &[u8], boundary: &[u8]) -> Result<FormFields, String> {
     Ok(fields)
 }
 
-/// The value of the first field named `name` in a form [`scan`] read, if it has one.
-pub fn value<'a>(body: &'a [u8], boundary: &[u8], name: &str) -> Option<&'a [u8]> {
-    let mut parts = parts(body, boundary).ok()?.map_while(Result::ok);
-    let (_, content) = parts.find(|(field, _)| *field == name.as_bytes())?;
-    Some(&body[content])
-}
-
 /// The parts of a form with `boundary`, in order: each field's name and where its value is. The
 /// body must be a whole form: a first delimiter, parts each with a `Content-Disposition:
 /// form-data` naming it, and the closing delimiter; what is not ends the walk with an error.

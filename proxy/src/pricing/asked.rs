@@ -48,28 +48,13 @@ struct WireAsked<'a> {
 impl Asked {
     /// What `body` (a form with `boundary`, else JSON) asks of `endpoint`: images for an image
     /// request, characters for a speech request (a JSON body with `input`). None for any other
-    /// request, or for fields the provider will refuse (`n` not a whole number).
+    /// request (an audio upload's form is not read again), or for fields the provider will
+    /// refuse (`n` not a whole number).
     pub fn read(endpoint: Endpoint, body: &[u8], boundary: Option<&[u8]>) -> Option<Asked> {
-        if !endpoint.takes_form() {
-            return None;
-        }
-        let wire = match boundary {
-            Some(boundary) => {
-                let text = |name| {
-                    let value = form::value(body, boundary, name)?;
-                    std::str::from_utf8(value).ok().map(Cow::Borrowed)
-                };
-                WireAsked {
-                    n: match text("n") {
-                        Some(n) => Some(n.trim().parse().ok()?),
-                        None => None,
-                    },
-                    size: text("size"),
-                    quality: text("quality"),
-                    input: None,
-                }
-            }
-            None => serde_json::from_slice(body).ok()?,
+        let wire = match (endpoint, boundary) {
+            (Endpoint::Images, Some(boundary)) => form_fields(body, boundary)?,
+            (Endpoint::Images | Endpoint::Audio, None) => serde_json::from_slice(body).ok()?,
+            _ => return None,
         };
         match endpoint {
             Endpoint::Images => Some(Asked::Images(ImagesAsked {
@@ -82,6 +67,27 @@ impl Asked {
             }),
         }
     }
+}
+
+/// The fields read, from a form (checked by [`form::scan`]) in one walk over its parts.
+fn form_fields<'a>(body: &'a [u8], boundary: &[u8]) -> Option<WireAsked<'a>> {
+    let mut wire = WireAsked {
+        n: None,
+        size: None,
+        quality: None,
+        input: None,
+    };
+    for part in form::parts(body, boundary).ok()? {
+        let (name, value) = part.ok()?;
+        let text = || std::str::from_utf8(&body[value]).ok().map(Cow::Borrowed);
+        match name {
+            b"n" if wire.n.is_none() => wire.n = Some(text()?.trim().parse().ok()?),
+            b"size" if wire.size.is_none() => wire.size = text(),
+            b"quality" if wire.quality.is_none() => wire.quality = text(),
+            _ => {}
+        }
+    }
+    Some(wire)
 }
 
 #[cfg(test)]
