@@ -93,28 +93,31 @@ pub fn count_tokens(request: &Value) -> Result<Reply, String> {
 /// The prompt in cache order: tools, system, then every message's content.
 fn prompt(model: &str, request: &Value, messages: &[Value]) -> Prompt {
     let mut prompt = Prompt::new(model);
-    let marked = |block: &Value| block.get("cache_control").is_some();
+    // A block marked with `cache_control` is a breakpoint, kept an hour with `"ttl": "1h"`.
+    let push = |prompt: &mut Prompt, tag: &str, block: &Value| {
+        let mark = block.get("cache_control");
+        prompt.push(tag, block, mark.is_some());
+        if mark.and_then(|m| m.get("ttl")).and_then(Value::as_str) == Some("1h") {
+            prompt.mark_hour();
+        }
+    };
     for tool in request
         .get("tools")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
     {
-        prompt.push("tool", tool, marked(tool));
+        push(&mut prompt, "tool", tool);
     }
     match request.get("system") {
-        Some(Value::Array(blocks)) => blocks
-            .iter()
-            .for_each(|b| prompt.push("system", b, marked(b))),
+        Some(Value::Array(blocks)) => blocks.iter().for_each(|b| push(&mut prompt, "system", b)),
         Some(system) => prompt.push("system", system, false),
         None => {}
     }
     for message in messages {
         let role = message.get("role").and_then(Value::as_str).unwrap_or("");
         match message.get("content") {
-            Some(Value::Array(blocks)) => {
-                blocks.iter().for_each(|b| prompt.push(role, b, marked(b)))
-            }
+            Some(Value::Array(blocks)) => blocks.iter().for_each(|b| push(&mut prompt, role, b)),
             Some(content) => prompt.push(role, content, false),
             None => {}
         }
@@ -166,7 +169,8 @@ fn usage(tokens: &Tokens, cached: Cached) -> Value {
         "input_tokens": tokens.input - cached.read - cached.write,
         "cache_creation_input_tokens": cached.write,
         "cache_read_input_tokens": cached.read,
-        "cache_creation": {"ephemeral_5m_input_tokens": cached.write, "ephemeral_1h_input_tokens": 0},
+        "cache_creation": {"ephemeral_5m_input_tokens": cached.write - cached.write_hour,
+            "ephemeral_1h_input_tokens": cached.write_hour},
         "output_tokens": tokens.output,
         "service_tier": "standard",
     })

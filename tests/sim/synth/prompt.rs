@@ -66,12 +66,14 @@ fn approx_bytes(value: &Value) -> u64 {
 }
 
 /// One segment's end: the tokens up to and including it, the hash naming
-/// that prefix, and whether the client marked it as a cache breakpoint.
+/// that prefix, and whether the client marked it as a cache breakpoint (kept
+/// an hour rather than five minutes: `hour`).
 #[derive(Debug, Clone)]
 struct Boundary {
     cumulative: u64,
     digest: [u8; 32],
     breakpoint: bool,
+    hour: bool,
 }
 
 /// A prompt as a sequence of segments.
@@ -105,7 +107,15 @@ impl Prompt {
             cumulative: self.total,
             digest: self.hasher.clone().finalize().into(),
             breakpoint,
+            hour: false,
         });
+    }
+
+    /// Makes the last segment's breakpoint one kept an hour (`"ttl": "1h"`).
+    pub fn mark_hour(&mut self) {
+        if let Some(last) = self.boundaries.last_mut() {
+            last.hour = last.breakpoint;
+        }
     }
 
     /// Appends each of an OpenAI request's `tools` (chat and Responses), none a breakpoint.
@@ -129,6 +139,8 @@ pub struct Cached {
     pub read: u64,
     /// Tokens written to the cache.
     pub write: u64,
+    /// The part of `write` kept an hour.
+    pub write_hour: u64,
 }
 
 /// The prefixes cached so far, shared by every request.
@@ -140,7 +152,8 @@ pub struct PrefixCache {
 impl PrefixCache {
     /// Anthropic's explicit caching: the prefixes ending at `cache_control`
     /// breakpoints are cached; the longest one cached before is read, the
-    /// rest up to the last breakpoint is written.
+    /// rest up to the last breakpoint is written, kept an hour up to the last
+    /// hour-long breakpoint (which come before the five-minute ones).
     pub fn explicit(&self, prompt: &Prompt) -> Cached {
         let points: Vec<&Boundary> = prompt
             .boundaries
@@ -149,10 +162,12 @@ impl PrefixCache {
             .collect();
         let read = self.longest_seen(&points);
         let last = points.last().map_or(0, |b| b.cumulative);
+        let last_hour = points.iter().rfind(|b| b.hour).map_or(0, |b| b.cumulative);
         self.remember(&points);
         Cached {
             read,
             write: last.saturating_sub(read),
+            write_hour: last_hour.saturating_sub(read),
         }
     }
 
@@ -170,6 +185,7 @@ impl PrefixCache {
         Cached {
             read: read - read % OPENAI_CACHE_STEP,
             write: 0,
+            write_hour: 0,
         }
     }
 

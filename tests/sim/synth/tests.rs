@@ -95,6 +95,25 @@ fn messages_cache_is_written_then_read_for_the_same_prefix() {
 }
 
 #[test]
+fn messages_cache_writes_up_to_an_hour_long_breakpoint_are_kept_an_hour() {
+    let synth = Synth::default();
+    let hour = json!([{"type": "text", "text": "tools ".repeat(1_000),
+        "cache_control": {"type": "ephemeral", "ttl": "1h"}}]);
+    let messages = json!([{"role": "user", "content": [
+        {"type": "text", "text": "notes ".repeat(1_000), "cache_control": {"type": "ephemeral"}},
+        {"type": "text", "text": "question"}]}]);
+    let request = json!({"model": "m", "max_tokens": 100, "system": hour, "messages": messages});
+    let reply = answer(&synth, Route::Messages, request);
+    let written = body_json(&reply)["usage"]["cache_creation"].clone();
+    let (five, hour) = (
+        written["ephemeral_5m_input_tokens"].as_u64().unwrap(),
+        written["ephemeral_1h_input_tokens"].as_u64().unwrap(),
+    );
+    assert!(hour > 1_024 && five > 1_024, "{written}");
+    assert_eq!(five + hour, reply.usage.unwrap().cache_write);
+}
+
+#[test]
 fn messages_forced_tool_and_max_tokens() {
     let synth = Synth::default();
     let tools = json!([{"name": "get_weather", "input_schema": {"type": "object",
