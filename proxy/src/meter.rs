@@ -46,7 +46,7 @@ use tailmeter_exporters::{TokenCounts, UsageSource, NO_TOKEN_USAGE};
 use self::decode::CodedTap;
 pub use self::pending::InputPending;
 use crate::usage::openai_chat::IncludeUsageStripper;
-use crate::usage::{estimate, Dialect, Framing, Modal, ResponseHandle, Tokens, Usage, UsageTap};
+use crate::usage::{estimate, Dialect, Framing, Parts, ResponseHandle, Tokens, Usage, UsageTap};
 
 /// The most bytes buffered to parse usage: a whole non-streamed response body (a larger one is
 /// read by its small top-level members), or one event.
@@ -83,7 +83,7 @@ pub struct Metered {
     /// The model the provider said it used.
     pub response_model: Option<String>,
     /// What the provider reported the model bills apart from text tokens.
-    pub modal: Modal,
+    pub parts: Parts,
 }
 
 /// What a request used, or all of it but its input, which is to be estimated from the request.
@@ -311,7 +311,7 @@ impl Meter {
                 source: UsageSource::Provider,
                 missing_reason: None,
                 response_model,
-                modal: reported.modal,
+                parts: reported.parts,
             });
         }
         if !request.generates {
@@ -347,7 +347,7 @@ impl Meter {
         if !request.dialect.estimable() {
             return Settled::Done(Metered {
                 response_model,
-                modal: reported.modal,
+                parts: reported.parts,
                 ..nothing(Some(reason))
             });
         }
@@ -387,6 +387,6 @@ fn nothing(missing_reason: Option<&'static str>) -> Metered {
         source: UsageSource::None,
         missing_reason,
         response_model: None,
-        modal: Modal::default(),
+        parts: Parts::default(),
     }
 }

@@ -1,9 +1,9 @@
 //! Cost from `[prices.MODEL]` (USD per million tokens), as the contract defines it: uncached
 //! input at `input`, cache reads at `cache_read`, cache writes at `cache_write` (either falling
-//! back to `input` when not priced), all output (reasoning included) at `output`. The parts of
-//! the uncached input and of the output that are audio or images, where the provider reports
-//! them, at `audio_input`, `image_input` and `audio_output` (falling back to `input` and
-//! `output`). Added to it, what image and audio models bill otherwise ([`MediaUse`]): minutes of
+//! back to `input` when not priced), all output (reasoning included) at `output`. The parts
+//! the provider reports and prices on their own, at prices falling back to those: of the
+//! uncached input and the output, audio and images (`audio_input`, `image_input`,
+//! `audio_output`); of the cache writes, those kept an hour (`cache_write_1h`). Added to it, what image and audio models bill otherwise ([`MediaUse`]): minutes of
 //! audio transcribed, characters spoken, images made, each at its own price ([`MediaPrice`]).
 
 use std::collections::BTreeMap;
@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use tailmeter_exporters::TokenCounts;
 
 use crate::config::{MediaPrice, Price};
-use crate::usage::Modal;
+use crate::usage::Parts;
 
 mod asked;
 
@@ -23,7 +23,7 @@ pub struct MediaUse<'a> {
     /// What a successful image or speech request asked for.
     pub asked: Option<&'a Asked>,
     /// The audio and image tokens and the seconds of audio the answer reported.
-    pub modal: Modal,
+    pub parts: Parts,
 }
 
 /// The configured prices, by model name.
@@ -46,16 +46,19 @@ impl Prices {
             .saturating_sub(tokens.cache_read)
             .saturating_sub(tokens.cache_write);
         // The parts priced apart, never more than the whole they are part of.
-        let modal = media.modal;
-        let audio_input = modal.audio_input.unwrap_or(0).min(uncached);
-        let image_input = modal.image_input.unwrap_or(0).min(uncached - audio_input);
+        let parts = media.parts;
+        let audio_input = parts.audio_input.unwrap_or(0).min(uncached);
+        let image_input = parts.image_input.unwrap_or(0).min(uncached - audio_input);
         let text_input = uncached - audio_input - image_input;
-        let audio_output = modal.audio_output.unwrap_or(0).min(tokens.output);
+        let audio_output = parts.audio_output.unwrap_or(0).min(tokens.output);
+        let hour_writes = parts.cache_write_1h.unwrap_or(0).min(tokens.cache_write);
+        let cache_write = price.cache_write.unwrap_or(price.input);
         let per_million = text_input as f64 * price.input
             + audio_input as f64 * price.audio_input.unwrap_or(price.input)
             + image_input as f64 * price.image_input.unwrap_or(price.input)
             + tokens.cache_read as f64 * price.cache_read.unwrap_or(price.input)
-            + tokens.cache_write as f64 * price.cache_write.unwrap_or(price.input)
+            + (tokens.cache_write - hour_writes) as f64 * cache_write
+            + hour_writes as f64 * price.cache_write_1h.unwrap_or(cache_write)
             + (tokens.output - audio_output) as f64 * price.output
             + audio_output as f64 * price.audio_output.unwrap_or(price.output);
         Some(per_million / 1_000_000.0 + media_cost(&price.media, media))
@@ -65,7 +68,7 @@ impl Prices {
 /// What `media` costs at `price` (0 for what it does not price).
 fn media_cost(price: &MediaPrice, media: MediaUse<'_>) -> f64 {
     let per_minute = price.audio_minute.unwrap_or(0.0);
-    let audio = media.modal.audio_ms.unwrap_or(0) as f64 / 60_000.0 * per_minute;
+    let audio = media.parts.audio_ms.unwrap_or(0) as f64 / 60_000.0 * per_minute;
     let asked = match media.asked {
         None => 0.0,
         Some(Asked::Speech { characters }) => {
@@ -107,6 +110,7 @@ mod tests {
                 audio_input: None,
                 image_input: None,
                 audio_output: None,
+                cache_write_1h: None,
                 media: MediaPrice::default(),
             },
         );
@@ -155,7 +159,7 @@ mod tests {
         let cost = |asked: &Asked| {
             let media = MediaUse {
                 asked: Some(asked),
-                modal: Modal::default(),
+                parts: Parts::default(),
             };
             (media_cost(&price, media) * 1e6).round() / 1e6
         };
@@ -168,7 +172,7 @@ mod tests {
         let unpriced = MediaPrice::default();
         let media = MediaUse {
             asked: Some(&images(4, None, None)),
-            modal: Modal::default(),
+            parts: Parts::default(),
         };
         assert_eq!(media_cost(&unpriced, media), 0.0);
     }
@@ -182,16 +186,16 @@ mod tests {
         };
         let ninety_seconds = MediaUse {
             asked: None,
-            modal: Modal {
+            parts: Parts {
                 audio_ms: Some(90_000),
-                ..Modal::default()
+                ..Parts::default()
             },
         };
         assert!((media_cost(&price, ninety_seconds) - 0.009).abs() < 1e-12);
         let speech = Asked::Speech { characters: 2_000 };
         let spoken = MediaUse {
             asked: Some(&speech),
-            modal: Modal::default(),
+            parts: Parts::default(),
         };
         assert!((media_cost(&price, spoken) - 0.03).abs() < 1e-12);
     }
@@ -206,6 +210,7 @@ mod tests {
             audio_input: None,
             image_input: None,
             audio_output: None,
+            cache_write_1h: None,
             media: dall_e_3(),
         };
         let prices = Prices::new(BTreeMap::from([("gpt-image-1".to_owned(), price)]));
@@ -217,7 +222,7 @@ mod tests {
         let asked = images(1, None, None);
         let media = MediaUse {
             asked: Some(&asked),
-            modal: Modal::default(),
+            parts: Parts::default(),
         };
         let cost = prices.cost("gpt-image-1", &tokens, media).unwrap();
         assert!((cost - (0.045 + 0.04)).abs() < 1e-12, "{cost}");
@@ -233,6 +238,7 @@ mod tests {
             audio_input,
             image_input,
             audio_output,
+            cache_write_1h: None,
             media: MediaPrice::default(),
         };
         let tokens = TokenCounts {
@@ -241,33 +247,69 @@ mod tests {
             cache_read: 200,
             ..TokenCounts::default()
         };
-        let modal = Modal {
+        let parts = Parts {
             audio_input: Some(600),
             image_input: Some(100),
             audio_output: Some(400),
-            ..Modal::default()
+            ..Parts::default()
         };
-        let cost = |price: Price, modal: Modal| {
+        let cost = |price: Price, parts: Parts| {
             let prices = Prices::new(BTreeMap::from([("m".to_owned(), price)]));
-            let media = MediaUse { asked: None, modal };
+            let media = MediaUse { asked: None, parts };
             prices.cost("m", &tokens, media).unwrap() * 1e6
         };
         // Unpriced parts fall back: 800 uncached * 2.5 + 200 * 1.25 + 500 * 10.
         let plain = 800.0 * 2.5 + 200.0 * 1.25 + 500.0 * 10.0;
-        assert!((cost(price(None, None, None), modal) - plain).abs() < 1e-6);
+        assert!((cost(price(None, None, None), parts) - plain).abs() < 1e-6);
         // 100 text, 600 audio, 100 image in; 100 text, 400 audio out.
         let apart =
             100.0 * 2.5 + 600.0 * 40.0 + 100.0 * 10.0 + 200.0 * 1.25 + 100.0 * 10.0 + 400.0 * 80.0;
         let priced = price(Some(40.0), Some(10.0), Some(80.0));
-        assert!((cost(priced.clone(), modal) - apart).abs() < 1e-6);
+        assert!((cost(priced.clone(), parts) - apart).abs() < 1e-6);
         // Parts reported larger than the uncached input count up to it only.
-        let oversized = Modal {
+        let oversized = Parts {
             audio_input: Some(5_000),
             image_input: Some(5_000),
             audio_output: Some(5_000),
-            ..Modal::default()
+            ..Parts::default()
         };
         let capped = 800.0 * 40.0 + 200.0 * 1.25 + 500.0 * 80.0;
         assert!((cost(priced, oversized) - capped).abs() < 1e-6);
+    }
+
+    #[test]
+    fn cache_writes_kept_an_hour_are_priced_apart_else_as_the_other_writes() {
+        let price = |cache_write_1h| Price {
+            input: 3.0,
+            output: 15.0,
+            cache_read: Some(0.3),
+            cache_write: Some(3.75),
+            audio_input: None,
+            image_input: None,
+            audio_output: None,
+            cache_write_1h,
+            media: MediaPrice::default(),
+        };
+        let tokens = TokenCounts {
+            input: 10_000,
+            output: 100,
+            cache_read: 1_000,
+            cache_write: 8_000,
+            reasoning: 0,
+        };
+        let parts = Parts {
+            cache_write_1h: Some(6_000),
+            ..Parts::default()
+        };
+        let cost = |price: Price| {
+            let prices = Prices::new(BTreeMap::from([("m".to_owned(), price)]));
+            let media = MediaUse { asked: None, parts };
+            prices.cost("m", &tokens, media).unwrap() * 1e6
+        };
+        let base = 1_000.0 * 3.0 + 1_000.0 * 0.3 + 100.0 * 15.0;
+        let fallback = base + 8_000.0 * 3.75;
+        assert!((cost(price(None)) - fallback).abs() < 1e-6);
+        let apart = base + 2_000.0 * 3.75 + 6_000.0 * 6.0;
+        assert!((cost(price(Some(6.0))) - apart).abs() < 1e-6);
     }
 }

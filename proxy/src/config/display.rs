@@ -269,12 +269,13 @@ fn describe_price(price: &Price) -> String {
             cache(price.cache_write)
         ));
     }
-    let modal = [
-        ("audio input", price.audio_input),
-        ("image input", price.image_input),
-        ("audio output", price.audio_output),
+    let apart = [
+        ("cache_write_1h", price.cache_write_1h),
+        ("audio_input", price.audio_input),
+        ("image_input", price.image_input),
+        ("audio_output", price.audio_output),
     ];
-    for (part, usd) in modal {
+    for (part, usd) in apart {
         if let Some(usd) = usd {
             parts.push(format!("{part} {usd}"));
         }

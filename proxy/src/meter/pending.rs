@@ -96,7 +96,7 @@ impl InputPending {
             source: UsageSource::Estimated,
             missing_reason: Some(self.reason),
             response_model: self.response_model,
-            modal: Default::default(),
+            parts: Default::default(),
         }
     }
 }

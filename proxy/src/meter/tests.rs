@@ -343,7 +343,7 @@ fn a_transcriptions_seconds_are_kept_for_its_price_per_minute() {
     for (body, audio_ms) in cases {
         let got = whisper(body);
         assert_eq!(
-            got.modal.audio_ms,
+            got.parts.audio_ms,
             audio_ms,
             "{}",
             String::from_utf8_lossy(body)

@@ -206,7 +206,7 @@ fn build_event<'a>(
     // What a request asked for is billed only when it was made.
     let media = MediaUse {
         asked: ctx.asked.as_ref().filter(|_| (200..300).contains(&status)),
-        modal: metered.modal,
+        parts: metered.parts,
     };
     let cost = gateway.prices.cost(labels.model, &metered.tokens, media);
     let caller = ctx.caller.as_ref();

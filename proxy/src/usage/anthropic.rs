@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use super::extractor::{Seen, Wire};
 use super::json::{self, key, Key, Reported};
-use super::{latest, Usage};
+use super::{latest, Parts, Usage};
 
 /// Members holding generated text, in a `content_block_delta`'s `delta` (a
 /// compaction summary is `content`) and in a non-streamed body.
@@ -56,8 +56,17 @@ struct WireUsage {
     cache_read_input_tokens: Option<u64>,
     output_tokens: Option<u64>,
     output_tokens_details: Option<OutputDetails>,
+    /// The cache writes by how long they are kept.
+    cache_creation: Option<CacheCreation>,
     /// The billed sampling passes, when there was more than the message itself.
     iterations: Option<Iterations>,
+}
+
+/// `cache_creation`: the part of `cache_creation_input_tokens` kept an hour (priced higher than
+/// the five-minute rest).
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+struct CacheCreation {
+    ephemeral_1h_input_tokens: Option<u64>,
 }
 
 /// One entry of `usage.iterations[]`.
@@ -67,6 +76,7 @@ struct Iteration {
     cache_creation_input_tokens: Option<u64>,
     cache_read_input_tokens: Option<u64>,
     output_tokens: Option<u64>,
+    cache_creation: Option<CacheCreation>,
 }
 
 /// `usage.iterations[]`, summed as it is read.
@@ -78,6 +88,7 @@ struct Iterations {
     cache_creation_input_tokens: u64,
     cache_read_input_tokens: u64,
     output_tokens: u64,
+    cache_write_1h: u64,
 }
 
 impl From<Vec<Iteration>> for Iterations {
@@ -99,6 +110,10 @@ impl From<Vec<Iteration>> for Iterations {
                     it.cache_read_input_tokens,
                 ),
                 output_tokens: add(sum.output_tokens, it.output_tokens),
+                cache_write_1h: add(
+                    sum.cache_write_1h,
+                    it.cache_creation.and_then(|c| c.ephemeral_1h_input_tokens),
+                ),
                 ..sum
             },
         )
@@ -127,6 +142,9 @@ impl WireUsage {
         if later.output_tokens_details.is_some() {
             self.output_tokens_details = later.output_tokens_details;
         }
+        if later.cache_creation.is_some() {
+            self.cache_creation = later.cache_creation;
+        }
         if later.iterations.is_some() {
             self.iterations = later.iterations;
         }
@@ -139,6 +157,9 @@ impl WireUsage {
             self.cache_creation_input_tokens = Some(sum.cache_creation_input_tokens);
             self.cache_read_input_tokens = Some(sum.cache_read_input_tokens);
             self.output_tokens = Some(sum.output_tokens);
+            self.cache_creation = Some(CacheCreation {
+                ephemeral_1h_input_tokens: Some(sum.cache_write_1h),
+            });
         }
         self
     }
@@ -158,7 +179,12 @@ impl From<WireUsage> for Usage {
             cache_read: wire.cache_read_input_tokens,
             cache_write: wire.cache_creation_input_tokens,
             reasoning: wire.output_tokens_details.and_then(|d| d.thinking_tokens),
-            ..Usage::default()
+            parts: Parts {
+                cache_write_1h: wire
+                    .cache_creation
+                    .and_then(|c| c.ephemeral_1h_input_tokens),
+                ..Parts::default()
+            },
         }
     }
 }

@@ -56,29 +56,34 @@ pub struct Usage {
     /// Output tokens spent on reasoning.
     pub reasoning: Option<u64>,
     /// What the model may bill apart from text tokens.
-    pub modal: Modal,
+    pub parts: Parts,
 }
 
-/// What a model may bill apart from text tokens, as the provider reported it: its audio and
-/// image tokens (parts of `input` and `output`, priced on their own) and seconds of audio.
+/// The parts of a model's figures priced on their own, as the provider reported them: its audio
+/// and image tokens (parts of `input` and `output`), its cache writes kept an hour (part of
+/// `cache_write`), and seconds of audio (billed instead of tokens).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Modal {
+pub struct Parts {
     /// Input tokens of audio (OpenAI's `audio_tokens` of the prompt or transcription input).
     pub audio_input: Option<u64>,
     /// Input tokens of images (OpenAI's image models' `image_tokens`).
     pub image_input: Option<u64>,
     /// Output tokens of audio (a chat answered with audio).
     pub audio_output: Option<u64>,
+    /// Cache writes kept an hour (Anthropic's `ephemeral_1h_input_tokens`), part of
+    /// `cache_write`.
+    pub cache_write_1h: Option<u64>,
     /// Milliseconds of audio a transcription or translation bills (`whisper-1`), not tokens.
     pub audio_ms: Option<u64>,
 }
 
-impl Modal {
+impl Parts {
     /// Takes every figure `later` reports; keeps the ones it does not.
-    fn update(&mut self, later: Modal) {
+    fn update(&mut self, later: Parts) {
         latest(&mut self.audio_input, later.audio_input);
         latest(&mut self.image_input, later.image_input);
         latest(&mut self.audio_output, later.audio_output);
+        latest(&mut self.cache_write_1h, later.cache_write_1h);
         latest(&mut self.audio_ms, later.audio_ms);
     }
 }
@@ -128,7 +133,7 @@ impl Usage {
         latest(&mut self.cache_read, later.cache_read);
         latest(&mut self.cache_write, later.cache_write);
         latest(&mut self.reasoning, later.reasoning);
-        self.modal.update(later.modal);
+        self.parts.update(later.parts);
     }
 }
 

@@ -26,7 +26,7 @@ pub use strip::IncludeUsageStripper;
 
 use super::extractor::{Seen, Wire};
 use super::json::{self, key, Key, Reported};
-use super::{Modal, Usage};
+use super::{Parts, Usage};
 
 static USAGE: Key = key!(b"\"usage\"");
 static ERROR: Key = key!(b"\"error\"");
@@ -67,10 +67,10 @@ impl From<WireUsage> for Usage {
             cache_read: prompt.and_then(|d| d.cached_tokens),
             cache_write: prompt.and_then(|d| d.cache_write_tokens),
             reasoning: completion.and_then(|d| d.reasoning_tokens),
-            modal: Modal {
+            parts: Parts {
                 audio_input: prompt.and_then(|d| d.audio_tokens),
                 audio_output: completion.and_then(|d| d.audio_tokens),
-                ..Modal::default()
+                ..Parts::default()
             },
         }
     }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::extractor::{Seen, Wire};
 use super::json::{self, Reported, WireError};
-use super::{Modal, Usage};
+use super::{Parts, Usage};
 
 /// The stream events that end an image or audio stream with the figures.
 const FINAL_EVENTS: [&str; 4] = [
@@ -72,13 +72,13 @@ impl From<WireUsage> for Usage {
             Some(Billed::Tokens) | None => Usage {
                 input: wire.input_tokens,
                 output: wire.output_tokens,
-                modal: Modal {
+                parts: Parts {
                     image_input: wire
                         .input_tokens_details
                         .as_ref()
                         .and_then(|d| d.image_tokens),
                     audio_input: wire.input_tokens_details.and_then(|d| d.audio_tokens),
-                    ..Modal::default()
+                    ..Parts::default()
                 },
                 ..Usage::default()
             },
@@ -89,12 +89,12 @@ impl From<WireUsage> for Usage {
 /// Usage of `seconds` of audio (to the millisecond; nothing for a figure that is not one).
 fn audio(seconds: Option<f64>) -> Usage {
     let seconds = seconds.filter(|s| s.is_finite() && *s >= 0.0);
-    let modal = Modal {
+    let parts = Parts {
         audio_ms: seconds.map(|s| (s * 1000.0).round() as u64),
-        ..Modal::default()
+        ..Parts::default()
     };
     Usage {
-        modal,
+        parts,
         ..Usage::default()
     }
 }

@@ -9,7 +9,7 @@ mod gemini;
 mod media;
 mod openai;
 
-use super::{Dialect, Framing, Modal, Tokens, Usage, UsageTap};
+use super::{Dialect, Framing, Parts, Tokens, Usage, UsageTap};
 
 const LIMIT: usize = 1 << 20;
 
@@ -290,23 +290,48 @@ impl XorShift {
 fn audio_and_image_tokens_are_read_as_parts_of_the_input_and_output() {
     let chat = br#"{"model":"gpt-audio","choices":[],"usage":{"prompt_tokens":120,"completion_tokens":90,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":100},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":80}}}"#;
     let usage = run(Dialect::OpenAiChat, Framing::Json, &[chat]).usage();
-    let want = Modal {
+    let want = Parts {
         audio_input: Some(100),
         audio_output: Some(80),
-        ..Modal::default()
+        ..Parts::default()
     };
     assert_eq!(
-        (usage.input, usage.output, usage.modal),
+        (usage.input, usage.output, usage.parts),
         (Some(120), Some(90), want)
     );
     let image = br#"{"data":[],"usage":{"input_tokens":400,"output_tokens":272,"input_tokens_details":{"text_tokens":12,"image_tokens":388}}}"#;
     let usage = run(Dialect::OpenAiMedia, Framing::Json, &[image]).usage();
     assert_eq!(
-        (usage.modal.image_input, usage.modal.audio_input),
+        (usage.parts.image_input, usage.parts.audio_input),
         (Some(388), None)
     );
     // Transcriptions spell it `input_token_details`.
     let heard = br#"{"text":"Hi.","usage":{"type":"tokens","input_tokens":95,"input_token_details":{"text_tokens":5,"audio_tokens":90},"output_tokens":3,"total_tokens":98}}"#;
     let usage = run(Dialect::OpenAiMedia, Framing::Json, &[heard]).usage();
-    assert_eq!((usage.input, usage.modal.audio_input), (Some(95), Some(90)));
+    assert_eq!((usage.input, usage.parts.audio_input), (Some(95), Some(90)));
+}
+
+#[test]
+fn anthropic_cache_writes_kept_an_hour_are_read_as_their_part_even_across_iterations() {
+    let start = br#"{"type":"message_start","message":{"id":"m","model":"claude-sonnet-4-5","usage":{"input_tokens":10,"cache_creation_input_tokens":3000,"cache_read_input_tokens":0,"cache_creation":{"ephemeral_5m_input_tokens":1000,"ephemeral_1h_input_tokens":2000},"output_tokens":1}}}"#;
+    let delta = br#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":20}}"#;
+    let stream = [
+        &b"event: message_start\ndata: "[..],
+        start,
+        b"\n\nevent: message_delta\ndata: ",
+        delta,
+        b"\n\n",
+    ]
+    .concat();
+    let usage = run(Dialect::AnthropicMessages, Framing::Sse, &[&stream]).usage();
+    assert_eq!(
+        (usage.cache_write, usage.parts.cache_write_1h),
+        (Some(3000), Some(2000))
+    );
+    let iterated = br#"{"type":"message","model":"claude-sonnet-4-5","content":[],"usage":{"input_tokens":5,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":5,"iterations":[{"input_tokens":100,"output_tokens":71,"cache_creation_input_tokens":500,"cache_creation":{"ephemeral_5m_input_tokens":100,"ephemeral_1h_input_tokens":400}},{"input_tokens":5,"output_tokens":5,"cache_creation_input_tokens":50,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":50}}]}}"#;
+    let usage = run(Dialect::AnthropicMessages, Framing::Json, &[iterated]).usage();
+    assert_eq!(
+        (usage.cache_write, usage.parts.cache_write_1h),
+        (Some(550), Some(450))
+    );
 }
