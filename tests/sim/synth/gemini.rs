@@ -9,7 +9,7 @@
 use serde_json::{json, Value};
 
 use super::answer::{pieces, snippet_of, Ask, Generated};
-use super::prompt::{tokens_of_text, Prompt};
+use super::prompt::{gemini_inline, tokens_of_text, Prompt};
 use super::{Synth, Tokens};
 use crate::deliver::{Kind, Reply};
 
@@ -60,6 +60,7 @@ pub fn generate_content(
     let answer = Answer {
         id: synth.id("resp"),
         model,
+        inline: inline_tokens(contents),
         show_thoughts: config.pointer("/thinkingConfig/includeThoughts")
             == Some(&Value::Bool(true))
             && generated.reasoning > 0,
@@ -181,10 +182,28 @@ fn json_output(config: &Value) -> Option<Option<Value>> {
     )
 }
 
+/// The tokens of the contents' inline sound and pictures, by modality.
+fn inline_tokens(contents: &[Value]) -> Vec<(&'static str, u64)> {
+    let mut by_modality: Vec<(&'static str, u64)> = Vec::new();
+    let parts = contents
+        .iter()
+        .filter_map(|c| c.get("parts").and_then(Value::as_array))
+        .flatten();
+    for (modality, tokens) in parts.filter_map(gemini_inline) {
+        match by_modality.iter_mut().find(|(m, _)| *m == modality) {
+            Some((_, sum)) => *sum += tokens,
+            None => by_modality.push((modality, tokens)),
+        }
+    }
+    by_modality
+}
+
 /// A whole synthesized answer.
 struct Answer<'a> {
     id: String,
     model: &'a str,
+    /// The prompt's inline sound and pictures, by modality (tokens).
+    inline: Vec<(&'static str, u64)>,
     generated: Generated,
     tokens: Tokens,
     show_thoughts: bool,
@@ -207,9 +226,14 @@ impl Answer<'_> {
     /// `usageMetadata` with `candidates` tokens generated so far.
     fn usage(&self, candidates: u64) -> Value {
         let t = &self.tokens;
+        let media: u64 = self.inline.iter().map(|(_, tokens)| tokens).sum();
+        let mut details = vec![json!({"modality": "TEXT", "tokenCount": t.input - media})];
+        for (modality, tokens) in &self.inline {
+            details.push(json!({"modality": modality, "tokenCount": tokens}));
+        }
         let mut usage = json!({"promptTokenCount": t.input, "candidatesTokenCount": candidates,
             "totalTokenCount": t.input + candidates + t.reasoning,
-            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": t.input}]});
+            "promptTokensDetails": details});
         if t.reasoning > 0 {
             usage["thoughtsTokenCount"] = json!(t.reasoning);
         }

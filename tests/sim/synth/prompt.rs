@@ -25,6 +25,33 @@ const MEDIA_TYPES: [&str; 6] = [
     "input_file",
     "file",
 ];
+/// Gemini's count for an inline image (and any other inline file but sound).
+const GEMINI_IMAGE_TOKENS: u64 = 258;
+/// Gemini's count for a second of inline sound, and the bytes a second of it takes (16 kHz, 16-bit
+/// mono PCM or WAV).
+const GEMINI_AUDIO_TOKENS_PER_SECOND: u64 = 32;
+const AUDIO_BYTES_PER_SECOND: u64 = 32_000;
+
+/// A Gemini `inlineData` part's modality (`AUDIO`, else `IMAGE`) and its tokens, by its MIME type
+/// and length; None for anything else.
+pub fn gemini_inline(part: &Value) -> Option<(&'static str, u64)> {
+    let inline = part.get("inlineData").or_else(|| part.get("inline_data"))?;
+    let mime = inline
+        .get("mimeType")
+        .or_else(|| inline.get("mime_type"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !mime.starts_with("audio/") {
+        return Some(("IMAGE", GEMINI_IMAGE_TOKENS));
+    }
+    let base64_len = inline
+        .get("data")
+        .and_then(Value::as_str)
+        .map_or(0, str::len) as u64;
+    let seconds = (base64_len * 3 / 4).div_ceil(AUDIO_BYTES_PER_SECOND).max(1);
+    Some(("AUDIO", seconds * GEMINI_AUDIO_TOKENS_PER_SECOND))
+}
+
 /// Shortest prefix the providers cache.
 pub const MIN_CACHED: u64 = 1_024;
 /// OpenAI reports cache hits in steps of this many tokens.
@@ -45,6 +72,9 @@ pub fn tokens_of_text(text: &str) -> u64 {
 /// About the size of `value` serialized, with media parts at a fixed size.
 fn approx_bytes(value: &Value) -> u64 {
     match value {
+        Value::Object(_) if gemini_inline(value).is_some() => {
+            gemini_inline(value).map_or(0, |(_, tokens)| tokens * 4)
+        }
         Value::Object(map) => {
             let is_media = map
                 .get("type")
