@@ -3,7 +3,7 @@
 //! back to `input` when not priced), all output (reasoning included) at `output`. The parts
 //! the provider reports and prices on their own, at prices falling back to those: of the
 //! uncached input and the output, audio and images (`audio_input`, `image_input`,
-//! `audio_output`); of the cache writes, those kept an hour (`cache_write_1h`). Added to it, what image and audio models bill otherwise ([`MediaUse`]): minutes of
+//! `audio_output`, `image_output`); of the cache writes, those kept an hour (`cache_write_1h`). Added to it, what image and audio models bill otherwise ([`MediaUse`]): minutes of
 //! audio transcribed, characters spoken, images made, each at its own price ([`MediaPrice`]).
 
 use std::collections::BTreeMap;
@@ -51,6 +51,11 @@ impl Prices {
         let image_input = parts.image_input.unwrap_or(0).min(uncached - audio_input);
         let text_input = uncached - audio_input - image_input;
         let audio_output = parts.audio_output.unwrap_or(0).min(tokens.output);
+        let image_output = parts
+            .image_output
+            .unwrap_or(0)
+            .min(tokens.output - audio_output);
+        let text_output = tokens.output - audio_output - image_output;
         let hour_writes = parts.cache_write_1h.unwrap_or(0).min(tokens.cache_write);
         let cache_write = price.cache_write.unwrap_or(price.input);
         let per_million = text_input as f64 * price.input
@@ -59,8 +64,9 @@ impl Prices {
             + tokens.cache_read as f64 * price.cache_read.unwrap_or(price.input)
             + (tokens.cache_write - hour_writes) as f64 * cache_write
             + hour_writes as f64 * price.cache_write_1h.unwrap_or(cache_write)
-            + (tokens.output - audio_output) as f64 * price.output
-            + audio_output as f64 * price.audio_output.unwrap_or(price.output);
+            + text_output as f64 * price.output
+            + audio_output as f64 * price.audio_output.unwrap_or(price.output)
+            + image_output as f64 * price.image_output.unwrap_or(price.output);
         Some(per_million / 1_000_000.0 + media_cost(&price.media, media))
     }
 }
@@ -110,6 +116,7 @@ mod tests {
                 audio_input: None,
                 image_input: None,
                 audio_output: None,
+                image_output: None,
                 cache_write_1h: None,
                 media: MediaPrice::default(),
             },
@@ -210,6 +217,7 @@ mod tests {
             audio_input: None,
             image_input: None,
             audio_output: None,
+            image_output: None,
             cache_write_1h: None,
             media: dall_e_3(),
         };
@@ -238,6 +246,7 @@ mod tests {
             audio_input,
             image_input,
             audio_output,
+            image_output: None,
             cache_write_1h: None,
             media: MediaPrice::default(),
         };
@@ -287,6 +296,7 @@ mod tests {
             audio_input: None,
             image_input: None,
             audio_output: None,
+            image_output: None,
             cache_write_1h,
             media: MediaPrice::default(),
         };
@@ -311,5 +321,37 @@ mod tests {
         assert!((cost(price(None)) - fallback).abs() < 1e-6);
         let apart = base + 2_000.0 * 3.75 + 6_000.0 * 6.0;
         assert!((cost(price(Some(6.0))) - apart).abs() < 1e-6);
+    }
+
+    #[test]
+    fn image_output_tokens_are_priced_apart_after_audio() {
+        let price = Price {
+            input: 0.3,
+            output: 2.5,
+            cache_read: None,
+            cache_write: None,
+            audio_input: Some(1.0),
+            image_input: None,
+            audio_output: None,
+            image_output: Some(30.0),
+            cache_write_1h: None,
+            media: MediaPrice::default(),
+        };
+        let prices = Prices::new(BTreeMap::from([("m".to_owned(), price)]));
+        let tokens = TokenCounts {
+            input: 900,
+            output: 1_292,
+            ..TokenCounts::default()
+        };
+        let parts = Parts {
+            audio_input: Some(632),
+            image_input: Some(258),
+            image_output: Some(1_290),
+            ..Parts::default()
+        };
+        let media = MediaUse { asked: None, parts };
+        let cost = prices.cost("m", &tokens, media).unwrap() * 1e6;
+        let want = 268.0 * 0.3 + 632.0 * 1.0 + 2.0 * 2.5 + 1_290.0 * 30.0;
+        assert!((cost - want).abs() < 1e-6, "{cost} {want}");
     }
 }

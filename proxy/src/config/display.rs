@@ -274,6 +274,7 @@ fn describe_price(price: &Price) -> String {
         ("audio_input", price.audio_input),
         ("image_input", price.image_input),
         ("audio_output", price.audio_output),
+        ("image_output", price.image_output),
     ];
     for (part, usd) in apart {
         if let Some(usd) = usd {

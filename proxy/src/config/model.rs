@@ -339,6 +339,8 @@ pub struct Price {
     pub image_input: Option<f64>,
     /// Audio output tokens; `None` falls back to `output`.
     pub audio_output: Option<f64>,
+    /// Image output tokens (Gemini's image models); `None` falls back to `output`.
+    pub image_output: Option<f64>,
     /// Cache writes kept an hour (Anthropic's 1h TTL); `None` falls back to `cache_write`.
     pub cache_write_1h: Option<f64>,
     /// What is billed other than tokens.

@@ -106,6 +106,7 @@ pub(super) struct RawPrice {
     pub audio_input: Option<f64>,
     pub image_input: Option<f64>,
     pub audio_output: Option<f64>,
+    pub image_output: Option<f64>,
     pub cache_write_1h: Option<f64>,
     pub audio_minute: Option<f64>,
     pub characters: Option<f64>,

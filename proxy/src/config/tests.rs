@@ -165,6 +165,7 @@ fn contract_example_parses() {
         audio_input: None,
         image_input: None,
         audio_output: None,
+        image_output: None,
         cache_write_1h: None,
         media: MediaPrice::default(),
     };

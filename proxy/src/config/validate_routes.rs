@@ -257,6 +257,7 @@ pub(super) fn prices(
             audio_input: figure("audio_input", entry.audio_input)?,
             image_input: figure("image_input", entry.image_input)?,
             audio_output: figure("audio_output", entry.audio_output)?,
+            image_output: figure("image_output", entry.image_output)?,
             cache_write_1h: figure("cache_write_1h", entry.cache_write_1h)?,
             media,
         };

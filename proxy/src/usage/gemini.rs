@@ -8,7 +8,10 @@
 //! - input = `promptTokenCount` (cached content included) + `toolUsePromptTokenCount`;
 //! - output = `candidatesTokenCount` + `thoughtsTokenCount` (thoughts are not
 //!   part of the candidates count: `totalTokenCount` is the sum of all four);
-//! - cache_read = `cachedContentTokenCount`; reasoning = `thoughtsTokenCount`.
+//! - cache_read = `cachedContentTokenCount`; reasoning = `thoughtsTokenCount`;
+//! - the parts priced apart: the prompt's `AUDIO` and `IMAGE` tokens and the
+//!   candidates' (`promptTokensDetails`, `candidatesTokensDetails`), read from
+//!   the final chunk (or a whole body) only.
 //!
 //! Hot path: every chunk carries a `usageMetadata`, so nothing of a chunk is
 //! deserialized: one pass ([`json::named_values`]) finds its text, usage,
@@ -24,7 +27,7 @@ use serde::Deserialize;
 
 use super::extractor::{Seen, Wire};
 use super::json::{self, WireError};
-use super::{latest, Usage};
+use super::{latest, Parts, Usage};
 use layout::Layout;
 
 /// The members one pass over a response looks for, indexed by the constants below.
@@ -150,10 +153,18 @@ impl Gemini {
         }
         if let Some(usage) = found.usage {
             self.totals.update(usage);
+            let parts = seen.usage.parts;
             seen.usage = self.totals.into();
+            seen.usage.parts = parts;
             // The chunk that finishes the candidate carries the final figures.
             if found.finish && !seen.usage.is_empty() {
                 seen.complete = true;
+            }
+        }
+        // The parts by modality, from the final figures (the chunk, or body, that finishes).
+        if let Some(at) = found.usage_at.filter(|_| found.finish) {
+            if let Ok(by) = serde_json::from_slice::<ByModality>(&data[at]) {
+                seen.usage.parts = by.parts();
             }
         }
         if found.error {
@@ -164,13 +175,54 @@ impl Gemini {
     }
 }
 
+/// The figures by modality of a `usageMetadata`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ByModality {
+    #[serde(default)]
+    prompt_tokens_details: Vec<ModalityCount>,
+    #[serde(default)]
+    candidates_tokens_details: Vec<ModalityCount>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ModalityCount {
+    modality: Option<String>,
+    token_count: Option<u64>,
+}
+
+impl ByModality {
+    /// The audio and image parts of the prompt and the candidates.
+    fn parts(&self) -> Parts {
+        let count = |details: &[ModalityCount], modality: &str| {
+            let counts = details
+                .iter()
+                .filter(|d| d.modality.as_deref() == Some(modality));
+            counts
+                .filter_map(|d| d.token_count)
+                .reduce(u64::saturating_add)
+        };
+        let (prompt, candidates) = (&self.prompt_tokens_details, &self.candidates_tokens_details);
+        Parts {
+            audio_input: count(prompt, "AUDIO"),
+            image_input: count(prompt, "IMAGE"),
+            audio_output: count(candidates, "AUDIO"),
+            image_output: count(candidates, "IMAGE"),
+            ..Parts::default()
+        }
+    }
+}
+
 /// What one response holds.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 struct Found {
     /// Escaped length of its text parts.
     text: u64,
     /// Its (last valid) usage.
     usage: Option<WireUsage>,
+    /// Where that usage object lies.
+    usage_at: Option<std::ops::Range<usize>>,
     finish: bool,
     /// Where its first `modelVersion` string opens.
     model: Option<usize>,
@@ -205,6 +257,7 @@ impl Found {
                     // None when malformed or a count is not an unsigned integer.
                     let read = json::integers(data, at, COUNTS);
                     found.usage = read.as_ref().map(|read| read.values.into());
+                    found.usage_at = read.as_ref().map(|read| at..read.end);
                     if let Some(read) = read {
                         usage_end = read.end;
                         (usages, usage) = (usages + 1, Some((at, read)));

@@ -64,12 +64,15 @@ pub struct Usage {
 /// `cache_write`), and seconds of audio (billed instead of tokens).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Parts {
-    /// Input tokens of audio (OpenAI's `audio_tokens` of the prompt or transcription input).
+    /// Input tokens of audio (OpenAI's `audio_tokens` of the prompt or transcription input,
+    /// Gemini's `AUDIO`).
     pub audio_input: Option<u64>,
-    /// Input tokens of images (OpenAI's image models' `image_tokens`).
+    /// Input tokens of images (OpenAI's image models' `image_tokens`, Gemini's `IMAGE`).
     pub image_input: Option<u64>,
     /// Output tokens of audio (a chat answered with audio).
     pub audio_output: Option<u64>,
+    /// Output tokens of images (Gemini's image models).
+    pub image_output: Option<u64>,
     /// Cache writes kept an hour (Anthropic's `ephemeral_1h_input_tokens`), part of
     /// `cache_write`.
     pub cache_write_1h: Option<u64>,
@@ -83,6 +86,7 @@ impl Parts {
         latest(&mut self.audio_input, later.audio_input);
         latest(&mut self.image_input, later.image_input);
         latest(&mut self.audio_output, later.audio_output);
+        latest(&mut self.image_output, later.image_output);
         latest(&mut self.cache_write_1h, later.cache_write_1h);
         latest(&mut self.audio_ms, later.audio_ms);
     }

@@ -92,6 +92,7 @@ impl Layout {
         Some(Found {
             text: (text_end - self.text_at - 2) as u64,
             usage: Some(counts.into()),
+            usage_at: Some(usage_at..usage_end),
             finish: false,
             model: None,
             error: false,

@@ -132,3 +132,42 @@ fn gemini_tool_use_prompt_tokens_are_input() {
     let tap = run(Dialect::Gemini, Framing::Json, &[body]);
     assert_eq!(tap.usage().normalize(), tokens(17, 2, 0, 0, 0));
 }
+
+#[test]
+fn audio_and_image_tokens_are_read_from_the_final_chunk_by_modality() {
+    let chunk = |candidates: u32, finish: &str, details: &str| {
+        format!(
+            r#"data: {{"candidates":[{{"content":{{"parts":[{{"text":"Hi"}}],"role":"model"}}{finish}}}],"usageMetadata":{{"promptTokenCount":900,"candidatesTokenCount":{candidates},"totalTokenCount":{},"promptTokensDetails":{details}}},"modelVersion":"gemini-2.5-flash-image"}}"#,
+            900 + candidates
+        ) + "\r\n\r\n"
+    };
+    let prompt = r#"[{"modality":"TEXT","tokenCount":10},{"modality":"AUDIO","tokenCount":632},{"modality":"IMAGE","tokenCount":258}]"#;
+    let stream = [
+        chunk(1, "", prompt),
+        chunk(2, "", prompt),
+        chunk(1292, r#","finishReason":"STOP""#, &format!(r#"{prompt},"candidatesTokensDetails":[{{"modality":"IMAGE","tokenCount":1290}},{{"modality":"TEXT","tokenCount":2}}]"#)),
+    ]
+    .concat();
+    for framing in [Framing::Sse, Framing::Json] {
+        let body = match framing {
+            Framing::Sse => stream.clone().into_bytes(),
+            _ => as_json_array(stream.as_bytes()),
+        };
+        let usage = run(Dialect::Gemini, framing, &[&body]).usage();
+        let parts = usage.parts;
+        assert_eq!((usage.input, usage.output), (Some(900), Some(1292)));
+        assert_eq!(
+            (parts.audio_input, parts.image_input),
+            (Some(632), Some(258))
+        );
+        assert_eq!((parts.image_output, parts.audio_output), (Some(1290), None));
+    }
+    // Text alone: no parts.
+    let text = chunk(
+        5,
+        r#","finishReason":"STOP""#,
+        r#"[{"modality":"TEXT","tokenCount":900}]"#,
+    );
+    let usage = run(Dialect::Gemini, Framing::Sse, &[text.as_bytes()]).usage();
+    assert_eq!(usage.parts, crate::usage::Parts::default());
+}
