@@ -109,6 +109,8 @@ enum Phase {
     Request,
     /// A response was written; the next byte read starts the next header.
     Between,
+    /// Switched to another protocol (`101`, a Realtime WebSocket): no more headers.
+    Upgraded,
 }
 
 /// The error a read fails with when the header deadline passes.
@@ -160,7 +162,7 @@ impl HeaderDeadline {
 
     /// Follows the header through bytes just read.
     fn saw(&mut self, bytes: &[u8]) {
-        if bytes.is_empty() {
+        if bytes.is_empty() || self.phase == Phase::Upgraded {
             return;
         }
         if self.phase == Phase::Between {
@@ -178,11 +180,17 @@ impl HeaderDeadline {
     }
 
     /// A response went out: the request is over as far as the deadline cares. An interim
-    /// `100 Continue` is not the response: the body is still to come.
+    /// `100 Continue` is not the response: the body is still to come. After a `101` the
+    /// connection carries another protocol, whose bytes are no headers.
     fn wrote(&mut self, buf: &[u8], written: usize) {
-        let interim = buf.starts_with(b"HTTP/1.1 1") || buf.starts_with(b"HTTP/1.0 1");
-        if written > 0 && self.phase == Phase::Request && !interim {
-            self.phase = Phase::Between;
+        if written == 0 || self.phase != Phase::Request {
+            return;
+        }
+        let status = buf.get(..12).and_then(|head| head.strip_prefix(b"HTTP/1."));
+        match status.map(|rest| &rest[1..]) {
+            Some(b" 101") => self.phase = Phase::Upgraded,
+            Some([b' ', b'1', ..]) => {}
+            _ => self.phase = Phase::Between,
         }
     }
 

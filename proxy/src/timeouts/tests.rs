@@ -208,3 +208,39 @@ async fn what_is_held_is_sent_when_the_connection_is_dropped() {
     client.read_to_end(&mut got).await.unwrap();
     assert_eq!(got, b"HTTP/1.1 200 OK\r\n\r\n{\"cut");
 }
+
+/// The server's read after it answered `status_line` and the client sent more bytes, then went
+/// quiet for longer than the header deadline before its last ones.
+async fn read_after_answer(status_line: &[u8]) -> std::io::Result<Vec<u8>> {
+    let (server, mut client) = tokio::io::duplex(64 * 1024);
+    let stream: pingora::protocols::Stream = Box::new(server);
+    let mut connection = super::client::HeaderDeadline::new(stream, Duration::from_millis(100));
+    client
+        .write_all(b"GET /v1/realtime HTTP/1.1\r\n\r\n")
+        .await?;
+    let mut head = [0u8; 29];
+    connection.read_exact(&mut head).await?;
+    connection.write_all(status_line).await?;
+    connection.flush().await?;
+    client.write_all(b"\x81\x05hello").await?;
+    let mut frame = [0u8; 7];
+    connection.read_exact(&mut frame).await?;
+    let late = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        client.write_all(b"\x81\x03bye").await
+    };
+    let mut next = [0u8; 5];
+    let (read, wrote) = tokio::join!(connection.read_exact(&mut next), late);
+    wrote?;
+    read?;
+    Ok(next.to_vec())
+}
+
+#[tokio::test]
+async fn an_upgraded_connection_has_no_header_deadline() {
+    let upgraded = read_after_answer(b"HTTP/1.1 101 Switching Protocols\r\n\r\n").await;
+    assert_eq!(upgraded.unwrap(), b"\x81\x03bye");
+    // After an ordinary answer the next bytes are a header, due within the deadline.
+    let answered = read_after_answer(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
+    assert!(answered.is_err(), "{answered:?}");
+}
