@@ -15,6 +15,7 @@ mod fixtures;
 mod form;
 mod goaway;
 mod openai;
+mod realtime;
 mod record;
 mod routes;
 mod service;
@@ -167,7 +168,8 @@ async fn serve<S>(
     if !http2 {
         builder = builder.http1_only();
     }
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    // Realtime sessions are WebSocket upgrades.
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(connection);
     // Faults drop connections on purpose and clients hang up mid-stream:
     // a connection ending in error is expected, so it is not reported.

@@ -61,6 +61,9 @@ pub async fn handle(
     ending: Arc<Ending>,
     request: Request<Incoming>,
 ) -> Result<Response<PlannedBody>, Infallible> {
+    if crate::realtime::is_handshake(&request) {
+        return Ok(crate::realtime::accept(state, request));
+    }
     let (parts, body) = request.into_parts();
     let route = Route::resolve(&parts.method, parts.uri.path());
     let dialect = route.as_ref().map_or(Dialect::OpenAi, Route::dialect);

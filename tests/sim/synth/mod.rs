@@ -9,7 +9,7 @@
 //! and in the request log, so a test can compare them with what tailmeter
 //! counted.
 
-mod answer;
+pub(crate) mod answer;
 mod anthropic;
 mod chat;
 mod completions;
@@ -18,7 +18,7 @@ mod embeddings;
 mod gemini;
 mod media;
 mod moderations;
-mod prompt;
+pub(crate) mod prompt;
 mod responses;
 mod schema;
 mod stored;
@@ -123,7 +123,7 @@ impl Synth {
     }
 
     /// A fresh identifier such as `msg_sim0000000000000007`.
-    fn id(&self, prefix: &str) -> String {
+    pub(crate) fn id(&self, prefix: &str) -> String {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         format!("{prefix}_sim{n:016}")
     }
