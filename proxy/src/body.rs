@@ -195,6 +195,19 @@ pub struct RequestFields<'a> {
 }
 
 impl RequestFields<'_> {
+    /// The fields of a request with no body (a WebSocket handshake): none.
+    pub fn none() -> Self {
+        RequestFields {
+            model: None,
+            model_at: None,
+            stream: None,
+            stream_options: StreamOptionsAt::Absent,
+            previous_response_id: None,
+            conversation: None,
+            form: false,
+        }
+    }
+
     /// The edit that names `model` in the body's `model` value (used when the client named the
     /// model as `provider/model`: the provider sees the bare name). Only the value's bytes
     /// change: the rest (names, numbers, spacing, member order, a form's other parts) stays as

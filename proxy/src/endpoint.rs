@@ -40,6 +40,8 @@ pub enum Endpoint {
     /// POST /v1/moderations (proxied, not metered: free; its model defaults to
     /// [`DEFAULT_MODERATION_MODEL`])
     Moderations,
+    /// GET /v1/realtime?model=… upgraded to a WebSocket (a Realtime session)
+    Realtime,
     /// POST /v1/images/generations (JSON), /v1/images/edits and /v1/images/variations (a form,
     /// or JSON for edits)
     Images,
@@ -129,6 +131,7 @@ impl Endpoint {
             "/v1/responses" => Endpoint::Responses,
             "/v1/embeddings" => Endpoint::Embeddings,
             "/v1/moderations" => Endpoint::Moderations,
+            "/v1/realtime" => Endpoint::Realtime,
             "/v1/images/generations" | "/v1/images/edits" | "/v1/images/variations" => {
                 Endpoint::Images
             }
@@ -151,6 +154,7 @@ impl Endpoint {
             Endpoint::ListModels
             | Endpoint::GeminiListModels
             | Endpoint::WhoAmI
+            | Endpoint::Realtime
             | Endpoint::StoredResponse(StoredAction::Retrieve | StoredAction::InputItems) => {
                 Method::GET
             }
@@ -271,6 +275,31 @@ impl Endpoint {
         ))
     }
 
+    /// Whether the endpoint names its model in the query (`?model=`), as a WebSocket handshake
+    /// must, having no body.
+    pub fn model_in_query(self) -> bool {
+        self == Endpoint::Realtime
+    }
+
+    /// The model a `query` names (`model=`, percent-decoded).
+    pub fn query_model(query: &str) -> Option<String> {
+        let value = query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("model="))?;
+        percent_decode(value).filter(|m| !m.is_empty())
+    }
+
+    /// `query` with its model replaced by `model` (percent-encoded).
+    pub fn query_with_model(query: &str, model: &str) -> String {
+        let pairs = query
+            .split('&')
+            .map(|pair| match pair.starts_with("model=") {
+                true => format!("model={}", percent_encode(model)),
+                false => pair.to_owned(),
+            });
+        pairs.collect::<Vec<_>>().join("&")
+    }
+
     /// Whether a stream of this endpoint reports usage only when asked
     /// (`stream_options.include_usage`), which tailmeter then asks for on the client's behalf.
     pub fn asks_for_stream_usage(self) -> bool {
@@ -306,6 +335,7 @@ impl Endpoint {
             | Endpoint::Conversation(_) => "responses",
             Endpoint::Embeddings => "embeddings",
             Endpoint::Moderations => "moderations",
+            Endpoint::Realtime => "realtime",
             Endpoint::Images => "images",
             Endpoint::Audio => "audio",
             Endpoint::Messages => "messages",
@@ -343,6 +373,7 @@ impl Endpoint {
             | Endpoint::Conversation(_)
             | Endpoint::Embeddings
             | Endpoint::Moderations
+            | Endpoint::Realtime
             | Endpoint::Images
             | Endpoint::Audio
             | Endpoint::ListModels
@@ -373,6 +404,7 @@ impl Endpoint {
             | Endpoint::Conversation(ConversationAction::Create) => Some(Dialect::OpenAiResponses),
             Endpoint::Embeddings => Some(Dialect::OpenAiEmbeddings),
             Endpoint::Images | Endpoint::Audio => Some(Dialect::OpenAiMedia),
+            Endpoint::Realtime => Some(Dialect::OpenAiRealtime),
             Endpoint::Messages => Some(Dialect::AnthropicMessages),
             Endpoint::GenerateContent | Endpoint::StreamGenerateContent => Some(Dialect::Gemini),
             Endpoint::Converse | Endpoint::ConverseStream => Some(Dialect::BedrockConverse),

@@ -184,7 +184,11 @@ impl Meter {
         let content_type = headers
             .get(http::header::CONTENT_TYPE)
             .map_or(&b""[..], |v| v.as_bytes());
-        let framing = Framing::from_content_type(content_type);
+        // After a `101` the bytes are the upgraded connection's (a Realtime WebSocket).
+        let framing = match status {
+            101 => Framing::WebSocket,
+            _ => Framing::from_content_type(content_type),
+        };
         self.streaming = framing.is_stream();
         self.tap = self.request.as_ref().map(|request| {
             let mut tap = UsageTap::new(request.dialect, framing, JSON_BODY_LIMIT);

@@ -235,7 +235,16 @@ impl Upstream {
         req.remove_header(&http::header::CONTENT_ENCODING);
         // tailmeter already read the body (and answered any 100-continue itself).
         req.remove_header(&http::header::EXPECT);
-        req.insert_header(http::header::CONTENT_LENGTH, HeaderValue::from(body_len))?;
+        // A request without a body says so by having no length, as a GET (a WebSocket handshake
+        // among them) does.
+        match body_len {
+            0 if req.method == http::Method::GET => {
+                req.remove_header(&http::header::CONTENT_LENGTH);
+            }
+            _ => {
+                req.insert_header(http::header::CONTENT_LENGTH, HeaderValue::from(body_len))?;
+            }
+        }
         Ok(())
     }
 }

@@ -54,12 +54,14 @@ def launch_instance(
     binary: Path, workdir: Path, providers: list[cfg.Provider], max_body: str = "32MiB",
     grants: list[tuple[list[str], list[str]]] | None = None,
     wrap: Callable[[list[str]], list[str]] | None = None, extra: str = "",
+    client_header_timeout: str | None = None,
 ) -> Tailmeter:
     """A tailmeter in `workdir` (its config written there, fresh ports) with every provider key
     set, ready; `extra` is appended to the config (e.g. `[[budgets]]`)."""
     listen, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     path = workdir / "tailmeter.toml"
-    path.write_text(cfg.render(cfg.TailmeterConfig(listen, admin, providers, max_body, grants, extra)))
+    path.write_text(cfg.render(cfg.TailmeterConfig(listen, admin, providers, max_body, grants, extra,
+                                                   client_header_timeout=client_header_timeout)))
     env = {
         cfg.OPENAI_KEY_ENV: PROVIDER_OPENAI_KEY, cfg.ANTHROPIC_KEY_ENV: PROVIDER_ANTHROPIC_KEY,
         cfg.GEMINI_KEY_ENV: PROVIDER_GEMINI_KEY, cfg.BEDROCK_KEY_ENV: PROVIDER_BEDROCK_KEY,

@@ -70,6 +70,24 @@ fn moderations_are_proxied_unmetered_with_openais_default_model() {
 }
 
 #[test]
+fn a_realtime_handshake_names_its_model_in_the_query() {
+    let realtime = Endpoint::classify(&Method::GET, "/v1/realtime");
+    assert_eq!(realtime, Some(Endpoint::Realtime));
+    assert_eq!(Endpoint::classify(&Method::POST, "/v1/realtime"), None);
+    let endpoint = Endpoint::Realtime;
+    assert_eq!(endpoint.label(), "realtime");
+    assert_eq!(endpoint.dialect(), Some(Dialect::OpenAiRealtime));
+    assert!(endpoint.model_in_query() && !endpoint.model_in_path());
+    assert!(!Endpoint::ChatCompletions.model_in_query());
+    let query = "model=openai%2Fgpt-realtime&x=1&model=gpt-realtime-mini";
+    assert_eq!(Endpoint::query_model(query).as_deref(), Some("openai/gpt-realtime"));
+    assert_eq!(Endpoint::query_model("x=1&model="), None);
+    // Every `model` the client sent names the model routed.
+    let bare = Endpoint::query_with_model(query, "gpt-realtime");
+    assert_eq!(bare, "model=gpt-realtime&x=1&model=gpt-realtime");
+}
+
+#[test]
 fn conversations_are_named_by_id_with_the_methods_each_path_takes() {
     use ConversationAction::{Create, Delete, Use};
     let (one, items, item) = (

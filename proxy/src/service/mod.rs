@@ -66,6 +66,9 @@ pub struct RequestCtx {
     upstream_body: Option<Bytes>,
     /// The client's path with the provider's bare model in it (Gemini, Bedrock).
     upstream_path: Option<String>,
+    /// The query the provider gets instead of the client's (a Realtime handshake's, its model
+    /// named bare).
+    upstream_query: Option<String>,
     /// The id of the stored response or conversation the request names (`/v1/responses/{id}…`,
     /// `/v1/conversations/{id}…`).
     stored_id: Option<String>,
@@ -148,6 +151,7 @@ impl ProxyHttp for Proxy {
             stream: false,
             upstream_body: None,
             upstream_path: None,
+            upstream_query: None,
             stored_id: None,
             asked: None,
             strip_injected_usage: false,
@@ -310,8 +314,16 @@ impl ProxyHttp for Proxy {
                 "request not prepared",
             ));
         };
-        if let Some(path) = ctx.upstream_path.as_deref() {
-            let target = match upstream_request.uri.query() {
+        if ctx.upstream_path.is_some() || ctx.upstream_query.is_some() {
+            let path = ctx
+                .upstream_path
+                .as_deref()
+                .unwrap_or(upstream_request.uri.path());
+            let query = ctx
+                .upstream_query
+                .as_deref()
+                .or(upstream_request.uri.query());
+            let target = match query {
                 Some(query) => format!("{path}?{query}"),
                 None => path.to_owned(),
             };
@@ -323,6 +335,10 @@ impl ProxyHttp for Proxy {
         route
             .upstream
             .rewrite_request(upstream_request, body.len())?;
+        if ctx.endpoint == Some(Endpoint::Realtime) {
+            // Compressed messages could not be read: the extension is never negotiated.
+            upstream_request.remove_header("sec-websocket-extensions");
+        }
         if let Some(traceparent) = ctx.trace.and_then(|t| t.upstream_traceparent()) {
             upstream_request.insert_header(TRACEPARENT, traceparent)?;
         }
@@ -331,13 +347,17 @@ impl ProxyHttp for Proxy {
 
     async fn request_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         // The body was read whole in request_filter; Pingora replays its tail here, and the
-        // whole (possibly rewritten) body goes in its place.
+        // whole (possibly rewritten) body goes in its place. An upgraded connection's bytes (a
+        // Realtime session's client events) pass as they come.
+        if session.was_upgraded() {
+            return Ok(());
+        }
         if let Some(full) = ctx.upstream_body.as_ref() {
             *body = end_of_stream.then(|| full.clone());
         }

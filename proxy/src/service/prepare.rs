@@ -37,14 +37,20 @@ pub(super) async fn upstream_request(
     let read = crate::body::read_whole_body(session, limit, timeout, forms).await?;
     let body = read.bytes;
     let boundary = read.form_boundary.as_deref();
-    let fields = crate::body::parse_read(&body, read.scan, boundary)?;
-    // Gemini and Bedrock name the model in the path, the others in the body.
-    let path_model = endpoint
-        .model_in_path()
-        .then(|| Endpoint::path_model(session.req_header().uri.path()))
-        .flatten();
-    let named = match endpoint.model_in_path() {
-        true => path_model.as_deref(),
+    let fields = match endpoint.model_in_query() && body.is_empty() {
+        true => crate::body::RequestFields::none(),
+        false => crate::body::parse_read(&body, read.scan, boundary)?,
+    };
+    // Gemini and Bedrock name the model in the path, a Realtime handshake in the query, the
+    // others in the body.
+    let uri = &session.req_header().uri;
+    let outside_body = match (endpoint.model_in_path(), endpoint.model_in_query()) {
+        (true, _) => Endpoint::path_model(uri.path()),
+        (_, true) => uri.query().and_then(Endpoint::query_model),
+        _ => None,
+    };
+    let named = match endpoint.model_in_path() || endpoint.model_in_query() {
+        true => outside_body.as_deref(),
         false => fields.model.as_deref().or(endpoint.default_model()),
     };
     // An empty name is what an app with an empty model setting sends: missing, not unknown.
@@ -84,10 +90,19 @@ pub(super) async fn upstream_request(
         let path = session.req_header().uri.path();
         ctx.upstream_path = Endpoint::path_with_model(path, &route.model);
     }
+    // Every `model=` of the query names the model routed and granted, whatever the client sent.
+    if let Some(query) = session
+        .req_header()
+        .uri
+        .query()
+        .filter(|_| endpoint.model_in_query())
+    {
+        ctx.upstream_query = Some(Endpoint::query_with_model(query, &route.model));
+    }
     // The body's edits, made together in one copy: a body naming another spelling of the model
     // (`provider/model`) names the bare one; a streamed chat asks for its usage.
     let mut edits = Vec::new();
-    if !endpoint.model_in_path() && requested != &*route.model {
+    if !endpoint.model_in_path() && !endpoint.model_in_query() && requested != &*route.model {
         edits.extend(fields.model_edit(&route.model));
     }
     ctx.stream = fields.stream == Some(true) || endpoint.always_streams();

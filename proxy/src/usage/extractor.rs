@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use super::bedrock::eventstream::Frame;
 use super::{anthropic, bedrock, gemini, openai_chat, openai_embeddings};
-use super::{openai_media, openai_responses};
+use super::{openai_media, openai_realtime, openai_responses};
 use super::{Dialect, ResponseHandle, Tokens, Usage};
 
 /// The one small trait every dialect implements.
@@ -58,6 +58,7 @@ pub fn extractor(dialect: Dialect) -> Box<dyn Extractor> {
         Dialect::OpenAiResponses => Box::<Reader<openai_responses::Responses>>::default(),
         Dialect::OpenAiEmbeddings => Box::<Reader<openai_embeddings::Embeddings>>::default(),
         Dialect::OpenAiMedia => Box::<Reader<openai_media::Media>>::default(),
+        Dialect::OpenAiRealtime => Box::<Reader<openai_realtime::Realtime>>::default(),
         Dialect::AnthropicMessages => Box::<Reader<anthropic::Messages>>::default(),
         Dialect::Gemini => Box::<Reader<gemini::Gemini>>::default(),
         Dialect::BedrockConverse => Box::<Reader<bedrock::Converse>>::default(),

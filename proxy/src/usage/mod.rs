@@ -4,7 +4,8 @@
 //! changed) by a [`UsageTap`], which splits server-sent events with
 //! [`sse::SseReader`], AWS event-stream frames with
 //! [`bedrock::eventstream::EventStreamDecoder`], the elements of a streamed
-//! JSON array with [`array::ArrayReader`], or buffers a bounded JSON body, and
+//! JSON array with [`array::ArrayReader`], the messages of an upgraded
+//! WebSocket with [`websocket::WebSocketReader`], or buffers a bounded JSON body, and
 //! hands them to the [`Extractor`] of the response's [`Dialect`]. When the
 //! provider's usage does not arrive, [`estimate`] says what the request
 //! probably used. Each dialect lives in its own
@@ -28,9 +29,11 @@ mod large;
 pub mod openai_chat;
 mod openai_embeddings;
 mod openai_media;
+mod openai_realtime;
 mod openai_responses;
 pub mod sse;
 mod tap;
+pub mod websocket;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -171,6 +174,8 @@ pub enum Dialect {
     OpenAiEmbeddings,
     /// `POST /v1/images/*` and `/v1/audio/*`.
     OpenAiMedia,
+    /// `GET /v1/realtime`, upgraded to a WebSocket.
+    OpenAiRealtime,
     /// `POST /v1/messages`.
     AnthropicMessages,
     /// Gemini `generateContent` / `streamGenerateContent`.
@@ -183,10 +188,10 @@ pub enum Dialect {
 
 impl Dialect {
     /// Whether figures missing from an answer can be estimated from the text that passed: not
-    /// for images and audio, billed in tokens of pictures and sound (or in seconds, or per
-    /// image) that no text tells.
+    /// for images and audio (nor a Realtime session, mostly sound), billed in tokens of pictures
+    /// and sound (or in seconds, or per image) that no text tells.
     pub fn estimable(self) -> bool {
-        self != Dialect::OpenAiMedia
+        !matches!(self, Dialect::OpenAiMedia | Dialect::OpenAiRealtime)
     }
 }
 

@@ -2,7 +2,8 @@
 //! the proxy (it never delays or changes them) and feeds the dialect's
 //! extractor: event by event for a server-sent-event stream, frame by frame
 //! for an AWS event stream, element by element for a streamed JSON array
-//! (Gemini without `alt=sse`), as one bounded buffer for any other JSON body, and past that
+//! (Gemini without `alt=sse`), message by message for an upgraded WebSocket (Realtime), as one
+//! bounded buffer for any other JSON body, and past that
 //! bound by its small top-level members ([`LargeObject`]). A body of audio, an image or other
 //! bytes (a speech answer) is not read at all.
 
@@ -14,6 +15,7 @@ use super::bedrock::eventstream::EventStreamDecoder;
 use super::extractor::{extractor, Extractor};
 use super::large::LargeObject;
 use super::sse::SseReader;
+use super::websocket::WebSocketReader;
 use super::{Dialect, Tokens, Usage};
 
 /// How a response body is framed, from its content type.
@@ -25,6 +27,8 @@ pub enum Framing {
     EventStream,
     /// Audio, images, video or other bytes (`application/octet-stream`): no usage in it.
     Opaque,
+    /// The bytes of a connection upgraded to a WebSocket (after a `101`).
+    WebSocket,
     /// Anything else, read as JSON: a body starting with `[` is read element
     /// by element as it arrives (a streamed array), any other whole.
     Json,
@@ -59,7 +63,10 @@ impl Framing {
 
     /// Whether a body of this framing is a stream of events.
     pub fn is_stream(self) -> bool {
-        matches!(self, Framing::Sse | Framing::EventStream)
+        matches!(
+            self,
+            Framing::Sse | Framing::EventStream | Framing::WebSocket
+        )
     }
 }
 
@@ -71,6 +78,7 @@ const LARGE_BODY_MEMBER_LIMIT: usize = 64 * 1024;
 enum Input {
     Sse(SseReader),
     Frames(EventStreamDecoder),
+    WebSocket(WebSocketReader),
     /// Not read.
     Opaque,
     /// JSON whose first byte has not arrived yet (leading whitespace is dropped).
@@ -104,6 +112,7 @@ impl UsageTap {
         let input = match framing {
             Framing::Sse => Input::Sse(SseReader::new(limit)),
             Framing::EventStream => Input::Frames(EventStreamDecoder::new(limit)),
+            Framing::WebSocket => Input::WebSocket(WebSocketReader::new(limit)),
             Framing::Opaque => Input::Opaque,
             Framing::Json => Input::Undecided { limit },
         };
@@ -138,6 +147,9 @@ impl UsageTap {
         match &mut self.input {
             Input::Sse(reader) => reader.feed(chunk, |event, data| extractor.on_event(event, data)),
             Input::Frames(decoder) => decoder.feed(chunk, |frame| extractor.on_frame(frame)),
+            Input::WebSocket(reader) => {
+                reader.feed(chunk, |message| extractor.on_event("", message))
+            }
             Input::Array(reader) => reader.feed(chunk, |element| extractor.on_event("", element)),
             Input::Undecided { .. } | Input::Opaque => {}
             Input::Large(object) => object.feed(chunk),
@@ -167,7 +179,11 @@ impl UsageTap {
                     extractor.on_body(kept);
                 }
             }
-            Input::Frames(_) | Input::Array(_) | Input::Undecided { .. } | Input::Opaque => {}
+            Input::Frames(_)
+            | Input::WebSocket(_)
+            | Input::Array(_)
+            | Input::Undecided { .. }
+            | Input::Opaque => {}
         }
     }
 
@@ -214,6 +230,7 @@ impl UsageTap {
         match &self.input {
             Input::Sse(reader) => reader.oversized_events() > 0,
             Input::Frames(decoder) => decoder.oversized_frames() > 0,
+            Input::WebSocket(reader) => reader.oversized_messages() > 0,
             Input::Array(reader) => reader.oversized_elements() > 0,
             Input::Large(object) => object.finish().is_none(),
             Input::Body { .. } => false,

@@ -8,6 +8,7 @@ mod bedrock;
 mod gemini;
 mod media;
 mod openai;
+mod realtime;
 
 use super::{Dialect, Framing, Parts, Tokens, Usage, UsageTap};
 

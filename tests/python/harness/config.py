@@ -123,6 +123,8 @@ class TailmeterConfig:
     extra: str = ""
     # [server] shutdown_grace (e.g. "1s"); None: the default (30s).
     shutdown_grace: str | None = None
+    # [server] client_header_timeout (e.g. "1s"); None: the default (30s).
+    client_header_timeout: str | None = None
 
 
 def standard_providers(sim_url: str) -> list[Provider]:
@@ -188,6 +190,7 @@ def render(cfg: TailmeterConfig) -> str:
         f"admin_listen = {q(cfg.admin_listen)}",
         f"max_request_body = {q(cfg.max_request_body)}",
         *([f"shutdown_grace = {q(cfg.shutdown_grace)}"] if cfg.shutdown_grace else []),
+        *([f"client_header_timeout = {q(cfg.client_header_timeout)}"] if cfg.client_header_timeout else []),
         "",
         "[identity]",
         'tailscale_socket = ""',
