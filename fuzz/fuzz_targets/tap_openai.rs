@@ -1,4 +1,4 @@
-//! The OpenAI chat, legacy completions, Responses, embeddings and image/audio extractors, fed through `UsageTap` in every framing: never panic, and learn the same
+//! The OpenAI chat, legacy completions, Responses, embeddings, image/audio and Realtime extractors, fed through `UsageTap` in every framing: never panic, and learn the same
 //! however the body is chunked (see `tailmeter_fuzz::tap_is_chunking_invariant`).
 #![no_main]
 
@@ -11,6 +11,7 @@ const DIALECTS: &[Dialect] = &[
     Dialect::OpenAiResponses,
     Dialect::OpenAiEmbeddings,
     Dialect::OpenAiMedia,
+    Dialect::OpenAiRealtime,
 ];
 
 fuzz_target!(|input: &[u8]| tailmeter_fuzz::tap_is_chunking_invariant(DIALECTS, input));

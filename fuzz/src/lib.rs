@@ -4,7 +4,12 @@
 
 use tailmeter::usage::{Dialect, Framing, UsageTap};
 
-const FRAMINGS: [Framing; 3] = [Framing::Sse, Framing::Json, Framing::EventStream];
+const FRAMINGS: [Framing; 4] = [
+    Framing::Sse,
+    Framing::Json,
+    Framing::EventStream,
+    Framing::WebSocket,
+];
 
 /// The tap's buffering limit: small, so that bodies past it (read by their small members) and
 /// events past it are as common in the fuzzer's inputs as bodies within it.
@@ -26,7 +31,7 @@ pub fn tap_is_chunking_invariant(dialects: &[Dialect], input: &[u8]) {
         return;
     };
     let dialect = dialects[usize::from(first) % dialects.len()];
-    let framing = FRAMINGS[usize::from(first / 4) % 3];
+    let framing = FRAMINGS[usize::from(first / 4) % FRAMINGS.len()];
     let whole = tap(dialect, framing, data, data.len().max(1));
     let chunked = tap(dialect, framing, data, usize::from(first / 12) + 1);
     assert_eq!(chunked.usage(), whole.usage());
