@@ -20,6 +20,7 @@ from harness import config as cfg
 from harness.clients import CLIENT_OPENAI_KEY, Tailmeter, openai_client
 from harness.config import ALICE, SRC_ALICE, SRC_CI
 from harness.metrics import Expect
+from harness.procs import start_sim
 from harness.sim import Sim
 
 from conftest import launch_instance
@@ -55,6 +56,18 @@ def connect(tm: Tailmeter, src: str, model: str):
     return openai_client(tm, src).realtime.connect(model=model, websocket_connection_options=options)
 
 
+def logged_sessions(sim: Sim, mark: int) -> list:
+    """The requests the simulator logged after `mark`, once the last one's session has ended (it
+    is logged, with its figures, when it closes)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        reqs = cc.since(sim, mark)
+        if reqs and reqs[-1].raw.get("usage"):
+            return reqs
+        time.sleep(0.1)
+    return cc.since(sim, mark)
+
+
 def turn(connection, **item) -> dict:
     """One user turn: the item, a response, the events until `response.done`; that event's usage."""
     if item:
@@ -85,13 +98,7 @@ def test_a_realtime_session_is_metered_as_the_sum_of_its_responses(realtime: Tai
         usages.append(turn(connection))
         usages.append(turn(connection, content=[{"type": "input_audio", "audio": sound}]))
 
-    reqs = []
-    for _ in range(50):  # the simulator logs a session when it ends
-        reqs = cc.since(synth_sim, mark)
-        if reqs and reqs[-1].raw.get("usage"):
-            break
-        time.sleep(0.1)
-    session, = reqs
+    session, = logged_sessions(synth_sim, mark)
     assert session.target == f"/v1/realtime?model={MODEL}", session.target
     assert session.header("authorization") == [f"Bearer {synth_sim.openai_key}"]
     assert not session.leaked([CLIENT_OPENAI_KEY])
@@ -138,3 +145,28 @@ def test_realtime_refusals_come_before_the_upgrade(realtime: Tailmeter, synth_si
                 connection.recv()
         assert str(status) in str(refused.value), (model, refused.value)
     assert cc.since(synth_sim, mark) == []
+
+
+def test_a_provider_spoken_over_http2_gets_its_sessions_over_http1(
+        binaries: dict[str, Path], fixtures_dir: Path, synth_sim: Sim, tmp_path: Path) -> None:
+    """A WebSocket is opened over HTTP/1.1 (RFC 6455), whatever `http2` says for the provider."""
+    (tmp_path / "sim").mkdir()
+    proc, port = start_sim(binaries["sim"], fixtures_dir, synth_sim.openai_key, synth_sim.anthropic_key,
+                           tmp_path / "sim", ("--synthesize", "--http2"))
+    h2_sim = Sim(port, synth_sim.openai_key, synth_sim.anthropic_key)
+    provider = cfg.Provider("openai", "openai", h2_sim.base_url, f"${{{cfg.OPENAI_KEY_ENV}}}", [MODEL, "gpt-4o"],
+                            http2=True)
+    (tmp_path / "tm").mkdir()
+    tm = launch_instance(binaries["tailmeter"], tmp_path / "tm", [provider], grants=[([ALICE], ["openai/*"])])
+    try:
+        start_ms = int(time.time() * 1000)
+        with connect(tm, SRC_ALICE, MODEL) as connection:
+            assert connection.recv().type == "session.created"
+            usage = turn(connection, content=[{"type": "input_text", "text": "Hello"}])
+        row, = cc.event_rows(tm, start_ms, 1)
+        assert (row["endpoint"], row["status"], row["input_tokens"]) == ("realtime", 101, usage["input_tokens"])
+        session, = logged_sessions(h2_sim, 0)
+        assert session.raw["version"] == "HTTP/1.1"
+    finally:
+        tm.proc.stop()
+        proc.stop()

@@ -80,7 +80,10 @@ fn a_realtime_handshake_names_its_model_in_the_query() {
     assert!(endpoint.model_in_query() && !endpoint.model_in_path());
     assert!(!Endpoint::ChatCompletions.model_in_query());
     let query = "model=openai%2Fgpt-realtime&x=1&model=gpt-realtime-mini";
-    assert_eq!(Endpoint::query_model(query).as_deref(), Some("openai/gpt-realtime"));
+    assert_eq!(
+        Endpoint::query_model(query).as_deref(),
+        Some("openai/gpt-realtime")
+    );
     assert_eq!(Endpoint::query_model("x=1&model="), None);
     // Every `model` the client sent names the model routed.
     let bare = Endpoint::query_with_model(query, "gpt-realtime");

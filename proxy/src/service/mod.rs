@@ -247,7 +247,7 @@ impl ProxyHttp for Proxy {
             .route
             .as_ref()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route chosen"))?;
-        route
+        let mut peer = route
             .upstream
             .peer(&mut ctx.connect_attempts)
             .await
@@ -265,7 +265,12 @@ impl ProxyHttp for Proxy {
                     e,
                 )
                 .into_up()
-            })
+            })?;
+        // A WebSocket is opened over HTTP/1.1, whatever the provider is otherwise spoken.
+        if ctx.endpoint == Some(Endpoint::Realtime) {
+            peer.options.set_http_version(1, 1);
+        }
+        Ok(peer)
     }
 
     /// A connect that failed is counted, then goes to the provider's next address, if it has one
