@@ -109,16 +109,8 @@ mod tests {
         by_model.insert(
             "m".to_owned(),
             Price {
-                input: 2.0,
-                output: 8.0,
                 cache_read: Some(0.5),
-                cache_write: None,
-                audio_input: None,
-                image_input: None,
-                audio_output: None,
-                image_output: None,
-                cache_write_1h: None,
-                media: MediaPrice::default(),
+                ..Price::tokens(2.0, 8.0)
             },
         );
         let prices = Prices::new(by_model);
@@ -210,16 +202,8 @@ mod tests {
     #[test]
     fn media_prices_add_to_the_token_cost() {
         let price = Price {
-            input: 5.0,
-            output: 40.0,
-            cache_read: None,
-            cache_write: None,
-            audio_input: None,
-            image_input: None,
-            audio_output: None,
-            image_output: None,
-            cache_write_1h: None,
             media: dall_e_3(),
+            ..Price::tokens(5.0, 40.0)
         };
         let prices = Prices::new(BTreeMap::from([("gpt-image-1".to_owned(), price)]));
         let tokens = TokenCounts {
@@ -239,16 +223,11 @@ mod tests {
     #[test]
     fn audio_and_image_tokens_are_priced_apart_within_what_they_are_part_of() {
         let price = |audio_input, image_input, audio_output| Price {
-            input: 2.5,
-            output: 10.0,
             cache_read: Some(1.25),
-            cache_write: None,
             audio_input,
             image_input,
             audio_output,
-            image_output: None,
-            cache_write_1h: None,
-            media: MediaPrice::default(),
+            ..Price::tokens(2.5, 10.0)
         };
         let tokens = TokenCounts {
             input: 1_000,
@@ -289,16 +268,10 @@ mod tests {
     #[test]
     fn cache_writes_kept_an_hour_are_priced_apart_else_as_the_other_writes() {
         let price = |cache_write_1h| Price {
-            input: 3.0,
-            output: 15.0,
             cache_read: Some(0.3),
             cache_write: Some(3.75),
-            audio_input: None,
-            image_input: None,
-            audio_output: None,
-            image_output: None,
             cache_write_1h,
-            media: MediaPrice::default(),
+            ..Price::tokens(3.0, 15.0)
         };
         let tokens = TokenCounts {
             input: 10_000,
@@ -326,16 +299,9 @@ mod tests {
     #[test]
     fn image_output_tokens_are_priced_apart_after_audio() {
         let price = Price {
-            input: 0.3,
-            output: 2.5,
-            cache_read: None,
-            cache_write: None,
             audio_input: Some(1.0),
-            image_input: None,
-            audio_output: None,
             image_output: Some(30.0),
-            cache_write_1h: None,
-            media: MediaPrice::default(),
+            ..Price::tokens(0.3, 2.5)
         };
         let prices = Prices::new(BTreeMap::from([("m".to_owned(), price)]));
         let tokens = TokenCounts {

@@ -347,6 +347,25 @@ pub struct Price {
     pub media: MediaPrice,
 }
 
+#[cfg(test)]
+impl Price {
+    /// `input` and `output` alone: no cache, part or per-unit price of its own.
+    pub fn tokens(input: f64, output: f64) -> Price {
+        Price {
+            input,
+            output,
+            cache_read: None,
+            cache_write: None,
+            audio_input: None,
+            image_input: None,
+            audio_output: None,
+            image_output: None,
+            cache_write_1h: None,
+            media: MediaPrice::default(),
+        }
+    }
+}
+
 /// The prices of `[prices.MODEL]` for what image and audio models bill other than tokens, as
 /// OpenAI lists them: added to the model's token cost.
 #[derive(Debug, Clone, Default, PartialEq)]

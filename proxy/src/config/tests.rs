@@ -158,16 +158,8 @@ fn contract_example_parses() {
         }]
     );
     let price = Price {
-        input: 0.40,
-        output: 1.60,
         cache_read: Some(0.10),
-        cache_write: None,
-        audio_input: None,
-        image_input: None,
-        audio_output: None,
-        image_output: None,
-        cache_write_1h: None,
-        media: MediaPrice::default(),
+        ..Price::tokens(0.40, 1.60)
     };
     assert_eq!(c.prices["gpt-4.1-mini"], price);
     let ch = c.clickhouse.as_ref().unwrap();
