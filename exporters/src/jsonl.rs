@@ -126,23 +126,43 @@ impl Sink for JsonSink {
             })
     }
 
+    /// Appends the batch's lines, as many to a file as fit under the size limit: a batch of
+    /// several rows (a sink that caught up after a pause) is split between files at line ends,
+    /// so no file passes the limit but for a single line larger than it.
     async fn write(&self, batch: &Batch) -> Result<(), SinkError> {
         let mut slot = self.current.lock().unwrap_or_else(|e| e.into_inner());
         let failed = |e: std::io::Error| {
             SinkError::transient(format!("writing to {}: {e}", self.config.dir.display()))
         };
         fs::create_dir_all(&self.config.dir).map_err(failed)?;
-        self.file_for(&mut slot, batch.data.len() as u64)
-            .map_err(failed)?;
-        let Some(current) = slot.as_mut() else {
-            return Err(SinkError::transient("no open file"));
-        };
-        if let Err(e) = current.file.write_all(&batch.data) {
-            // A partial write leaves a torn line: start a fresh file for the retry.
-            *slot = None;
-            return Err(failed(e));
+        let mut rest = &batch.data[..];
+        while !rest.is_empty() {
+            let first_line = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(rest.len(), |end| end + 1);
+            self.file_for(&mut slot, first_line as u64)
+                .map_err(failed)?;
+            let Some(current) = slot.as_mut() else {
+                return Err(SinkError::transient("no open file"));
+            };
+            let room = self.config.rotate_bytes.saturating_sub(current.bytes) as usize;
+            let fits = match rest.get(..room) {
+                Some(head) => head
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |end| end + 1),
+                None => rest.len(),
+            };
+            let piece = &rest[..fits.max(first_line)];
+            if let Err(e) = current.file.write_all(piece) {
+                // A partial write leaves a torn line: start a fresh file for the retry.
+                *slot = None;
+                return Err(failed(e));
+            }
+            current.bytes += piece.len() as u64;
+            rest = &rest[piece.len()..];
         }
-        current.bytes += batch.data.len() as u64;
         Ok(())
     }
 }
@@ -181,6 +201,14 @@ mod tests {
         assert_eq!(read(1), "cccc\ndd\n");
         again.write(&batch("eeeeeeeeeeee\n")).await.unwrap(); // bigger than a file: own file
         assert_eq!(read(2), "eeeeeeeeeeee\n");
+        // Several rows at once are split between files at line ends.
+        again
+            .write(&batch("ff\ngggg\nhhh\niiiiiiiiiiiii\njj\n"))
+            .await
+            .unwrap();
+        let files = [read(3), read(4), read(5)];
+        assert_eq!(files, ["ff\ngggg\n", "hhh\n", "iiiiiiiiiiiii\n"]);
+        assert_eq!(read(6), "jj\n");
     }
 
     #[tokio::test]
