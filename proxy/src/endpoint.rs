@@ -103,6 +103,17 @@ pub enum ConversationAction {
 /// Where the Conversations API's paths start.
 const CONVERSATIONS: &str = "/v1/conversations";
 
+/// Where a request names its model ([`Endpoint::model_at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelAt {
+    /// The body's `model` (a JSON member or a form field).
+    Body,
+    /// The path (`/v1beta/models/{model}:…`, `/model/{model}/…`).
+    Path,
+    /// The query's `model=` (`/v1/realtime?model=…`).
+    Query,
+}
+
 /// The model OpenAI's moderations use when the request names none.
 pub const DEFAULT_MODERATION_MODEL: &str = "omni-moderation-latest";
 
@@ -253,9 +264,14 @@ impl Endpoint {
         }
     }
 
-    /// Whether the model is named in the path rather than the body.
-    pub fn model_in_path(self) -> bool {
-        self.family() == Family::Gemini || self.family() == Family::Bedrock
+    /// Where a request names its model: Gemini and Bedrock in the path, a Realtime handshake
+    /// (which has no body) in the query, the others in the body.
+    pub fn model_at(self) -> ModelAt {
+        match self.family() {
+            Family::Gemini | Family::Bedrock => ModelAt::Path,
+            _ if self == Endpoint::Realtime => ModelAt::Query,
+            _ => ModelAt::Body,
+        }
     }
 
     /// The model named in `path` (percent-decoded), for an endpoint that names it there.
@@ -273,12 +289,6 @@ impl Endpoint {
             percent_encode(model),
             &path[range.end..]
         ))
-    }
-
-    /// Whether the endpoint names its model in the query (`?model=`), as a WebSocket handshake
-    /// must, having no body.
-    pub fn model_in_query(self) -> bool {
-        self == Endpoint::Realtime
     }
 
     /// The model a `query` names (`model=`, percent-decoded).

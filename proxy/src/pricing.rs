@@ -3,8 +3,9 @@
 //! back to `input` when not priced), all output (reasoning included) at `output`. The parts
 //! the provider reports and prices on their own, at prices falling back to those: of the
 //! uncached input and the output, audio and images (`audio_input`, `image_input`,
-//! `audio_output`, `image_output`); of the cache writes, those kept an hour (`cache_write_1h`). Added to it, what image and audio models bill otherwise ([`MediaUse`]): minutes of
-//! audio transcribed, characters spoken, images made, each at its own price ([`MediaPrice`]).
+//! `audio_output`, `image_output`); of the cache writes, those kept an hour (`cache_write_1h`).
+//! Added to it, what image and audio models bill otherwise ([`MediaUse`]): minutes of audio
+//! transcribed, characters spoken, images made, each at its own price ([`MediaPrice`]).
 
 use std::collections::BTreeMap;
 

@@ -44,7 +44,7 @@ fn images_and_audio_are_openai_endpoints_metered_alike() {
         assert_eq!(Endpoint::classify(&Method::GET, path), None);
         assert_eq!(endpoint.label(), label);
         assert_eq!(endpoint.dialect(), Some(Dialect::OpenAiMedia));
-        assert!(endpoint.takes_form() && !endpoint.model_in_path());
+        assert!(endpoint.takes_form() && endpoint.model_at() == ModelAt::Body);
         assert_eq!(endpoint.error_format(), ErrorFormat::OpenAi);
         assert!(endpoint.served_by(ProviderKind::OpenAiCompatible));
         assert!(!endpoint.served_by(ProviderKind::Anthropic));
@@ -77,8 +77,8 @@ fn a_realtime_handshake_names_its_model_in_the_query() {
     let endpoint = Endpoint::Realtime;
     assert_eq!(endpoint.label(), "realtime");
     assert_eq!(endpoint.dialect(), Some(Dialect::OpenAiRealtime));
-    assert!(endpoint.model_in_query() && !endpoint.model_in_path());
-    assert!(!Endpoint::ChatCompletions.model_in_query());
+    assert_eq!(endpoint.model_at(), ModelAt::Query);
+    assert_eq!(Endpoint::ChatCompletions.model_at(), ModelAt::Body);
     let query = "model=openai%2Fgpt-realtime&x=1&model=gpt-realtime-mini";
     assert_eq!(
         Endpoint::query_model(query).as_deref(),
@@ -171,7 +171,7 @@ fn stored_responses_are_named_by_id() {
     assert_eq!(retrieve.dialect(), Some(Dialect::OpenAiResponses));
     assert_eq!(Endpoint::ResponsesInputTokens.label(), "count_tokens");
     assert_eq!(Endpoint::ResponsesInputTokens.dialect(), None);
-    assert!(!retrieve.model_in_path() && retrieve.served_by(ProviderKind::OpenAi));
+    assert!(retrieve.model_at() == ModelAt::Body && retrieve.served_by(ProviderKind::OpenAi));
 }
 
 #[test]

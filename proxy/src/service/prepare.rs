@@ -14,7 +14,7 @@ use super::record::UNKNOWN;
 use super::{InflightGuard, RequestCtx};
 use crate::api_error::ApiError;
 use crate::config::ProviderKind;
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, ModelAt};
 use crate::gateway::Gateway;
 use crate::identity::Caller;
 use crate::pricing::Asked;
@@ -37,21 +37,20 @@ pub(super) async fn upstream_request(
     let read = crate::body::read_whole_body(session, limit, timeout, forms).await?;
     let body = read.bytes;
     let boundary = read.form_boundary.as_deref();
-    let fields = match endpoint.model_in_query() && body.is_empty() {
+    let model_at = endpoint.model_at();
+    let fields = match model_at == ModelAt::Query && body.is_empty() {
         true => crate::body::RequestFields::none(),
         false => crate::body::parse_read(&body, read.scan, boundary)?,
     };
-    // Gemini and Bedrock name the model in the path, a Realtime handshake in the query, the
-    // others in the body.
     let uri = &session.req_header().uri;
-    let outside_body = match (endpoint.model_in_path(), endpoint.model_in_query()) {
-        (true, _) => Endpoint::path_model(uri.path()),
-        (_, true) => uri.query().and_then(Endpoint::query_model),
-        _ => None,
+    let outside_body = match model_at {
+        ModelAt::Path => Endpoint::path_model(uri.path()),
+        ModelAt::Query => uri.query().and_then(Endpoint::query_model),
+        ModelAt::Body => None,
     };
-    let named = match endpoint.model_in_path() || endpoint.model_in_query() {
-        true => outside_body.as_deref(),
-        false => fields.model.as_deref().or(endpoint.default_model()),
+    let named = match model_at {
+        ModelAt::Body => fields.model.as_deref().or(endpoint.default_model()),
+        ModelAt::Path | ModelAt::Query => outside_body.as_deref(),
     };
     // An empty name is what an app with an empty model setting sends: missing, not unknown.
     let Some(requested) = named.filter(|m| !m.trim().is_empty()) else {
@@ -86,24 +85,20 @@ pub(super) async fn upstream_request(
     if let Err(budget) = gateway.budgets.check(caller, now_ms) {
         return Err(refusal::budget_exhausted(caller, route, &budget, now_ms));
     }
-    if endpoint.model_in_path() {
-        let path = session.req_header().uri.path();
-        ctx.upstream_path = Endpoint::path_with_model(path, &route.model);
-    }
-    // Every `model=` of the query names the model routed and granted, whatever the client sent.
-    if let Some(query) = session
-        .req_header()
-        .uri
-        .query()
-        .filter(|_| endpoint.model_in_query())
-    {
-        ctx.upstream_query = Some(Endpoint::query_with_model(query, &route.model));
-    }
-    // The body's edits, made together in one copy: a body naming another spelling of the model
-    // (`provider/model`) names the bare one; a streamed chat asks for its usage.
+    // The provider gets the bare model where the client named it (`provider/model`). The
+    // body's edits are made together in one copy (a streamed chat also asks for its usage);
+    // every `model=` of a query names the model routed and granted, whatever the client sent.
     let mut edits = Vec::new();
-    if !endpoint.model_in_path() && !endpoint.model_in_query() && requested != &*route.model {
-        edits.extend(fields.model_edit(&route.model));
+    match model_at {
+        ModelAt::Path => ctx.upstream_path = Endpoint::path_with_model(uri.path(), &route.model),
+        ModelAt::Query => {
+            let query = uri.query();
+            ctx.upstream_query = query.map(|q| Endpoint::query_with_model(q, &route.model));
+        }
+        ModelAt::Body if requested != &*route.model => {
+            edits.extend(fields.model_edit(&route.model));
+        }
+        ModelAt::Body => {}
     }
     ctx.stream = fields.stream == Some(true) || endpoint.always_streams();
     if endpoint.asks_for_stream_usage() && ctx.stream {

@@ -153,9 +153,11 @@ impl Gemini {
         }
         if let Some(usage) = found.usage {
             self.totals.update(usage);
-            let parts = seen.usage.parts;
-            seen.usage = self.totals.into();
-            seen.usage.parts = parts;
+            // The counts are running totals; the parts come from the final chunk alone (below).
+            seen.usage = Usage {
+                parts: seen.usage.parts,
+                ..self.totals.into()
+            };
             // The chunk that finishes the candidate carries the final figures.
             if found.finish && !seen.usage.is_empty() {
                 seen.complete = true;
